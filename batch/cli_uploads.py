@@ -1,0 +1,273 @@
+"""Subcommands over uploads: submit, process, list, show, retry, cancel, reset-stuck,
+cleanup, doctor, demo."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from batch.cli import fail, fmt_time, print_json
+from core import jobs, maintenance, media, pipeline
+from core.app import open_app, process_owner
+from core.config import Settings
+from core.errors import PeakOpsError
+from core.intake import submit_file
+
+
+def _human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return "-"
+
+
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    app = open_app(settings)
+    mode = jobs.MODE_OFFPEAK if args.off_peak else jobs.MODE_NOW
+    rejected = 0
+    results = []
+    for path in args.paths:
+        try:
+            result = submit_file(app, Path(path), mode=mode)
+        except PeakOpsError as exc:
+            rejected += 1
+            print(f"peakops: rejected: {exc}", file=sys.stderr)
+            results.append({"path": path, "error": str(exc), "category": exc.category,
+                            "upload_id": exc.upload_id})
+            continue
+        results.append({"path": path, "upload_id": result.upload_id, "status": result.status,
+                        "duplicate_of": result.duplicate_of})
+        if not args.json:
+            if result.duplicate:
+                print(f"{result.upload_id}\tduplicate of upload {result.duplicate_of} "
+                      f"({result.status})\t{result.name}")
+            else:
+                print(f"{result.upload_id}\t{result.status}\t{result.name}")
+    if args.json:
+        print_json(results)
+    if mode == jobs.MODE_NOW and any(r.get("status") == jobs.QUEUED for r in results):
+        _enqueue_hook(settings, [r["upload_id"] for r in results if r.get("status") == "QUEUED"])
+    return 1 if rejected else 0
+
+
+def _enqueue_hook(settings: Settings, upload_ids: list[int]) -> None:
+    """Tell a running worker about new work; the worker issue fills this in."""
+
+
+def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
+    app = open_app(settings)
+    result = submit_file(app, Path(args.path))
+    upload_id = result.upload_id
+    if result.duplicate and result.status != jobs.QUEUED:
+        if not args.json:
+            print(f"duplicate of upload {upload_id} ({result.status})", file=sys.stderr)
+    else:
+        status = pipeline.process_now(app, upload_id, process_owner("process"))
+        if not args.json:
+            print(f"upload {upload_id}: {status}")
+    detail = jobs.detail(app.db, upload_id)
+    if args.json:
+        print_json(detail.as_dict())
+    else:
+        _print_detail(detail, frames=True)
+    return 0 if detail.upload["status"] == jobs.DONE else 1
+
+
+def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
+    app = open_app(settings)
+    status = args.status.upper() if args.status else None
+    rows = jobs.list_uploads(app.db, status=status, limit=args.limit)
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'ID':>5}  {'STATUS':<10} {'MODE':<8} {'SIZE':>9}  {'CREATED':<19}  NAME")
+    for row in rows:
+        note = f"  [{row['error_category']}] {row['error_message']}" if row["error_category"] \
+            and row["status"] == jobs.FAILED else ""
+        print(f"{row['id']:>5}  {row['status']:<10} {row['mode']:<8} "
+              f"{_human_size(row['size']):>9}  {fmt_time(row['created_at']):<19}  "
+              f"{row['original_name']}{note}")
+    return 0
+
+
+def _print_detail(detail: jobs.UploadDetail, *, frames: bool) -> None:
+    u = detail.upload
+    print(f"upload {u['id']}: {u['original_name']}")
+    print(f"  status    {u['status']} (mode {u['mode']}, attempts {u['attempts']}, "
+          f"degrade level {u['degrade_level']})")
+    if u["error_category"]:
+        print(f"  error     [{u['error_category']}] {u['error_message']}")
+    if u["width"]:
+        print(f"  video     {u['width']}x{u['height']} {u['codec']}, {u['duration'] or 0:.1f} s, "
+              f"{u['fps'] or 0:g} fps, {_human_size(u['size'])}")
+    print(f"  created   {fmt_time(u['created_at'])}   finished {fmt_time(u['finished_at'])}")
+    if frames:
+        print(f"  frames    {len(detail.frames)}")
+        for f in detail.frames:
+            labels = ", ".join(f"{lb['name']} {lb['confidence']:.0f}%" for lb in f["labels"])
+            print(f"    #{f['idx']:<3} {f['timestamp']:7.2f} s  {f['width']}x{f['height']}  {labels}")
+    print("  activity")
+    for e in detail.events:
+        print(f"    {fmt_time(e['at'])}  {e['kind']:<10} {e['message']}")
+
+
+def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
+    detail = jobs.detail(open_app(settings).db, args.id)
+    if args.json:
+        print_json(detail.as_dict())
+    else:
+        _print_detail(detail, frames=True)
+    return 0
+
+
+def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    app = open_app(settings)
+    for upload_id in args.ids:
+        print(f"{upload_id}\t{jobs.retry(app.db, upload_id)}")
+    _enqueue_hook(settings, args.ids)
+    return 0
+
+
+def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    app = open_app(settings)
+    for upload_id in args.ids:
+        print(f"{upload_id}\t{jobs.cancel(app.db, upload_id)}")
+    return 0
+
+
+def cmd_reset_stuck(settings: Settings, args: argparse.Namespace) -> int:
+    app = open_app(settings)
+    changed = jobs.reset_stuck(app.db, max_attempts=settings.max_attempts)
+    if args.json:
+        print_json([{"upload_id": i, "status": s} for i, s in changed])
+    else:
+        for upload_id, status in changed:
+            print(f"{upload_id}\t{status}")
+        print(f"{len(changed)} stuck upload(s) reset", file=sys.stderr)
+    return 0
+
+
+def cmd_cleanup(settings: Settings, args: argparse.Namespace) -> int:
+    app = open_app(settings)
+    result = maintenance.cleanup_expired(app, days=args.days)
+    swept = maintenance.sweep_temp(app)
+    if args.json:
+        print_json({"uploads": result.uploads, "objects": result.objects,
+                    "errors": result.errors, "temp_folders": swept})
+    else:
+        print(f"removed {result.uploads} upload(s), {result.objects} object(s), "
+              f"{swept} abandoned temp folder(s); {result.errors} kept after storage errors")
+    return 1 if result.errors else 0
+
+
+def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    """(what, ok, one line) for each part PeakOps needs."""
+    checks: list[tuple[str, bool, str]] = []
+
+    def check(name: str, fn) -> None:
+        try:
+            checks.append((name, True, fn()))
+        except PeakOpsError as exc:
+            checks.append((name, False, str(exc)))
+        except Exception as exc:  # doctor reports, it does not crash
+            checks.append((name, False, f"{type(exc).__name__}: {exc}"))
+
+    def ffmpeg() -> str:
+        exe = media.ffmpeg_exe()
+        out = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout.splitlines()[0]
+        return f"{exe} ({out})"
+
+    def home() -> str:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(settings.home).free // 1048576
+        with tempfile.NamedTemporaryFile(dir=settings.home):
+            pass
+        return f"{settings.home} (writable, {free} MB free)"
+
+    app_holder = {}
+
+    def database() -> str:
+        app_holder["app"] = open_app(settings)
+        version = app_holder["app"].db.execute("PRAGMA user_version").fetchone()[0]
+        counts = jobs.counts_by_status(app_holder["app"].db)
+        return f"{settings.db_path} (schema {version}, {sum(counts.values())} uploads)"
+
+    def storage() -> str:
+        store = app_holder["app"].store
+        store.check()
+        return store.describe()
+
+    def analyzer() -> str:
+        analyzer = app_holder["app"].analyzer
+        if hasattr(analyzer, "check"):
+            analyzer.check()
+        return f"{analyzer.name}" + ("" if settings.enable_aws_rekognition
+                                     else " (offline; ENABLE_AWS_REKOGNITION=false)")
+
+    check("ffmpeg", ffmpeg)
+    check("home", home)
+    check("database", database)
+    if "app" in app_holder:
+        check("storage", storage)
+        check("analyzer", analyzer)
+    return checks
+
+
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    checks = doctor_checks(settings)
+    if args.json:
+        print_json([{"check": n, "ok": ok, "detail": d} for n, ok, d in checks])
+    else:
+        for name, ok, line in checks:
+            print(f"{'ok  ' if ok else 'FAIL'}  {name:<9} {line}")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Generate a short clip with the bundled ffmpeg and process it (headless demo)."""
+    from core.samples import make_clip
+
+    demo_dir = settings.home / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    clip = make_clip(demo_dir / "demo-clip.mp4", seconds=10, width=640, height=360, audio=True)
+    print(f"generated {clip}")
+    return cmd_process(settings, argparse.Namespace(path=str(clip), json=False))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    def add(name: str, handler, help_: str, json_flag: bool = True) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, help=help_, description=help_)
+        parser.set_defaults(handler=handler)
+        if json_flag:
+            parser.add_argument("--json", action="store_true", help="print JSON")
+        return parser
+
+    p = add("submit", cmd_submit, "validate, store and record videos; prints upload ids")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--off-peak", action="store_true", help="wait for the off-peak window")
+    p = add("process", cmd_process, "submit one video and process it here, synchronously")
+    p.add_argument("path", metavar="PATH")
+    p = add("list", cmd_list, "list uploads")
+    p.add_argument("--status", choices=[s.lower() for s in jobs.TERMINAL + jobs.ACTIVE] +
+                   list(jobs.TERMINAL + jobs.ACTIVE), help="only uploads in this status")
+    p.add_argument("--limit", type=int, help="at most this many rows")
+    p = add("show", cmd_show, "one upload with frames, labels and activity")
+    p.add_argument("id", type=int)
+    p = add("retry", cmd_retry, "queue failed, done or cancelled uploads again", json_flag=False)
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p = add("cancel", cmd_cancel, "cancel uploads that have not finished", json_flag=False)
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    add("reset-stuck", cmd_reset_stuck, "return uploads with expired leases to the queue")
+    p = add("cleanup", cmd_cleanup, "delete finished uploads past retention, and their files")
+    p.add_argument("--days", type=float, help="retention in days (default: retention_days)")
+    add("doctor", cmd_doctor, "check ffmpeg, home folder, database, storage and analyzer")
+    add("demo", cmd_demo, "generate a short clip and process it (headless demo)",
+        json_flag=False)

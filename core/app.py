@@ -1,0 +1,66 @@
+"""Wiring: the state database, store, analyzer and extractor one entry point works with."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from core.analysis import Analyzer, LocalAnalyzer
+from core.config import Settings
+from core.db import connect
+from core.media import FFmpegExtractor, FrameExtractor
+from core.storage import LocalStore, ObjectStore
+
+
+@dataclass
+class App:
+    """What core functions need, built once from Settings and passed down."""
+
+    settings: Settings
+    db: sqlite_utils.Database
+    store: ObjectStore
+    analyzer: Analyzer
+    extractor: FrameExtractor
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+
+def make_store(settings: Settings) -> ObjectStore:
+    if settings.storage == "s3":
+        from core.s3 import S3Store  # boto3 is only loaded when S3 is configured
+        return S3Store.from_settings(settings)
+    return LocalStore(settings.home / "objects")
+
+
+def make_analyzer(settings: Settings) -> Analyzer:
+    if settings.enable_aws_rekognition:
+        from core.rekognition import RekognitionAnalyzer
+        return RekognitionAnalyzer.from_settings(settings)
+    return LocalAnalyzer()
+
+
+def open_app(settings: Settings, *, store: ObjectStore | None = None,
+             analyzer: Analyzer | None = None, extractor: FrameExtractor | None = None,
+             check_same_thread: bool = True) -> App:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    return App(settings=settings,
+               db=connect(settings.db_path, check_same_thread=check_same_thread),
+               store=store or make_store(settings),
+               analyzer=analyzer or make_analyzer(settings),
+               extractor=extractor or FFmpegExtractor())
+
+
+def process_owner(role: str = "cli") -> str:
+    """Lease owner name for this process: role, host and pid."""
+    return f"{role}@{socket.gethostname()}:{os.getpid()}"
+
+
+def temp_dir_for(settings: Settings, upload_id: int) -> Path:
+    """Per-job scratch folder; the pid in its name lets a sweep find abandoned ones."""
+    return settings.tmp_dir / f"job-{upload_id}-{os.getpid()}"

@@ -1,0 +1,244 @@
+"""Settings: one frozen value, loaded once per entry point and passed down.
+
+Precedence: defaults < config file (TOML) < environment < explicit overrides (CLI flags).
+The seed runbook's variable names (``MAX_VIDEO_SIZE_MB``, ``MAX_FRAMES_PER_VIDEO``,
+``ENABLE_AWS_REKOGNITION``, ``CELERY_WORKER_MAX_MEMORY_PER_CHILD``) keep working beside
+the ``PEAKOPS_*`` names; where both are set the ``PEAKOPS_*`` name wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from core.errors import ConfigError
+
+APP_NAME = "peakops"
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    number = int(str(value).strip()) if not isinstance(value, int) else value
+    if number <= 0:
+        raise ValueError
+    return number
+
+
+def _non_negative_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError
+    return value.strip()
+
+
+def _optional_text(value: Any) -> str | None:
+    text = _text(value)
+    return text or None
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _text(value).lower()
+        if text not in allowed:
+            raise ValueError
+        return text
+    return parse
+
+
+def _path(value: Any) -> Path:
+    text = _text(value)
+    if not text:
+        raise ValueError
+    return Path(text).expanduser()
+
+
+def _confidence(value: Any) -> float:
+    number = _non_negative_float(value)
+    if number > 100:
+        raise ValueError
+    return number
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], form: str, *env: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "form": form, "env": env})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of PeakOps. Memory figures are KiB, as Celery spells them."""
+
+    home: Path = _setting(None, _path, "a folder path", "PEAKOPS_HOME")
+    max_video_size_mb: int = _setting(
+        100, _positive_int, "a positive whole number of megabytes",
+        "PEAKOPS_MAX_VIDEO_SIZE_MB", "MAX_VIDEO_SIZE_MB")
+    max_frames_per_video: int = _setting(
+        20, _positive_int, "a positive whole number",
+        "PEAKOPS_MAX_FRAMES_PER_VIDEO", "MAX_FRAMES_PER_VIDEO")
+    frame_max_width: int = _setting(
+        1280, _positive_int, "a positive whole number of pixels", "PEAKOPS_FRAME_MAX_WIDTH")
+    enable_aws_rekognition: bool = _setting(
+        False, _bool, "true or false",
+        "PEAKOPS_ENABLE_AWS_REKOGNITION", "ENABLE_AWS_REKOGNITION")
+    max_memory_per_child: int = _setting(
+        400000, _positive_int, "a positive whole number of KiB (400000 = ~400 MB)",
+        "PEAKOPS_MAX_MEMORY_PER_CHILD", "CELERY_WORKER_MAX_MEMORY_PER_CHILD")
+    hard_memory_limit: int | None = _setting(
+        None, _positive_int, "a positive whole number of KiB", "PEAKOPS_HARD_MEMORY_LIMIT")
+    max_tasks_per_child: int = _setting(
+        5, _positive_int, "a positive whole number",
+        "PEAKOPS_MAX_TASKS_PER_CHILD", "CELERY_WORKER_MAX_TASKS_PER_CHILD")
+    job_timeout: float = _setting(
+        1800.0, _non_negative_float, "seconds (0 = no limit)", "PEAKOPS_JOB_TIMEOUT")
+    stall_timeout: float = _setting(
+        300.0, _non_negative_float, "seconds (0 = no limit)", "PEAKOPS_STALL_TIMEOUT")
+    lease_seconds: float = _setting(
+        60.0, _non_negative_float, "seconds", "PEAKOPS_LEASE_SECONDS")
+    max_attempts: int = _setting(
+        3, _positive_int, "a positive whole number", "PEAKOPS_MAX_ATTEMPTS")
+    retry_backoff: float = _setting(
+        10.0, _non_negative_float, "seconds", "PEAKOPS_RETRY_BACKOFF")
+    retention_days: float = _setting(
+        30.0, _non_negative_float, "days", "PEAKOPS_RETENTION_DAYS")
+    storage: str = _setting("local", _choice("local", "s3"), "local or s3", "PEAKOPS_STORAGE")
+    s3_bucket: str | None = _setting(None, _optional_text, "a bucket name", "PEAKOPS_S3_BUCKET")
+    s3_prefix: str = _setting("peakops/", _text, "a key prefix", "PEAKOPS_S3_PREFIX")
+    s3_endpoint_url: str | None = _setting(
+        None, _optional_text, "a URL", "PEAKOPS_S3_ENDPOINT_URL")
+    aws_region: str | None = _setting(
+        None, _optional_text, "an AWS region name", "AWS_REGION", "AWS_DEFAULT_REGION")
+    rekognition_endpoint_url: str | None = _setting(
+        None, _optional_text, "a URL", "PEAKOPS_REKOGNITION_ENDPOINT_URL")
+    rekognition_max_labels: int = _setting(
+        10, _positive_int, "a positive whole number", "PEAKOPS_REKOGNITION_MAX_LABELS")
+    rekognition_min_confidence: float = _setting(
+        70.0, _confidence, "a percentage 0-100", "PEAKOPS_REKOGNITION_MIN_CONFIDENCE")
+    offpeak_windows: str = _setting(
+        "mon-fri 22:00-06:00; sat,sun 00:00-24:00", _text,
+        "a weekly schedule like 'mon-fri 22:00-06:00; sat,sun 00:00-24:00'",
+        "PEAKOPS_OFFPEAK_WINDOWS")
+    timezone: str = _setting("UTC", _text, "an IANA time zone like Europe/Berlin", "PEAKOPS_TIMEZONE")
+    window_end_policy: str = _setting(
+        "soft", _choice("soft", "hard"), "soft or hard", "PEAKOPS_WINDOW_END_POLICY")
+    log_level: str = _setting(
+        "INFO", _choice("debug", "info", "warning", "error"), "debug, info, warning or error",
+        "PEAKOPS_LOG_LEVEL")
+    config_file: Path | None = field(default=None, metadata={"internal": True})
+
+    @property
+    def hard_memory_limit_kib(self) -> int:
+        """The kill line: explicit, or 1.25 x the soft limit."""
+        return self.hard_memory_limit or int(self.max_memory_per_child * 1.25)
+
+    @property
+    def max_video_bytes(self) -> int:
+        return self.max_video_size_mb * 1024 * 1024
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "peakops.db"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.home / "tmp"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as plain values, safe to print (PeakOps never holds credentials)."""
+        return {f.name: (str(v) if isinstance(v, Path) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def _fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(Settings) if not f.metadata.get("internal")}
+
+
+def _parse(name: str, raw: Any, source: str) -> Any:
+    spec = _fields()[name]
+    try:
+        return spec.metadata["parse"](raw)
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"{source}: expected {spec.metadata['form']}, got {raw!r}", key=name) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML config file into raw values; unknown keys are an error (typos matter)."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot be read: {exc.strerror}") from None
+    known = _fields()
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"config file {path}: unknown key {key!r}", key=key)
+    return data
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build Settings from defaults, the TOML file, the environment and overrides.
+
+    ``env`` defaults to ``os.environ``; tests pass a dict. ``config_file`` defaults to
+    ``PEAKOPS_CONFIG`` or the platform config dir. Raises ConfigError naming the key.
+    """
+    env = os.environ if env is None else env
+    path = config_file or (Path(env["PEAKOPS_CONFIG"]) if env.get("PEAKOPS_CONFIG")
+                           else default_config_path())
+    values: dict[str, Any] = {}
+    for key, raw in read_config_file(path).items():
+        values[key] = _parse(key, raw, f"config file {path}: {key}")
+    for name, spec in _fields().items():
+        for var in spec.metadata["env"]:  # first listed name wins
+            if var in env and env[var].strip() != "":
+                values[name] = _parse(name, env[var], var)
+                break
+    for key, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if key not in _fields():
+            raise ConfigError(f"unknown setting {key!r}", key=key)
+        values[key] = _parse(key, raw, f"--{key.replace('_', '-')}")
+    values.setdefault("home", default_home())
+    settings = Settings(**values, config_file=path)
+    if settings.storage == "s3" and not settings.s3_bucket:
+        raise ConfigError("PEAKOPS_S3_BUCKET: required when PEAKOPS_STORAGE=s3", key="s3_bucket")
+    return settings

@@ -1,0 +1,100 @@
+"""One root error for PeakOps; subclasses carry a category and the evidence.
+
+Retry policy reads ``category`` and ``transient``, never the message text.
+"""
+
+from __future__ import annotations
+
+INPUT = "input"
+STORAGE = "storage"
+ANALYSIS = "analysis"
+MEMORY = "memory"
+TIMEOUT = "timeout"
+INTERNAL = "internal"
+CANCELLED = "cancelled"
+
+CATEGORIES = (INPUT, STORAGE, ANALYSIS, MEMORY, TIMEOUT, INTERNAL)
+
+
+class PeakOpsError(Exception):
+    """Root of every error PeakOps raises on purpose.
+
+    ``message`` is one line a person can read; ``upload_id`` names the upload
+    when there is one; ``evidence`` holds the facts (return codes, stderr tails,
+    memory figures) for logs and the activity log.
+    """
+
+    category = INTERNAL
+    transient = False
+
+    def __init__(self, message: str, *, upload_id: int | None = None,
+                 transient: bool | None = None, **evidence: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.upload_id = upload_id
+        if transient is not None:
+            self.transient = transient
+        self.evidence = evidence
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(PeakOpsError):
+    """A setting is missing or malformed; the message names the key and the accepted form."""
+
+    category = INPUT
+
+
+class InputError(PeakOpsError):
+    """The video itself is unusable (missing, empty, too big, not a video, corrupt)."""
+
+    category = INPUT
+
+
+class StorageError(PeakOpsError):
+    """The object store failed (unreachable, denied, full)."""
+
+    category = STORAGE
+
+
+class AnalysisError(PeakOpsError):
+    """The analyzer failed; frames already extracted are kept."""
+
+    category = ANALYSIS
+
+
+class MemoryLimitError(PeakOpsError):
+    """A job's process tree crossed the hard memory limit."""
+
+    category = MEMORY
+
+
+class JobTimeoutError(PeakOpsError):
+    """A job ran past its wall-clock limit or made no progress for too long."""
+
+    category = TIMEOUT
+
+
+class CancelledError(PeakOpsError):
+    """The upload was cancelled (or its lease taken away) while it was being processed."""
+
+    category = CANCELLED
+
+
+class NotFoundError(PeakOpsError):
+    """No upload with that id."""
+
+    category = INPUT
+
+
+class StateError(PeakOpsError):
+    """The requested transition is not allowed from the upload's current status."""
+
+    category = INPUT
+
+
+class InternalError(PeakOpsError):
+    """Something in PeakOps itself went wrong (a crash, a lost lease)."""
+
+    category = INTERNAL

@@ -1,0 +1,196 @@
+"""Processing one claimed upload: fetch -> probe -> extract -> analyse -> record.
+
+Checkpointed per frame: a frame row is written as soon as its image is stored, and
+labels as soon as it is analysed, so a rerun after a crash or kill skips finished work.
+Frame indices refer to the full plan of ``max_frames_per_video`` timestamps; a degraded
+retry takes a subset of the same plan, so earlier frames stay valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import jobs, media
+from core.analysis import measure
+from core.app import App, temp_dir_for
+from core.db import transaction
+from core.errors import CancelledError, InputError, InternalError, PeakOpsError
+from core.storage import frame_key
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+"""Called with (stage, done, total) whenever the job moves on."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    upload_id: int
+    frames_total: int
+    frames_extracted: int   # extracted in this run (the rest came from a checkpoint)
+    frames_analysed: int    # analysed in this run
+    labels: int
+
+
+class _Job:
+    """One run of the pipeline for one upload, by one lease owner."""
+
+    def __init__(self, app: App, upload_id: int, owner: str, on_progress: ProgressFn | None):
+        self.app, self.upload_id, self.owner = app, upload_id, owner
+        self.on_progress = on_progress
+        self.settings = app.settings
+
+    def step(self, stage: str, done: int, total: int) -> None:
+        """Renew the lease with progress; stop if the upload is no longer ours."""
+        if not jobs.renew_lease(self.app.db, self.upload_id, self.owner,
+                                lease_seconds=self.settings.lease_seconds,
+                                stage=stage, done=done, total=total):
+            raise CancelledError(f"upload {self.upload_id} was cancelled or taken over",
+                                 upload_id=self.upload_id)
+        if self.on_progress:
+            self.on_progress(stage, done, total)
+
+    def fetch(self, row: dict, workdir: Path) -> Path:
+        self.step("fetching", 0, 1)
+        video = workdir / "video"
+        self.app.store.get_file(row["storage_key"], video)
+        return video
+
+    def extract(self, row: dict, video: Path, workdir: Path) -> tuple[int, dict[int, Path]]:
+        db = self.app.db
+        indices, options = media.degrade_plan(row["degrade_level"] or 0,
+                                              self.settings.max_frames_per_video)
+        options = dataclasses.replace(
+            options, max_width=min(options.max_width, self.settings.frame_max_width))
+        duration = row["duration"]
+        if duration is None:
+            duration = media.probe(video).duration
+        times = media.frame_times(duration, self.settings.max_frames_per_video)
+        indices = [i for i in indices if i < len(times)]
+        done = {r[0] for r in db.execute("SELECT idx FROM frames WHERE upload_id = ?",
+                                         [self.upload_id])}
+        db.execute("UPDATE uploads SET frames_planned = ? WHERE id = ?",
+                   [len(indices), self.upload_id])
+        images: dict[int, Path] = {}
+        extracted = 0
+        for k, index in enumerate(indices):
+            if index in done:
+                continue
+            self.step("extracting", k, len(indices))
+            frame = self.app.extractor.extract(video, times[index],
+                                               workdir / f"{index:04d}.jpg", options)
+            metrics = measure(frame.path)  # local metrics always, offline
+            key = frame_key(self.upload_id, index)
+            self.app.store.put_file(key, frame.path)
+            db.execute(
+                "INSERT OR IGNORE INTO frames (upload_id, idx, timestamp, storage_key, width, "
+                "height, sharpness, brightness, overexposed, dhash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.upload_id, index, frame.timestamp, key, frame.width, frame.height,
+                 metrics.sharpness, metrics.brightness, metrics.overexposed,
+                 f"{metrics.dhash:016x}", time.time()])
+            images[index] = frame.path
+            extracted += 1
+        self.step("extracting", len(indices), len(indices))
+        return extracted, images
+
+    def analyse(self, images: dict[int, Path], workdir: Path) -> tuple[int, int]:
+        """Label every frame of the upload not analysed yet, in index order."""
+        db = self.app.db
+        frames = list(db.query(
+            "SELECT id, idx, storage_key, dhash, analyzed_at FROM frames WHERE upload_id = ? "
+            "ORDER BY idx", [self.upload_id]))
+        previous = [int(f["dhash"], 16) for f in frames if f["analyzed_at"] is not None]
+        pending = [f for f in frames if f["analyzed_at"] is None]
+        analysed = labels = 0
+        for k, frame in enumerate(pending):
+            self.step("analysing", k, len(pending))
+            image = images.get(frame["idx"])
+            if image is None or not image.exists():
+                image = workdir / f"stored-{frame['idx']:04d}.jpg"
+                self.app.store.get_file(frame["storage_key"], image)
+            result = self.app.analyzer.analyze(image, previous)
+            previous.append(result.metrics.dhash)
+            with transaction(db):
+                db.execute("DELETE FROM labels WHERE frame_id = ?", [frame["id"]])
+                for label in result.labels:
+                    db.execute("INSERT INTO labels (frame_id, name, confidence, source) "
+                               "VALUES (?, ?, ?, ?)",
+                               [frame["id"], label.name, label.confidence, label.source])
+                db.execute("UPDATE frames SET analyzed_at = ? WHERE id = ?",
+                           [time.time(), frame["id"]])
+            analysed += 1
+            labels += len(result.labels)
+        self.step("analysing", len(pending), len(pending))
+        return analysed, labels
+
+
+def _owned_row(app: App, upload_id: int, owner: str) -> dict:
+    row = jobs.get_upload(app.db, upload_id)
+    if row["status"] != jobs.PROCESSING or row["lease_owner"] != owner:
+        raise CancelledError(f"upload {upload_id} is {row['status']}, not being processed by "
+                             f"{owner}", upload_id=upload_id)
+    if not row["storage_key"]:
+        raise InputError(f"upload {upload_id} has no stored video", upload_id=upload_id)
+    return row
+
+
+def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None = None,
+        reanalyse: bool = False) -> JobResult:
+    """Process a claimed upload (status PROCESSING, leased by ``owner``).
+
+    Does not change the upload's final status: the caller completes or fails it, so that
+    the worker supervisor can account for memory kills around the same call.
+    ``reanalyse`` drops existing labels first and re-runs only the analysis stage when
+    all planned frames exist.
+    """
+    job = _Job(app, upload_id, owner, on_progress)
+    row = _owned_row(app, upload_id, owner)
+    if reanalyse:
+        app.db.execute("UPDATE frames SET analyzed_at = NULL WHERE upload_id = ?", [upload_id])
+    workdir = temp_dir_for(app.settings, upload_id)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        indices, _ = media.degrade_plan(row["degrade_level"] or 0,
+                                        app.settings.max_frames_per_video)
+        have = {r[0] for r in app.db.execute("SELECT idx FROM frames WHERE upload_id = ?",
+                                             [upload_id])}
+        extracted, images = 0, {}
+        if not set(indices) <= have:
+            video = job.fetch(row, workdir)
+            extracted, images = job.extract(row, video, workdir)
+        analysed, labels = job.analyse(images, workdir)
+    except InputError as exc:
+        exc.upload_id = upload_id
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    total = app.db.execute("SELECT COUNT(*) FROM frames WHERE upload_id = ?",
+                           [upload_id]).fetchone()[0]
+    logger.info("upload %s: %s frames (%s extracted now), %s analysed, %s labels",
+                upload_id, total, extracted, analysed, labels)
+    return JobResult(upload_id, total, extracted, analysed, labels)
+
+
+def process_now(app: App, upload_id: int, owner: str, *,
+                on_progress: ProgressFn | None = None) -> str:
+    """Claim, run and complete/fail one upload in this process (the ``process`` command)."""
+    if jobs.claim(app.db, upload_id, owner, lease_seconds=app.settings.lease_seconds) is None:
+        row = jobs.get_upload(app.db, upload_id)
+        raise InputError(f"upload {upload_id} is {row['status']}, not QUEUED", upload_id=upload_id)
+    try:
+        run(app, upload_id, owner, on_progress=on_progress)
+    except PeakOpsError as exc:
+        return jobs.fail(app.db, upload_id, exc, owner=owner, max_attempts=1)
+    except Exception as exc:
+        logger.exception("upload %s: unexpected error", upload_id)
+        return jobs.fail(app.db, upload_id, InternalError(f"unexpected error: {exc!r}"),
+                         owner=owner, max_attempts=1)
+    jobs.complete(app.db, upload_id, owner)
+    return jobs.DONE

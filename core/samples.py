@@ -1,0 +1,150 @@
+"""Generate small sample media with the bundled ffmpeg (tests, the demo, benchmarks).
+
+Clips come from ffmpeg's lavfi test sources, so nothing is downloaded. Files are
+written next to ``dest`` under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from core.media import ffmpeg_exe
+
+logger = logging.getLogger(__name__)
+
+# codec -> (encoder, default muxer, encoder flags)
+_VIDEO_CODECS: dict[str, tuple[str, str, list[str]]] = {
+    "h264": ("libx264", "mp4", ["-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+    "vp9": ("libvpx-vp9", "webm", ["-deadline", "realtime", "-cpu-used", "8",
+                                   "-pix_fmt", "yuv420p"]),
+    "hevc": ("libx265", "mp4", ["-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                                "-x265-params", "log-level=error"]),
+    "mpeg4": ("mpeg4", "mp4", ["-q:v", "5", "-pix_fmt", "yuv420p"]),
+}
+
+# file suffix -> muxer; anything else uses the codec's default muxer
+_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "webm", ".mkv": "matroska",
+           ".ts": "mpegts", ".avi": "avi", ".h264": "h264", ".264": "h264", ".hevc": "hevc"}
+_RAW_MUXERS = {"h264", "hevc"}
+_TIMEOUT = 600.0
+
+
+@functools.cache
+def available_encoders() -> frozenset[str]:
+    """Names of the encoders the bundled ffmpeg was built with (``ffmpeg -encoders``)."""
+    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-encoders"],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60, check=True)
+    names = set()
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS":
+            names.add(parts[1])
+    return frozenset(names)
+
+
+def make_clip(dest: Path, *, seconds: float = 2.0, width: int = 320, height: int = 240,
+              fps: int = 25, codec: str = "h264", audio: bool = False, rotate: int = 0,
+              keyint: int | None = None, pattern: str = "testsrc2") -> Path:
+    """Write a synthetic clip to ``dest`` and return it.
+
+    The container follows ``dest``'s suffix (.mp4 .mov .webm .mkv .ts .avi, or .h264
+    for a raw elementary stream without a duration), else the codec's usual one.
+    ``rotate`` (0/90/180/270, clockwise like a phone's ``rotate`` tag) is stored as
+    display-matrix side data; the pixels stay ``width`` x ``height``. ``keyint`` fixes
+    the GOP length in frames.
+    """
+    dest = Path(dest)
+    if codec not in _VIDEO_CODECS:
+        raise ValueError(f"codec must be one of {sorted(_VIDEO_CODECS)}, got {codec!r}")
+    if rotate not in (0, 90, 180, 270):
+        raise ValueError(f"rotate must be 0, 90, 180 or 270, got {rotate}")
+    encoder, default_muxer, flags = _VIDEO_CODECS[codec]
+    if encoder not in available_encoders():
+        raise RuntimeError(f"the bundled ffmpeg has no {encoder} encoder for {codec}")
+    muxer = _MUXERS.get(dest.suffix.lower(), default_muxer)
+    if audio and muxer in _RAW_MUXERS:
+        raise ValueError(f"a raw {muxer} stream cannot carry audio")
+
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i",
+            f"{pattern}=size={width}x{height}:rate={fps}:duration={seconds:g}"]
+    if audio:
+        argv += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds:g}"]
+    argv += ["-map", "0:v:0", "-c:v", encoder, *flags]
+    if keyint is not None:
+        argv += ["-g", str(keyint), "-keyint_min", str(keyint)]
+        if encoder == "libx264":
+            argv += ["-sc_threshold", "0"]
+    if audio:
+        audio_codec = "libopus" if muxer == "webm" else "aac"
+        argv += ["-map", "1:a:0", "-c:a", audio_codec, "-shortest"]
+
+    tmp = _tmp_name(dest)
+    try:
+        _ffmpeg([*argv, "-f", muxer, str(tmp)])
+        if rotate:
+            # Given as an input option at encode time, ffmpeg would rotate the pixels
+            # instead; remuxing stores it as side data, which is what phones do.
+            rotated = _tmp_name(dest, ".rot")
+            try:
+                _ffmpeg([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                         "-display_rotation", str(-rotate), "-i", str(tmp),
+                         "-map", "0", "-c", "copy", "-f", muxer, str(rotated)])
+                os.replace(rotated, tmp)
+            finally:
+                rotated.unlink(missing_ok=True)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    logger.debug("made clip %s (%s, %gs, %dx%d)", dest, codec, seconds, width, height)
+    return dest
+
+
+def make_audio_only(dest: Path, seconds: float = 2.0) -> Path:
+    """Write an AAC-in-MP4 file (or WAV for a .wav name): ffmpeg reads it, but no video."""
+    dest = Path(dest)
+    if dest.suffix.lower() == ".wav":
+        codec, muxer = "pcm_s16le", "wav"
+    else:
+        codec, muxer = "aac", "mp4"
+    tmp = _tmp_name(dest)
+    try:
+        _ffmpeg([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                 "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds:g}",
+                 "-c:a", codec, "-f", muxer, str(tmp)])
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def make_still_image(dest: Path, *, width: int = 320, height: int = 240) -> Path:
+    """Write one PNG picture to ``dest`` whatever its suffix (a photo posing as a video)."""
+    dest = Path(dest)
+    tmp = _tmp_name(dest)
+    try:
+        _ffmpeg([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                 "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}", "-frames:v", "1",
+                 "-c:v", "png", "-f", "image2", "-update", "1", str(tmp)])
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _tmp_name(dest: Path, extra: str = "") -> Path:
+    return dest.with_name(f".{dest.name}{extra}.tmp")
+
+
+def _ffmpeg(argv: list[str]) -> None:
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, errors="replace",
+                          timeout=_TIMEOUT)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"ffmpeg failed (exit {done.returncode}) making a sample: {tail}")

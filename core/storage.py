@@ -1,0 +1,164 @@
+"""Object stores: where videos and frame images live.
+
+Keys are built by PeakOps from ids and hashes (:func:`video_key`, :func:`frame_key`),
+never from a user's file name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from core.errors import InputError, StorageError
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of bytes moved since the previous call (a delta)."""
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9/._-]*$")
+CHUNK = 1024 * 1024
+
+
+def video_key(sha256: str) -> str:
+    return f"videos/{sha256[:2]}/{sha256}"
+
+
+def frame_key(upload_id: int, index: int) -> str:
+    return f"frames/{upload_id}/{index:04d}.jpg"
+
+
+def check_key(key: str) -> str:
+    """Refuse anything that is not a key PeakOps made (no '..', no absolute paths)."""
+    if not _KEY.match(key) or ".." in key.split("/") or "//" in key:
+        raise ValueError(f"invalid object key {key!r}")
+    return key
+
+
+class MissingObjectError(InputError):
+    """The stored copy of a video is gone; the upload must be submitted again."""
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Contract every store (local folder, S3) fulfils.
+
+    All methods raise :class:`StorageError` (category storage; ``transient`` when a retry
+    may help) for failures of the store itself and :class:`MissingObjectError` when a key
+    that should exist does not. Nothing half-written is ever visible under a key: a
+    failed put leaves no object behind.
+    """
+
+    def put_file(self, key: str, source: Path, on_progress: ProgressCallback | None = None) -> int:
+        """Store the file at ``source`` under ``key``; return the bytes stored."""
+
+    def get_file(self, key: str, dest: Path, on_progress: ProgressCallback | None = None) -> int:
+        """Copy the object to ``dest`` (streamed, never held in memory); return bytes."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object; removing a missing key is not an error."""
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+
+    def describe(self) -> str:
+        """One line naming where objects go, safe to print (no secrets)."""
+
+    def check(self) -> None:
+        """Raise StorageError if the store cannot be written to now (for doctor)."""
+
+
+class LocalStore:
+    """Objects as files under one folder (the default, under the home folder)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put_file(self, key: str, source: Path, on_progress: ProgressCallback | None = None) -> int:
+        target = self._path(key)
+        part = target.with_name(f"{target.name}.part-{os.getpid()}")
+        copied = 0
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with source.open("rb") as src, part.open("wb") as dst:
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+                    copied += len(chunk)
+                    if on_progress:
+                        on_progress(len(chunk))
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(part, target)
+        except FileNotFoundError as exc:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            if exc.filename == str(source):
+                raise InputError(f"{source.name}: the file vanished while it was being stored",
+                                 key=key) from None
+            raise StorageError(f"local store {self.root}: cannot write {key}: {exc.strerror}",
+                               key=key) from None
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            raise StorageError(f"local store {self.root}: cannot write {key}: {exc.strerror}",
+                               key=key, errno=exc.errno) from None
+        return copied
+
+    def get_file(self, key: str, dest: Path, on_progress: ProgressCallback | None = None) -> int:
+        source = self._path(key)
+        try:
+            with source.open("rb") as src, dest.open("wb") as dst:
+                copied = 0
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+                    copied += len(chunk)
+                    if on_progress:
+                        on_progress(len(chunk))
+            return copied
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                dest.unlink()
+            raise MissingObjectError(f"the stored copy {key} is missing from {self.root}; "
+                                     "submit the video again", key=key) from None
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                dest.unlink()
+            raise StorageError(f"local store {self.root}: cannot read {key}: {exc.strerror}",
+                               key=key, errno=exc.errno) from None
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def describe(self) -> str:
+        return f"local folder {self.root}"
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-check-{os.getpid()}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise StorageError(f"local store {self.root}: not writable: {exc.strerror}") from None
+        free = shutil.disk_usage(self.root).free
+        if free < 50 * 1024 * 1024:
+            raise StorageError(f"local store {self.root}: only {free // 1024 // 1024} MB free")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

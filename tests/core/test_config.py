@@ -1,0 +1,88 @@
+"""Settings precedence, the seed's variable names, and errors that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.config import Settings, load_settings
+from core.errors import ConfigError
+
+
+def load(tmp_path, env=None, toml=None, **overrides):
+    path = tmp_path / "config.toml"
+    if toml is not None:
+        path.write_text(toml)
+    return load_settings({"PEAKOPS_HOME": str(tmp_path / "home"), **(env or {})},
+                         config_file=path, overrides=overrides)
+
+
+def test_defaults_match_the_runbook(tmp_path):
+    s = load(tmp_path)
+    assert (s.max_video_size_mb, s.max_frames_per_video, s.enable_aws_rekognition) == (100, 20, False)
+    assert s.max_memory_per_child == 400000 and s.hard_memory_limit_kib == 500000
+    assert s.max_tasks_per_child == 5 and s.storage == "local"
+    assert s.home == tmp_path / "home" and s.db_path == tmp_path / "home" / "peakops.db"
+
+
+def test_precedence_file_then_env_then_flags(tmp_path):
+    toml = "max_frames_per_video = 7\nmax_video_size_mb = 50\nretention_days = 3\n"
+    s = load(tmp_path, env={"MAX_FRAMES_PER_VIDEO": "9"}, toml=toml, retention_days="1")
+    assert s.max_video_size_mb == 50          # file
+    assert s.max_frames_per_video == 9        # env beats file
+    assert s.retention_days == 1.0            # flag beats file
+
+
+def test_seed_names_and_peakops_names(tmp_path):
+    s = load(tmp_path, env={"CELERY_WORKER_MAX_MEMORY_PER_CHILD": "300000",
+                            "ENABLE_AWS_REKOGNITION": "False"})
+    assert s.max_memory_per_child == 300000 and s.enable_aws_rekognition is False
+    s = load(tmp_path, env={"CELERY_WORKER_MAX_MEMORY_PER_CHILD": "300000",
+                            "PEAKOPS_MAX_MEMORY_PER_CHILD": "200000",
+                            "PEAKOPS_HARD_MEMORY_LIMIT": "30000"})
+    assert s.max_memory_per_child == 200000 and s.hard_memory_limit_kib == 30000
+
+
+@pytest.mark.parametrize("env, key", [
+    ({"MAX_VIDEO_SIZE_MB": "lots"}, "MAX_VIDEO_SIZE_MB"),
+    ({"MAX_FRAMES_PER_VIDEO": "0"}, "MAX_FRAMES_PER_VIDEO"),
+    ({"ENABLE_AWS_REKOGNITION": "maybe"}, "ENABLE_AWS_REKOGNITION"),
+    ({"PEAKOPS_STORAGE": "ftp"}, "PEAKOPS_STORAGE"),
+    ({"PEAKOPS_STORAGE": "s3"}, "PEAKOPS_S3_BUCKET"),
+])
+def test_bad_values_name_the_key_and_form(tmp_path, env, key):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, env=env)
+    assert key in str(info.value)
+    assert "expected" in str(info.value) or "required" in str(info.value)
+
+
+def test_bad_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'max_frame'"):
+        load(tmp_path, toml="max_frame = 3\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(tmp_path, toml="max_frames_per_video = \n")
+    with pytest.raises(ConfigError, match="max_frames_per_video: expected a positive"):
+        load(tmp_path, toml="max_frames_per_video = 'x'\n")
+
+
+def test_settings_are_frozen(tmp_path):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        load(tmp_path).max_frames_per_video = 3
+
+
+NAMES = [f.name for f in dataclasses.fields(Settings) if not f.metadata.get("internal")]
+
+
+@given(key=st.sampled_from(NAMES), value=st.one_of(st.text(max_size=20), st.integers(),
+                                                   st.floats(), st.booleans()))
+def test_any_value_loads_or_fails_naming_the_key(tmp_path_factory, key, value):
+    tmp = tmp_path_factory.mktemp("cfg")
+    try:
+        load_settings({"PEAKOPS_HOME": str(tmp)}, config_file=tmp / "none.toml",
+                      overrides={key: value})
+    except ConfigError as exc:
+        assert f"--{key.replace('_', '-')}" in str(exc) or "PEAKOPS_S3_BUCKET" in str(exc)

@@ -1,0 +1,188 @@
+"""Submit and process real clips end to end: real ffmpeg, real SQLite, local store."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from core import jobs, pipeline
+from core.app import open_app
+from core.errors import InputError
+from core.intake import display_name, submit_file
+from core.storage import frame_key
+from tests.helpers import make_settings
+
+
+@pytest.fixture
+def app(tmp_path):
+    application = open_app(make_settings(tmp_path / "home", max_frames_per_video=6))
+    yield application
+    application.close()
+
+
+def leftovers(app):
+    return list(app.settings.tmp_dir.iterdir())
+
+
+def frame_rows(app, upload_id):
+    return list(app.db.query("SELECT * FROM frames WHERE upload_id = ? ORDER BY idx",
+                             [upload_id]))
+
+
+@pytest.mark.parametrize("clip", ["clip_h264", "clip_vp9", "clip_rotated", "clip_noaudio",
+                                  "clip_no_duration"])
+def test_clip_ends_done_with_frames_and_labels(app, clip, request):
+    path = request.getfixturevalue(clip)
+    result = submit_file(app, path)
+    assert result.status == jobs.QUEUED and not result.duplicate
+    assert pipeline.process_now(app, result.upload_id, "test") == jobs.DONE
+    detail = jobs.detail(app.db, result.upload_id)
+    assert len(detail.frames) == 6
+    assert all(f["labels"] for f in detail.frames)
+    assert all(app.store.exists(f["storage_key"]) for f in detail.frames)
+    timestamps = [f["timestamp"] for f in detail.frames]
+    assert timestamps == sorted(timestamps) and len(set(timestamps)) == 6
+    if clip == "clip_rotated":
+        assert all(f["height"] > f["width"] for f in detail.frames)
+    assert [e["kind"] for e in detail.events][-1] == "done"
+    assert leftovers(app) == []
+
+
+def test_duplicate_content_is_reported_not_stored_twice(app, clip_h264, tmp_path):
+    first = submit_file(app, clip_h264)
+    copy = tmp_path / "same content.mp4"
+    shutil.copy(clip_h264, copy)
+    second = submit_file(app, copy)
+    assert second.duplicate_of == first.upload_id
+    assert app.db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0] == 1
+
+
+def test_rerun_resumes_from_checkpointed_frames(app, clip_10s):
+    upload_id = submit_file(app, clip_10s).upload_id
+    jobs.claim(app.db, upload_id, "w1", lease_seconds=60)
+    calls = []
+    real_extract = app.extractor.extract
+
+    def extract_three_then_die(video, timestamp, dest, options):
+        calls.append(timestamp)
+        if len(calls) > 3:
+            raise KeyboardInterrupt  # stands in for the process dying mid-job
+        return real_extract(video, timestamp, dest, options)
+
+    app.extractor.extract = extract_three_then_die
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(app, upload_id, "w1")
+    assert len(frame_rows(app, upload_id)) == 3
+    app.extractor.extract = real_extract
+    jobs.release(app.db, upload_id, "w1", reason="test")
+    jobs.claim(app.db, upload_id, "w2", lease_seconds=60)
+    result = pipeline.run(app, upload_id, "w2")
+    assert (result.frames_total, result.frames_extracted) == (6, 3)
+    rows = frame_rows(app, upload_id)
+    assert [r["idx"] for r in rows] == list(range(6))
+    assert all(r["analyzed_at"] for r in rows)
+
+
+def test_degraded_level_takes_a_subset_of_the_same_plan(app, clip_10s):
+    upload_id = submit_file(app, clip_10s).upload_id
+    app.db.execute("UPDATE uploads SET degrade_level = 2 WHERE id = ?", [upload_id])
+    assert pipeline.process_now(app, upload_id, "w") == jobs.DONE
+    rows = frame_rows(app, upload_id)
+    assert [r["idx"] for r in rows] == [0, 4]
+    assert all(r["width"] <= 640 for r in rows)
+
+
+def test_cancel_during_processing_stops_the_job(app, clip_10s):
+    upload_id = submit_file(app, clip_10s).upload_id
+    jobs.claim(app.db, upload_id, "w", lease_seconds=60)
+    seen = []
+
+    def cancel_after_first(stage, done, total):
+        seen.append((stage, done))
+        if stage == "extracting" and done == 1:
+            jobs.cancel(app.db, upload_id)
+
+    from core.errors import CancelledError
+    with pytest.raises(CancelledError):
+        pipeline.run(app, upload_id, "w", on_progress=cancel_after_first)
+    assert jobs.get_upload(app.db, upload_id)["status"] == jobs.CANCELLED
+    assert leftovers(app) == []
+
+
+def test_reanalyse_replaces_labels_without_extracting(app, clip_h264):
+    upload_id = submit_file(app, clip_h264).upload_id
+    pipeline.process_now(app, upload_id, "w")
+    jobs.retry(app.db, upload_id)
+    jobs.claim(app.db, upload_id, "w", lease_seconds=60)
+    result = pipeline.run(app, upload_id, "w", reanalyse=True)
+    assert (result.frames_extracted, result.frames_analysed) == (0, 6)
+    labels = app.db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+    assert labels == result.labels
+
+
+@pytest.mark.parametrize("maker, reason", [
+    ("empty", "empty"),
+    ("text_as_mp4", "notes.mp4"),
+    ("truncated", "truncated.mp4"),
+    ("audio_only", "no video stream"),
+    ("png_as_mp4", "photo.mp4"),
+    ("oversize", "over the 1 MB limit"),
+    ("folder", "is a folder"),
+    ("missing", "no such file"),
+])
+def test_bad_input_is_refused_with_a_clear_message(tmp_path, maker, reason, request):
+    app = open_app(make_settings(tmp_path / "home", max_video_size_mb=1))
+    path = {
+        "empty": lambda: _write(tmp_path / "empty.mp4", b""),
+        "truncated": lambda: _truncate(request.getfixturevalue("clip_10s"), tmp_path),
+        "oversize": lambda: _write(tmp_path / "big.mp4", b"\0" * (1024 * 1024 + 1)),
+        "folder": lambda: _mkdir(tmp_path / "videos.mp4"),
+        "missing": lambda: tmp_path / "nowhere.mp4",
+    }.get(maker, lambda: request.getfixturevalue(maker))()
+    with pytest.raises(InputError) as info:
+        submit_file(app, path)
+    message = str(info.value)
+    assert reason in message and "Traceback" not in message and "\n" not in message
+    for row in jobs.list_uploads(app.db):
+        assert (row["status"], row["error_category"]) == (jobs.FAILED, "input")
+    assert app.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 0
+    assert leftovers(app) == []
+    assert not list((app.settings.home / "objects").rglob("*.part*"))
+
+
+def test_stored_copy_vanished_before_processing(app, clip_h264):
+    upload_id = submit_file(app, clip_h264).upload_id
+    app.store.delete(jobs.get_upload(app.db, upload_id)["storage_key"])
+    assert pipeline.process_now(app, upload_id, "w") == jobs.FAILED
+    row = jobs.get_upload(app.db, upload_id)
+    assert row["error_category"] == "input" and "missing" in row["error_message"]
+    assert not app.store.exists(frame_key(upload_id, 0))
+    assert leftovers(app) == []
+
+
+def test_names_from_users_are_only_text(app, clip_h264, tmp_path):
+    odd = tmp_path / "../weird name ünïcode \x07.mp4"
+    shutil.copy(clip_h264, odd)
+    result = submit_file(app, odd)
+    row = jobs.get_upload(app.db, result.upload_id)
+    assert row["original_name"] == "weird name ünïcode ?.mp4"
+    assert "weird" not in row["storage_key"] and row["storage_key"].startswith("videos/")
+    assert display_name("../../etc/passwd") == "passwd"
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def _mkdir(path):
+    path.mkdir()
+    return path
+
+
+def _truncate(clip, tmp_path):
+    data = clip.read_bytes()
+    out = tmp_path / "truncated.mp4"
+    out.write_bytes(data[: len(data) // 2])
+    return out

@@ -1,0 +1,42 @@
+"""Helpers shared by tests: settings in a temp home, running the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from core.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_settings(home: Path, **overrides) -> Settings:
+    return load_settings({"PEAKOPS_HOME": str(home)}, config_file=home / "no-config.toml",
+                         overrides=overrides)
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAKOPS_", "MAX_", "CELERY_"))}
+    env.update({"PEAKOPS_HOME": str(home), "PEAKOPS_CONFIG": str(home / "no-config.toml"),
+                "PYTHONPATH": str(REPO)}, **extra)
+    return env
+
+
+def run_cli(home: Path, *args: str, timeout: float = 120, check: bool = False,
+            **env: str) -> subprocess.CompletedProcess:
+    """Run ``peakops ARGS`` as a real process with its home in ``home``."""
+    proc = subprocess.run([sys.executable, "-m", "batch.cli", *args], cwd=home.parent,
+                          env=cli_env(home, **env), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"peakops {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def cli_json(home: Path, *args: str, **env: str):
+    proc = run_cli(home, *args, "--json", check=True, **env)
+    return json.loads(proc.stdout)
