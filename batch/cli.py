@@ -21,7 +21,7 @@ from core.errors import PeakOpsError
 
 logger = logging.getLogger("peakops")
 
-COMMAND_MODULES = ["batch.cli_uploads"]
+COMMAND_MODULES = ["batch.cli_uploads", "batch.cli_worker"]
 """Modules that add subcommands: each has ``register(subparsers)``."""
 
 Handler = Callable[[Settings, argparse.Namespace], int]

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from batch.cli import fail, fmt_time, print_json
+from batch.cli import fmt_time, print_json
 from core import jobs, maintenance, media, pipeline
 from core.app import open_app, process_owner
 from core.config import Settings
@@ -57,8 +57,10 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
-def _enqueue_hook(settings: Settings, upload_ids: list[int]) -> None:
-    """Tell a running worker about new work; the worker issue fills this in."""
+def _enqueue_hook(settings: Settings, upload_ids: list[int], kind: str = "process") -> None:
+    """Put the uploads on the worker's queue (the queue carries only ids)."""
+    from batch.queue import enqueue
+    enqueue(settings, upload_ids, kind)
 
 
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
@@ -132,6 +134,21 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     for upload_id in args.ids:
         print(f"{upload_id}\t{jobs.retry(app.db, upload_id)}")
     _enqueue_hook(settings, args.ids)
+    return 0
+
+
+def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    _enqueue_hook(settings, args.ids, "reprocess")
+    print(f"{len(args.ids)} upload(s) sent for reprocessing from the stored video")
+    return 0
+
+
+def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
+    app = open_app(settings)
+    for upload_id in args.ids:
+        jobs.request_reanalysis(app.db, upload_id)
+    _enqueue_hook(settings, args.ids)
+    print(f"{len(args.ids)} upload(s) queued for analysis of their recorded frames")
     return 0
 
 
@@ -262,6 +279,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("show", cmd_show, "one upload with frames, labels and activity")
     p.add_argument("id", type=int)
     p = add("retry", cmd_retry, "queue failed, done or cancelled uploads again", json_flag=False)
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p = add("reprocess", cmd_reprocess, "process again from the stored video (frames redone)",
+            json_flag=False)
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p = add("analyze", cmd_analyze, "analyse the recorded frames again", json_flag=False)
     p.add_argument("ids", type=int, nargs="+", metavar="ID")
     p = add("cancel", cmd_cancel, "cancel uploads that have not finished", json_flag=False)
     p.add_argument("ids", type=int, nargs="+", metavar="ID")

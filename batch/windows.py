@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
+from typing import NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import ConfigError
@@ -256,19 +257,18 @@ class _Parser:
         if self._peek() not in _SPACE or self._peek() == "":
             self._fail("a space and then a time range like '22:00-06:00'")
         self._skip(_SPACE)
-        start_pos = self.pos
         start = self._time(is_end=False)
         self._skip(_SPACE)
         if self._peek() != "-":
             self._fail("'-' between the start and end times")
         self.pos += 1
         self._skip(_SPACE)
-        end = self._time(is_end=True) or 1440
-        if start == end % 1440 and not (start == 0 and end == 1440):
-            self.pos = start_pos
-            self._fail("a window that ends at a different time than it starts "
-                       "(use 00:00-24:00 for a whole day)")
-        return Window(days=days, start=start, end=end)
+        end_pos = self.pos
+        end = self._time(is_end=True)
+        if end == start:
+            self.pos = end_pos
+            self._fail("an end time other than the start time (00:00-24:00 is a whole day)")
+        return Window(days=days, start=start, end=end or 1440)
 
     def _days(self) -> frozenset[int]:
         days: set[int] = set()
@@ -327,7 +327,7 @@ class _Parser:
         while self.pos < len(self.text) and self.text[self.pos] in chars:
             self.pos += 1
 
-    def _fail(self, expected: str) -> None:
+    def _fail(self, expected: str) -> NoReturn:
         end = self.pos
         while end < len(self.text) and self.text[end] not in _TOKEN_END:
             end += 1

@@ -55,7 +55,22 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["upload_id", "id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Worker heartbeats and the record of job-child replacements."""
+    db["workers"].create({
+        "name": str, "pid": int, "host": str, "state": str, "upload_id": int, "stage": str,
+        "progress_done": int, "progress_total": int, "rss_kib": int, "peak_kib": int,
+        "soft_limit_kib": int, "hard_limit_kib": int, "jobs_done": int, "child_pid": int,
+        "child_starts": int, "started_at": float, "last_seen": float,
+    }, pk="name")
+    db["restarts"].create({
+        "id": int, "at": float, "worker": str, "cause": str, "upload_id": int,
+        "rss_kib": int, "message": str,
+    }, pk="id")
+    db["restarts"].create_index(["worker", "id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 """Append-only: migration N (1-based) upgrades a database at user_version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

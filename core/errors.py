@@ -98,3 +98,16 @@ class InternalError(PeakOpsError):
     """Something in PeakOps itself went wrong (a crash, a lost lease)."""
 
     category = INTERNAL
+
+
+_BY_CATEGORY: dict[str, type[PeakOpsError]] = {
+    INPUT: InputError, STORAGE: StorageError, ANALYSIS: AnalysisError, MEMORY: MemoryLimitError,
+    TIMEOUT: JobTimeoutError, INTERNAL: InternalError, CANCELLED: CancelledError,
+}
+
+
+def from_category(category: str, message: str, *, transient: bool = False,
+                  upload_id: int | None = None) -> PeakOpsError:
+    """Rebuild an error reported across a process boundary (the job child's result)."""
+    cls = _BY_CATEGORY.get(category, InternalError)
+    return cls(message, upload_id=upload_id, transient=transient)

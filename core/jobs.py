@@ -252,6 +252,43 @@ def retry(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None
                        "queued again by the operator", sets=_RESET, now=now)
 
 
+def reprocess(db: sqlite_utils.Database, upload_id: int, *,
+              now: float | None = None) -> list[str]:
+    """Start over from the stored video: drop frames and labels, back to QUEUED.
+
+    A finished upload is reset; a QUEUED one is left as it is. Returns the storage keys
+    of the dropped frames, for the caller to delete from the store.
+    """
+    with transaction(db):
+        row = get_upload(db, upload_id)
+        if row["status"] == QUEUED:
+            return []
+        keys = [r[0] for r in db.execute("SELECT storage_key FROM frames WHERE upload_id = ?",
+                                         [upload_id])]
+        db.execute("DELETE FROM labels WHERE frame_id IN "
+                   "(SELECT id FROM frames WHERE upload_id = ?)", [upload_id])
+        db.execute("DELETE FROM frames WHERE upload_id = ?", [upload_id])
+        _transition(db, upload_id, (FAILED, DONE, CANCELLED), QUEUED, "reprocess",
+                    "frames dropped; processing again from the stored video", sets=_RESET,
+                    now=now)
+    return keys
+
+
+def request_reanalysis(db: sqlite_utils.Database, upload_id: int, *,
+                       now: float | None = None) -> str:
+    """Re-run only the analysis stage: labels dropped, frames kept, back to QUEUED."""
+    with transaction(db):
+        row = get_upload(db, upload_id)
+        if row["status"] != QUEUED:
+            _transition(db, upload_id, (FAILED, DONE, CANCELLED), QUEUED, "reanalyse",
+                        "labels dropped; analysing the recorded frames again", sets=_RESET,
+                        now=now)
+        db.execute("DELETE FROM labels WHERE frame_id IN "
+                   "(SELECT id FROM frames WHERE upload_id = ?)", [upload_id])
+        db.execute("UPDATE frames SET analyzed_at = NULL WHERE upload_id = ?", [upload_id])
+    return QUEUED
+
+
 def cancel(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None) -> str:
     """Any non-terminal -> CANCELLED; a running job sees it at its next lease renewal."""
     now = _now(now)

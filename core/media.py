@@ -8,6 +8,10 @@ one-line message names the file.
 Still images are rejected (``image2`` and the ``*_pipe`` image demuxers, whatever the
 file is called). Animated GIF/APNG files are accepted as videos: ffmpeg decodes them
 like any other video stream, and they do occur as screen-capture exports.
+
+Frames are found by seeking on the input side, so a frame costs one keyframe-to-frame
+decode whatever the video's length. Inputs that cannot seek (raw .h264/.hevc elementary
+streams) fall back to decoding from the start, bounded by the per-frame timeout.
 """
 
 from __future__ import annotations
@@ -72,8 +76,12 @@ def _run(argv: Sequence[str], *, timeout: float, keep_bytes: int = _TAIL_BYTES,
     return _Completed(returncode, text)
 
 
+_NOISE = ("deprecated pixel format used",)
+
+
 def _tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
-    kept = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
+    kept = [line for line in stderr.replace("\r", "\n").splitlines()
+            if line.strip() and not any(noise in line for noise in _NOISE)]
     return "\n".join(kept[-lines:])
 
 
@@ -344,18 +352,24 @@ class FFmpegExtractor:
         part = dest.with_name(dest.name + ".part")
         try:
             used = max(0.0, timestamp)
-            found = self._extract_once(video, used, part, options)
+            found, log = self._extract_once(video, used, part, options, input_seek=True)
+            input_seek = "could not seek" not in log
+            if not found and not input_seek:
+                # Raw elementary streams have no index: decode from the start instead.
+                logger.warning("%s (upload %s) cannot seek; decoding from the start to %.1f s",
+                               video.name, self.upload_id, used)
+                found, log = self._extract_once(video, used, part, options, input_seek=False)
             if not found and used > 0:
                 earlier = max(0.0, used - 1.0)
                 logger.info("no frame at %.3f s in %s (upload %s); retrying at %.3f s",
                             used, video.name, self.upload_id, earlier)
                 used = earlier
-                found = self._extract_once(video, used, part, options)
+                found, log = self._extract_once(video, used, part, options, input_seek)
             if not found:
                 raise InputError(
                     f"{video.name}: no frame at or shortly before {timestamp:.1f} s "
                     "(video shorter than its header says?)",
-                    upload_id=self.upload_id, timestamp=timestamp)
+                    upload_id=self.upload_id, timestamp=timestamp, stderr_tail=_tail(log))
             width, height = _jpeg_size(part)
             os.replace(part, dest)
         finally:
@@ -363,10 +377,10 @@ class FFmpegExtractor:
         return ExtractedFrame(path=dest, timestamp=used, width=width, height=height)
 
     def _extract_once(self, video: Path, timestamp: float, part: Path,
-                      options: ExtractOptions) -> bool:
-        """Run ffmpeg once; True if it wrote a frame to ``part``."""
+                      options: ExtractOptions, input_seek: bool) -> tuple[bool, str]:
+        """Run ffmpeg once; whether it wrote a frame to ``part``, and its stderr tail."""
         part.unlink(missing_ok=True)
-        argv = extract_argv(video, timestamp, part, options)
+        argv = extract_argv(video, timestamp, part, options, input_seek=input_seek)
         try:
             done = _run(argv, timeout=self.timeout, on_spawn=self.on_spawn)
         except subprocess.TimeoutExpired:
@@ -385,12 +399,18 @@ class FFmpegExtractor:
                 "(corrupt or truncated?)",
                 upload_id=self.upload_id, returncode=done.returncode, stderr_tail=tail,
                 timestamp=timestamp)
-        return part.exists() and part.stat().st_size > 0
+        return part.exists() and part.stat().st_size > 0, done.stderr
 
 
-def extract_argv(video: Path, timestamp: float, out: Path, options: ExtractOptions) -> list[str]:
-    """The ffmpeg command line for one frame (``-ss`` before ``-i``: seek, don't decode)."""
-    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+def extract_argv(video: Path, timestamp: float, out: Path, options: ExtractOptions, *,
+                 input_seek: bool = True) -> list[str]:
+    """The ffmpeg command line for one frame.
+
+    ``-ss`` before ``-i`` seeks to the keyframe and decodes from there; after ``-i``
+    (only for inputs that cannot seek) it decodes everything up to ``timestamp``.
+    """
+    # Warnings are kept: "could not seek" is how an unseekable input shows itself.
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "warning", "-y",
             "-filter_threads", "1", "-threads", str(options.threads)]
     if options.keyframes_only:
         argv += ["-skip_frame", "nokey", "-noaccurate_seek"]
@@ -400,7 +420,8 @@ def extract_argv(video: Path, timestamp: float, out: Path, options: ExtractOptio
              "format=yuvj420p")
     # passthrough: without accurate seek the keyframe has a negative timestamp, and the
     # default frame-rate sync would drop it and emit the next keyframe instead.
-    argv += ["-ss", f"{timestamp:.3f}", "-i", _file_url(video),
+    seek = ["-ss", f"{timestamp:.3f}"]
+    argv += [*(seek if input_seek else []), "-i", _file_url(video), *([] if input_seek else seek),
              "-map", "0:V:0", "-frames:v", "1", "-vf", scale, "-fps_mode", "passthrough",
              "-threads", "1", "-c:v", "mjpeg", "-q:v", str(options.jpeg_quality),
              "-f", "image2", "-update", "1", _file_url(out)]

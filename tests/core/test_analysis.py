@@ -7,8 +7,15 @@ import random
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from core.analysis import (NEAR_DUPLICATE_BITS, Analyzer, LocalAnalyzer, dhash, hamming, measure,
-                           nearest_duplicate)
+from core.analysis import (
+    NEAR_DUPLICATE_BITS,
+    Analyzer,
+    LocalAnalyzer,
+    dhash,
+    hamming,
+    measure,
+    nearest_duplicate,
+)
 from core.errors import AnalysisError
 
 

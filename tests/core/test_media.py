@@ -301,3 +301,15 @@ def test_probe_result_is_frozen() -> None:
     result = ProbeResult(2.0, 320, 240, "h264", 25.0, 0, False, "mp4")
     with pytest.raises(AttributeError):
         result.width = 1  # type: ignore[misc]
+
+
+def test_unseekable_raw_stream_is_decoded_from_the_start(clip_no_duration: Path,
+                                                         tmp_path: Path) -> None:
+    frame = FFmpegExtractor().extract(clip_no_duration, 2.0, tmp_path / "f.jpg",
+                                      ExtractOptions())
+    assert frame.timestamp == 2.0
+    reference = _reference_frame(clip_no_duration, 2.0, tmp_path / "ref.jpeg")
+    assert _pixels_differ(frame.path, reference) < 2.0
+    start = FFmpegExtractor().extract(clip_no_duration, 0.0, tmp_path / "g.jpg",
+                                      ExtractOptions())
+    assert _pixels_differ(frame.path, start.path) > 3.0

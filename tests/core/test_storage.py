@@ -10,8 +10,14 @@ import os
 import pytest
 
 from core.errors import StorageError
-from core.storage import (LocalStore, MissingObjectError, ObjectStore, check_key, frame_key,
-                          video_key)
+from core.storage import (
+    LocalStore,
+    MissingObjectError,
+    ObjectStore,
+    check_key,
+    frame_key,
+    video_key,
+)
 
 
 class StoreContract:

@@ -1,0 +1,70 @@
+"""Subcommands for the worker: worker, status, and the hidden job-child entry."""
+
+from __future__ import annotations
+
+import argparse
+
+from batch.cli import print_json
+from core import heartbeat, jobs
+from core.app import open_app
+from core.config import Settings
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from batch.worker import Worker
+    return Worker(settings, burst=args.burst).run()
+
+
+def status_report(settings: Settings) -> dict:
+    from batch.queue import make_queue
+    app = open_app(settings)
+    try:
+        return {
+            "uploads": jobs.counts_by_status(app.db),
+            "queue_messages": make_queue(settings).huey.pending_count(),
+            "workers": heartbeat.workers(app.db),
+            "recent_restarts": heartbeat.recent_restarts(app.db, limit=10),
+        }
+    finally:
+        app.close()
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    report = status_report(settings)
+    if args.json:
+        print_json(report)
+        return 0
+    counts = report["uploads"]
+    print("uploads   " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+    print(f"queue     {report['queue_messages']} message(s)")
+    if not report["workers"]:
+        print("workers   none has run yet")
+    for w in report["workers"]:
+        state = "STALE (not running?)" if w["stale"] and w["state"] != "stopped" else w["state"]
+        restarts = ", ".join(f"{k} {v}" for k, v in w["restarts"].items()) or "none"
+        doing = f" upload {w['upload_id']} {w['stage']} {w['progress_done']}/" \
+                f"{w['progress_total']}" if w["upload_id"] else ""
+        print(f"worker    {w['name']}: {state}{doing}, heartbeat {w['age_s']:.0f} s ago")
+        print(f"          memory {w['rss_kib'] or 0} KiB (peak {w['peak_kib'] or 0}; soft "
+              f"{w['soft_limit_kib']}, hard {w['hard_limit_kib']}), jobs {w['jobs_done']}, "
+              f"child starts {w['child_starts']}, restarts: {restarts}")
+    return 0
+
+
+def cmd_job_child(settings: Settings, args: argparse.Namespace) -> int:
+    from batch.child import main
+    return main()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("worker", help="run the worker (one video at a time)",
+                              description="Run the queue consumer and its job supervisor.")
+    p.add_argument("--burst", action="store_true",
+                   help="process until nothing is QUEUED, then exit 0")
+    p.set_defaults(handler=cmd_worker)
+    p = subparsers.add_parser("status", help="worker heartbeat, memory and queue depth")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_status)
+    p = subparsers.add_parser("_job-child", help=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_job_child)
+

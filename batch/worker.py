@@ -1,0 +1,265 @@
+"""``peakops worker``: the Huey consumer loop, the job child's supervisor, the reaper.
+
+One video at a time. The loop dequeues an upload id, claims it in the state database
+(a duplicate message finds nothing to claim), hands it to the job child and watches
+the child's whole process tree. When the queue is empty it re-sends QUEUED uploads the
+queue has lost, so the database, not the queue, decides what still has to run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import psutil
+
+from batch.queue import Queue, make_queue, set_executor
+from batch.supervisor import JobChild, Limits, Outcome, tree_rss_kib, watch_job
+from core import heartbeat, jobs, maintenance, media
+from core.app import App, open_app
+from core.config import Settings
+from core.errors import MemoryLimitError, from_category
+
+logger = logging.getLogger(__name__)
+
+IDLE_POLL_S = 0.1
+REAP_EVERY_S = 30.0
+BEAT_EVERY_S = 1.0
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process named in a lease owner (``role@host:pid``) still runs here."""
+    try:
+        host, pid = owner.rsplit("@", 1)[1].rsplit(":", 1)
+        pid_number = int(pid)
+    except (IndexError, ValueError):
+        return True  # not ours to judge: wait for the lease to expire
+    if host != socket.gethostname():
+        return True
+    return psutil.pid_exists(pid_number)
+
+
+class Worker:
+    """Consumer loop plus job supervisor; ``run()`` returns when stopped or, in burst
+    mode, when nothing is QUEUED any more."""
+
+    def __init__(self, settings: Settings, *, burst: bool = False,
+                 child_env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.burst = burst
+        self.app: App = open_app(settings)
+        self.queue: Queue = make_queue(settings)
+        self.name = f"worker@{socket.gethostname()}:{os.getpid()}"
+        self.child: JobChild | None = None
+        self.child_env = child_env if child_env is not None else dict(os.environ)
+        self.child_starts = 0
+        self.jobs_done = 0
+        self.stopping = False
+        self.current: dict[str, Any] = {}
+        self.rss_kib = self.peak_kib = 0
+        self.last_beat = 0.0
+        self.started_at = time.time()
+        self.limits = Limits(hard_kib=settings.hard_memory_limit_kib,
+                             job_timeout_s=settings.job_timeout,
+                             stall_timeout_s=settings.stall_timeout)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def request_stop(self, *_: Any) -> None:
+        if not self.stopping:
+            logger.info("%s: stop requested; handing back the current job", self.name)
+        self.stopping = True
+
+    def run(self) -> int:
+        set_executor(self)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.request_stop)
+        self.beat("starting", force=True)
+        self.reap()
+        last_reap = time.monotonic()
+        try:
+            while not self.stopping:
+                task = self.queue.huey.dequeue()
+                if task is not None:
+                    self.queue.huey.execute(task)
+                    continue
+                if self.resend_lost():
+                    continue
+                if self.burst and not self.waiting_work():
+                    break
+                if time.monotonic() - last_reap > REAP_EVERY_S:
+                    self.reap()
+                    last_reap = time.monotonic()
+                self.beat("idle")
+                time.sleep(IDLE_POLL_S)
+        finally:
+            set_executor(None)
+            if self.child:
+                self.child.stop()
+                self.child = None
+            self.beat("stopped", force=True)
+            self.app.close()
+        return 0
+
+    def waiting_work(self) -> bool:
+        """QUEUED uploads not yet ready (backoff) still count as work for burst mode."""
+        return bool(self.app.db.execute(
+            "SELECT 1 FROM uploads WHERE status = 'QUEUED' LIMIT 1").fetchone())
+
+    def resend_lost(self) -> bool:
+        upload_id = jobs.next_queued(self.app.db)
+        if upload_id is None:
+            return False
+        logger.info("upload %s: QUEUED but not in the queue; re-sent", upload_id)
+        self.queue.process_video_upload(upload_id)
+        return True
+
+    def reap(self) -> None:
+        changed = jobs.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,
+                                   owner_alive=owner_alive)
+        swept = maintenance.sweep_temp(self.app)
+        if changed or swept:
+            logger.info("reaper: %s upload(s) reset %s, %s temp folder(s) removed",
+                        len(changed), changed, swept)
+
+    def beat(self, state: str, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_beat < BEAT_EVERY_S:
+            return
+        self.last_beat = now
+        heartbeat.beat(
+            self.app.db, self.name, pid=os.getpid(), host=socket.gethostname(), state=state,
+            upload_id=self.current.get("upload_id"), stage=self.current.get("stage"),
+            progress_done=self.current.get("done"), progress_total=self.current.get("total"),
+            rss_kib=self.rss_kib, peak_kib=self.peak_kib,
+            soft_limit_kib=self.settings.max_memory_per_child,
+            hard_limit_kib=self.limits.hard_kib, jobs_done=self.jobs_done,
+            child_pid=self.child.pid if self.child else None, child_starts=self.child_starts,
+            started_at=self.started_at)
+
+    # -- the child -------------------------------------------------------------------
+
+    def ensure_child(self) -> JobChild:
+        if self.child is None or not self.child.alive():
+            self.child = JobChild(self.child_env)
+            self.child_starts += 1
+            logger.info("%s: job child %s started", self.name, self.child.pid)
+        return self.child
+
+    def replace_child(self, cause: str, message: str, upload_id: int | None = None,
+                      rss_kib: int | None = None) -> None:
+        heartbeat.record_restart(self.app.db, self.name, cause, message=message,
+                                 upload_id=upload_id, rss_kib=rss_kib)
+        logger.info("%s: replacing job child (%s): %s", self.name, cause, message)
+        if self.child:
+            self.child.stop()
+        self.child = None
+
+    # -- tasks -----------------------------------------------------------------------
+
+    def cleanup(self) -> Any:
+        return maintenance.cleanup_expired(self.app)
+
+    def run_upload(self, upload_id: int, *, kind: str) -> str:
+        """Claim and run one upload in the job child; returns its new status."""
+        db = self.app.db
+        if kind == "reprocess":
+            for key in jobs.reprocess(db, upload_id):
+                self.app.store.delete(key)
+        elif kind == "analyze":
+            jobs.request_reanalysis(db, upload_id)
+        if jobs.claim(db, upload_id, self.name, lease_seconds=self.settings.lease_seconds) is None:
+            logger.debug("upload %s: nothing to claim (duplicate message or not QUEUED)",
+                         upload_id)
+            return "skipped"
+        row = jobs.get_upload(db, upload_id)
+        self.current = {"upload_id": upload_id, "stage": "starting"}
+        self.peak_kib = 0
+        try:
+            child = self.ensure_child()
+        except (OSError, RuntimeError) as exc:
+            error = from_category("internal", f"could not start a job child: {exc}",
+                                  transient=True)
+            return jobs.fail(db, upload_id, error, owner=self.name,
+                             max_attempts=self.settings.max_attempts,
+                             retry_backoff=self.settings.retry_backoff)
+        outcome = watch_job(child, {"upload_id": upload_id, "owner": self.name,
+                                    "reanalyse": False},
+                            self.limits, on_sample=self._on_sample,
+                            should_stop=lambda: self.stopping)
+        status = self._settle(upload_id, row, outcome)
+        self.current = {}
+        self.beat("idle", force=True)
+        return status
+
+    def _on_sample(self, rss_kib: int, progress: dict[str, Any] | None) -> None:
+        self.rss_kib = rss_kib
+        self.peak_kib = max(self.peak_kib, rss_kib)
+        if progress:
+            self.current.update(stage=progress["stage"], done=progress["done"],
+                                total=progress["total"])
+        now = time.monotonic()
+        if now - self.last_beat >= BEAT_EVERY_S:
+            jobs.renew_lease(self.app.db, self.current["upload_id"], self.name,
+                             lease_seconds=self.settings.lease_seconds)
+            self.beat("busy")
+
+    def _settle(self, upload_id: int, row: dict[str, Any], outcome: Outcome) -> str:
+        """Record how the job ended and decide whether the child is replaced."""
+        db, settings = self.app.db, self.settings
+        peak = outcome.peak_kib
+        if outcome.kind == "stopped":
+            self.child = None  # watch_job killed it
+            jobs.release(db, upload_id, self.name, reason="worker shutting down")
+            return jobs.QUEUED
+        if outcome.kind == "result":
+            self.jobs_done += 1
+            assert self.child is not None
+            self.child.jobs_done += 1
+            if outcome.ok:
+                jobs.complete(db, upload_id, self.name, peak_rss_kib=peak)
+                status = jobs.DONE
+            else:
+                error = from_category(outcome.category or "internal", outcome.message,
+                                      transient=outcome.transient, upload_id=upload_id)
+                status = jobs.fail(db, upload_id, error, owner=self.name,
+                                   max_attempts=settings.max_attempts,
+                                   retry_backoff=settings.retry_backoff, peak_rss_kib=peak)
+            after = self.rss_kib = _child_rss(self.child)
+            if self.child.jobs_done >= settings.max_tasks_per_child:
+                self.replace_child("tasks", f"{self.child.jobs_done} jobs done "
+                                   f"(max_tasks_per_child={settings.max_tasks_per_child})",
+                                   upload_id, after)
+            elif after > settings.max_memory_per_child:
+                self.replace_child("memory-after-job", f"child tree at {after} KiB after the job,"
+                                   f" over max_memory_per_child={settings.max_memory_per_child}",
+                                   upload_id, after)
+            return status
+        # The child was killed (limit, timeout) or died on its own.
+        self.child = None
+        cause = {"hard-limit": "hard-limit", "timeout": "timeout", "stall": "stall"}.get(
+            outcome.kind, "crash")
+        heartbeat.record_restart(db, self.name, cause, message=outcome.message,
+                                 upload_id=upload_id, rss_kib=peak)
+        if outcome.kind == "hard-limit":
+            level = row["degrade_level"] or 0
+            message = outcome.message + f" at degrade level {level}"
+            if level + 1 >= media.DEGRADE_LEVELS:
+                message = (f"needs more memory than the hard limit of {self.limits.hard_kib} KiB "
+                           f"even at the lowest degrade level (peak {peak} KiB)")
+            return jobs.fail(db, upload_id, MemoryLimitError(message, upload_id=upload_id),
+                             owner=self.name, max_attempts=settings.max_attempts, degrade=True,
+                             degrade_levels=media.DEGRADE_LEVELS, peak_rss_kib=peak)
+        error = from_category(outcome.category or "internal", outcome.message,
+                              transient=True, upload_id=upload_id)
+        return jobs.fail(db, upload_id, error, owner=self.name,
+                         max_attempts=settings.max_attempts,
+                         retry_backoff=settings.retry_backoff, peak_rss_kib=peak)
+
+
+def _child_rss(child: JobChild | None) -> int:
+    return tree_rss_kib(child.pid) if child else 0
