@@ -9,6 +9,8 @@ An empty spec means never open.
 
 Every function takes ``now`` (timezone-aware) and returns aware datetimes in the
 schedule's time zone. Windows that touch or overlap merge into one open interval.
+Python subtracts and compares two datetimes of the *same* zone by wall time, so take
+durations across a DST change in UTC: ``end.astimezone(UTC) - start.astimezone(UTC)``.
 
 DST rule: a window keeps the wall-clock bounds the operator wrote. A bound that does
 not exist (spring-forward gap) becomes the first instant after the gap (02:30 -> 03:00

@@ -221,7 +221,10 @@ class Worker:
             assert self.child is not None
             self.child.jobs_done += 1
             if outcome.ok:
-                jobs.complete(db, upload_id, self.name, peak_rss_kib=peak)
+                detail = outcome.detail or {}
+                jobs.complete(db, upload_id, self.name, peak_rss_kib=peak,
+                              note=f" ({detail.get('extracted', 0)} extracted in this run, "
+                                   f"peak tree memory {peak} KiB)")
                 status = jobs.DONE
             else:
                 error = from_category(outcome.category or "internal", outcome.message,

@@ -68,6 +68,8 @@ def _v2(db: sqlite_utils.Database) -> None:
         "rss_kib": int, "message": str,
     }, pk="id")
     db["restarts"].create_index(["worker", "id"])
+    # Small shared state (scheduler pause, run-now override): key -> JSON text.
+    db["state"].create({"key": str, "value": str, "updated_at": float}, pk="key")
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]

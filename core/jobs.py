@@ -161,7 +161,7 @@ def renew_lease(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_
 
 
 def complete(db: sqlite_utils.Database, upload_id: int, owner: str, *,
-             peak_rss_kib: int | None = None, now: float | None = None) -> bool:
+             peak_rss_kib: int | None = None, note: str = "", now: float | None = None) -> bool:
     """PROCESSING -> DONE; False if the upload was taken away meanwhile."""
     now = _now(now)
     with transaction(db):
@@ -175,7 +175,7 @@ def complete(db: sqlite_utils.Database, upload_id: int, owner: str, *,
             return False
         frames = db.execute("SELECT COUNT(*) FROM frames WHERE upload_id = ?",
                             [upload_id]).fetchone()[0]
-        record_event(db, upload_id, "done", f"{frames} frames recorded", now=now)
+        record_event(db, upload_id, "done", f"{frames} frames recorded{note}", now=now)
     return True
 
 

@@ -1,0 +1,24 @@
+"""Small shared state in the state database: key -> JSON value (pause, run-now, ...)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import sqlite_utils
+
+
+def get(db: sqlite_utils.Database, key: str, default: Any = None) -> Any:
+    row = db.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+    return default if row is None else json.loads(row[0])
+
+
+def put(db: sqlite_utils.Database, key: str, value: Any) -> None:
+    db.execute("INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
+               "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+               "updated_at = excluded.updated_at", [key, json.dumps(value), time.time()])
+
+
+def delete(db: sqlite_utils.Database, key: str) -> None:
+    db.execute("DELETE FROM state WHERE key = ?", [key])
