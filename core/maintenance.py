@@ -12,7 +12,7 @@ import psutil
 from core import jobs
 from core.app import App
 from core.db import transaction
-from core.errors import StorageError
+from core.errors import StateError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +83,33 @@ def sweep_temp(app: App) -> int:
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
+
+
+def delete_upload(app: App, upload_id: int, *, now: float | None = None) -> int:
+    """Delete one upload: its stored objects, then its frames, labels, events and row.
+
+    Refused (StateError) while the upload is being stored or processed. The video object
+    is kept when another upload holds the same content. Returns the objects deleted.
+    """
+    row = jobs.get_upload(app.db, upload_id)
+    if row["status"] in (jobs.UPLOADING, jobs.PROCESSING):
+        raise StateError(f"upload {upload_id} is {row['status']}; cancel it before deleting",
+                         upload_id=upload_id)
+    keys = [r[0] for r in app.db.execute(
+        "SELECT storage_key FROM frames WHERE upload_id = ?", [upload_id])]
+    if row["storage_key"] and not app.db.execute(
+            "SELECT 1 FROM uploads WHERE storage_key = ? AND id != ?",
+            [row["storage_key"], upload_id]).fetchone():
+        keys.append(row["storage_key"])
+    for key in keys:  # objects first: a storage failure leaves the row, never an orphan
+        app.store.delete(key)
+    with transaction(app.db):
+        app.db.execute("DELETE FROM labels WHERE frame_id IN "
+                       "(SELECT id FROM frames WHERE upload_id = ?)", [upload_id])
+        app.db.execute("DELETE FROM frames WHERE upload_id = ?", [upload_id])
+        app.db.execute("DELETE FROM events WHERE upload_id = ?", [upload_id])
+        app.db.execute("DELETE FROM uploads WHERE id = ?", [upload_id])
+        jobs.record_event(app.db, None, "deleted",
+                          f"upload {upload_id} ({row['original_name']}) deleted", now=now)
+    logger.info("upload %s deleted with %s object(s)", upload_id, len(keys))
+    return len(keys)

@@ -14,13 +14,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_settings(home: Path, **overrides) -> Settings:
-    return load_settings({"PEAKOPS_HOME": str(home)}, config_file=home / "no-config.toml",
+    return load_settings({"PEAKOPS_HOME": str(home)}, config_file=home.parent / "no-config.toml",
                          overrides=overrides)
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAKOPS_", "MAX_", "CELERY_"))}
-    env.update({"PEAKOPS_HOME": str(home), "PEAKOPS_CONFIG": str(home / "no-config.toml"),
+    env.update({"PEAKOPS_HOME": str(home), "PEAKOPS_CONFIG": str(home.parent / "no-config.toml"),
                 "PYTHONPATH": str(REPO)}, **extra)
     return env
 
