@@ -20,8 +20,10 @@ $(DEVSTAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP) $@
 
+# The console on the default settings, starting the local worker service if none runs.
+# Without a display (Linux: no DISPLAY/WAYLAND_DISPLAY) it says so in one line and exits 0.
 run: $(STAMP)
-	$(VENV)/bin/peakops demo
+	@$(VENV)/bin/peakops console --start-worker
 
 test: $(DEVSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
@@ -31,3 +33,7 @@ lint: $(DEVSTAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+.PHONY: soak
+soak: $(DEVSTAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/reliability --soak -s $(PYTEST_ARGS)

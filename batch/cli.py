@@ -21,7 +21,8 @@ from core.errors import PeakOpsError
 
 logger = logging.getLogger("peakops")
 
-COMMAND_MODULES = ["batch.cli_uploads", "batch.cli_worker"]
+COMMAND_MODULES = ["batch.cli_uploads", "batch.cli_worker", "batch.cli_console",
+                   "batch.cli_batch"]
 """Modules that add subcommands: each has ``register(subparsers)``."""
 
 Handler = Callable[[Settings, argparse.Namespace], int]

@@ -72,8 +72,9 @@ def cleanup_expired(app: App, *, days: float | None = None,
 
 
 def sweep_temp(app: App) -> int:
-    """Remove scratch folders of jobs whose process is gone (after a kill -9)."""
-    removed = 0
+    """Remove scratch folders of jobs, and partial objects, whose process is gone (kill -9)."""
+    sweep_partials = getattr(app.store, "sweep_partials", None)  # stores staging locally
+    removed = sweep_partials() if sweep_partials else 0
     for folder in app.settings.tmp_dir.glob("job-*-*"):
         try:
             pid = int(folder.name.rsplit("-", 1)[1])

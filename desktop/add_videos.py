@@ -15,8 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
 
 from core import jobs
 from core.app import App
@@ -205,8 +214,8 @@ class AddVideosDialog(QDialog):
     def on_file_done(self, result: FileResult) -> None:
         if result.index >= len(self.bars):
             return
+        self.done_bytes[result.index] = self.sizes[result.index]  # dealt with, either way
         if result.ok:
-            self.done_bytes[result.index] = self.sizes[result.index]
             self.bars[result.index].setValue(100)
         item = QTableWidgetItem(result.text)
         item.setToolTip(result.text)

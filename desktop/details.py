@@ -9,8 +9,18 @@ from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QFormLayout, QLabel, QListView, QListWidget, QListWidgetItem,
-                               QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core import jobs
 from core.app import App
@@ -19,7 +29,7 @@ from desktop.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
 
-THUMB = QSize(160, 100)
+THUMB = QSize(128, 80)
 HINTS = {
     "input": "The file itself is bad: re-export or re-record the video, then add it again.",
     "storage": "Check the disk space or the bucket (reachable, permissions), then retry.",
@@ -37,9 +47,9 @@ def load_detail(app: App, upload_id: int) -> jobs.UploadDetail:
     return jobs.detail(app.db, upload_id)
 
 
-def load_thumbnail(app: App, key: str, cache: Path) -> QImage:
+def load_thumbnail(app: App, key: str, cache: Path, frame_id: int) -> QImage:
     """Fetch a frame image from the store and scale it (QImage is safe off the UI thread)."""
-    local = cache / key.replace("/", "_")
+    local = cache / f"{frame_id}-{key.replace('/', '_')}"
     if not local.exists():
         part = local.with_suffix(".part")
         app.store.get_file(key, part)
@@ -69,7 +79,7 @@ class DetailsPane(QWidget):
         self.detail: jobs.UploadDetail | None = None
         self._cache_dir = tempfile.TemporaryDirectory(prefix="peakops-thumbs-")
         self.cache = Path(self._cache_dir.name)
-        self.images: dict[str, QImage] = {}
+        self.images: dict[int, QImage] = {}  # by frame id (a reprocess makes new ones)
 
         self.title = QLabel("Select an upload to see its details.")
         self.title.setWordWrap(True)
@@ -124,6 +134,7 @@ class DetailsPane(QWidget):
         split.addWidget(events_box)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        self.split = split
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
@@ -208,7 +219,11 @@ class DetailsPane(QWidget):
     def _load_frames(self, generation: int, frames: list[dict[str, Any]]) -> None:
         self.frames.clear()
         self.frames_title.setText(f"Frames ({len(frames)})" if frames else
-                                  "Frames (none recorded yet)")
+                                  "Frames: none recorded yet")
+        self.frames.setVisible(bool(frames))
+        total = sum(self.split.sizes()) or 600
+        title = self.frames_title.sizeHint().height() + 4
+        self.split.setSizes([total * 3 // 5, total * 2 // 5] if frames else [title, total - title])
         self.pending_thumbs = len(frames)
         placeholder = QPixmap(THUMB)
         placeholder.fill(Qt.GlobalColor.lightGray)
@@ -218,11 +233,11 @@ class DetailsPane(QWidget):
             item.setToolTip("\n".join(f"{lb['name']} {lb['confidence']:.1f}% ({lb['source']})"
                                       for lb in frame["labels"]) or "no labels")
             self.frames.addItem(item)
-            key = frame["storage_key"]
+            key = frame["id"]
             if key in self.images:
                 self._thumb(generation, item, key, self.images[key])
-            elif key:
-                self.runner.read(load_thumbnail, key, self.cache,
+            elif frame["storage_key"]:
+                self.runner.read(load_thumbnail, frame["storage_key"], self.cache, key,
                                  on_result=lambda img, it=item, k=key: self._thumb(
                                      generation, it, k, img),
                                  on_error=lambda exc, k=key: self._thumb_failed(generation, k,
@@ -232,15 +247,13 @@ class DetailsPane(QWidget):
         if not frames and self.upload_id is not None:
             self.thumbnails_loaded.emit(self.upload_id)
 
-    def _thumb(self, generation: int, item: QListWidgetItem, key: str, image: QImage) -> None:
-        if generation != self.generation and key not in self.images:
-            return
-        self.images[key] = image
+    def _thumb(self, generation: int, item: QListWidgetItem, key: int, image: QImage) -> None:
+        self.images[key] = image  # kept either way: the operator may come back to it
         if generation == self.generation:
             item.setIcon(QIcon(QPixmap.fromImage(image)))
             self._thumb_settled()
 
-    def _thumb_failed(self, generation: int, key: str, exc: Exception) -> None:
+    def _thumb_failed(self, generation: int, key: object, exc: Exception) -> None:
         logger.info("thumbnail %s not loaded: %s", key, exc)
         if generation == self.generation:
             self._thumb_settled()
@@ -253,7 +266,7 @@ class DetailsPane(QWidget):
     def loaded_thumbnails(self) -> int:
         """How many frame items show a real image (for tests and the screenshot)."""
         return sum(1 for f in (self.detail.frames if self.detail else [])
-                   if f["storage_key"] in self.images)
+                   if f["id"] in self.images)
 
 
 def _esc(text: str | None) -> str:

@@ -21,6 +21,7 @@ import sqlite_utils
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from core.app import App
 from core.db import UPLOAD_STATUSES
 
 FIELDS = ("id", "original_name", "status", "mode", "stage", "progress_done", "progress_total",
@@ -30,9 +31,9 @@ F = {name: i for i, name in enumerate(FIELDS)}
 Row = tuple
 
 COLUMNS = (("id", "ID"), ("original_name", "Name"), ("status", "Status"), ("mode", "Mode"),
-           ("stage", "Stage / progress"), ("attempts", "Attempts"), ("size", "Size"),
-           ("duration", "Duration"), ("created_at", "Created"), ("finished_at", "Finished"),
-           ("error_category", "Error"))
+           ("stage", "Progress"), ("attempts", "Attempts"), ("size", "Size"),
+           ("duration", "Duration"), ("error_category", "Error"), ("created_at", "Created"),
+           ("finished_at", "Finished"))
 COLUMN_KEYS = [key for key, _ in COLUMNS]
 
 STATUS_COLOURS = {
@@ -42,7 +43,11 @@ STATUS_COLOURS = {
 OVERLAP_S = 10.0
 """Re-read rows changed this long before the newest seen (out-of-order commits)."""
 
-RawRole = Qt.ItemDataRole.UserRole + 1
+RawRole = int(Qt.ItemDataRole.UserRole) + 1
+DISPLAY, FOREGROUND = int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.ForegroundRole)
+TOOLTIP, ALIGN = int(Qt.ItemDataRole.ToolTipRole), int(Qt.ItemDataRole.TextAlignmentRole)
+_ROLES = frozenset((DISPLAY, FOREGROUND, TOOLTIP, ALIGN, RawRole))
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,12 @@ class Changes:
 
 
 def fetch_changes(db: sqlite_utils.Database, since: float | None,
-                  known: int | None = None) -> Changes:
-    """Rows changed after ``since`` (all rows when None); runs on a pool thread."""
+                  known: tuple[int, int] | None = None) -> Changes:
+    """Rows changed after ``since`` (all rows when None); runs on a pool thread.
+
+    ``known`` is (rows held, highest id held): when fewer rows exist than that plus the
+    new ones, some were deleted and every id is returned so the model can drop them.
+    """
     cols = ", ".join(FIELDS)
     if since is None:
         rows = db.execute(f"SELECT {cols} FROM uploads ORDER BY id").fetchall()
@@ -64,9 +73,14 @@ def fetch_changes(db: sqlite_utils.Database, since: float | None,
                       [since - OVERLAP_S]).fetchall()
     total = db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
     ids = None
-    if known is not None and total < known + sum(1 for _ in rows):
+    if known is not None and total < known[0] + sum(1 for r in rows if r[0] > known[1]):
         ids = [r[0] for r in db.execute("SELECT id FROM uploads")]
     return Changes(rows, total, False, ids)
+
+
+def poll_uploads(app: App, since: float | None,
+                 known: tuple[int, int] | None = None) -> Changes:
+    return fetch_changes(app.db, since, known)
 
 
 def human_size(size: int | None) -> str:
@@ -130,23 +144,23 @@ class UploadsModel(QAbstractTableModel):
             return COLUMNS[section][1]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+    def data(self, index: QModelIndex, role: int = DISPLAY) -> Any:
+        # Plain ints: this runs for every visible cell and role on each repaint.
+        if role not in _ROLES or not index.isValid():
             return None
         row = self.rows[index.row()]
         key = COLUMN_KEYS[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == DISPLAY:
             return self.display(row, key)
-        if role == Qt.ItemDataRole.ForegroundRole and key == "status":
-            return self._colours.get(row[F["status"]])
-        if role == Qt.ItemDataRole.ToolTipRole and key in ("error_category", "original_name"):
-            return row[F["error_message"]] if key == "error_category" else row[F["original_name"]]
-        if role == Qt.ItemDataRole.TextAlignmentRole and key in ("id", "attempts", "size",
-                                                                 "duration"):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == RawRole:
-            return row
-        return None
+        if role == FOREGROUND:
+            return self._colours.get(row[F["status"]]) if key == "status" else None
+        if role == TOOLTIP:
+            if key == "error_category":
+                return row[F["error_message"]]
+            return row[F["original_name"]] if key == "original_name" else None
+        if role == ALIGN:
+            return _RIGHT if key in ("id", "attempts", "size", "duration") else None
+        return row  # RawRole
 
     @staticmethod
     def display(row: Row, key: str) -> str:
@@ -181,6 +195,9 @@ class UploadsModel(QAbstractTableModel):
 
     def _reindex(self) -> None:
         self.pos = {r[0]: i for i, r in enumerate(self.rows)}
+
+    def known(self) -> tuple[int, int]:
+        return len(self.rows), max(self.pos, default=0)
 
     def row_by_id(self, upload_id: int) -> Row | None:
         i = self.pos.get(upload_id)
@@ -224,9 +241,8 @@ class UploadsModel(QAbstractTableModel):
             self._reindex()
             self.endInsertRows()
             self.sort(COLUMN_KEYS.index(self.sort_column), self.sort_order)
-        else:
-            for row in fresh:
-                self._insert(row)
+        elif fresh:
+            self._insert(fresh)
         for row in fresh:
             self.counts[row[F["status"]]] += 1
             transitions.append((row[0], None, row[F["status"]]))
@@ -234,19 +250,20 @@ class UploadsModel(QAbstractTableModel):
             self.remove_ids(set(self.pos) - set(changes.ids))
         return transitions
 
-    def _insert(self, row: Row) -> None:
+    def _insert(self, fresh: list[Row]) -> None:
+        """Insert each row where the current sort puts it (one key pass for the batch)."""
         key = _sort_key(self.sort_column)
         descending = self.sort_order == Qt.SortOrder.DescendingOrder
-        keys = [key(r) for r in self.rows]
-        if descending:
-            keys.reverse()
-            at = len(self.rows) - bisect.bisect_right(keys, key(row))
-        else:
-            at = bisect.bisect_right(keys, key(row))
-        self.beginInsertRows(QModelIndex(), at, at)
-        self.rows.insert(at, row)
+        ascending_keys = [key(r) for r in (reversed(self.rows) if descending else self.rows)]
+        for row in fresh:
+            k = key(row)
+            p = bisect.bisect_right(ascending_keys, k)
+            at = len(ascending_keys) - p if descending else p
+            self.beginInsertRows(QModelIndex(), at, at)
+            self.rows.insert(at, row)
+            ascending_keys.insert(p, k)
+            self.endInsertRows()
         self._reindex()
-        self.endInsertRows()
 
     def remove_ids(self, ids: set[int]) -> None:
         for upload_id in sorted(ids, key=lambda u: -self.pos.get(u, -1)):
@@ -269,21 +286,23 @@ class UploadsFilter(QSortFilterProxyModel):
         self.text = ""
 
     def set_statuses(self, statuses: set[str]) -> None:
+        self.beginFilterChange()
         self.statuses = {s for s in statuses if s in UPLOAD_STATUSES}
-        self.invalidateRowsFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def set_text(self, text: str) -> None:
+        self.beginFilterChange()
         self.text = text.strip().casefold()
-        self.invalidateRowsFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
         row = self.sourceModel().rows[source_row]
         if self.statuses and row[F["status"]] not in self.statuses:
             return False
         if self.text:
-            hay = f"{row[0]} {row[F['original_name']]} {row[F['error_category'] or ''} " \
-                  f"{row[F['error_message']] or ''}".casefold()
-            return self.text in hay
+            hay = " ".join(str(row[F[k]] or "") for k in
+                           ("id", "original_name", "error_category", "error_message"))
+            return self.text in hay.casefold()
         return True
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:

@@ -8,7 +8,9 @@ after another in the order the operator asked for them. Each pool thread opens i
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +22,7 @@ from core.config import Settings
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[Any], None]
+LOCKED_RETRIES = 3
 
 
 class _Relay(QObject):
@@ -30,20 +33,35 @@ class _Relay(QObject):
 
 class _Job(QRunnable):
     def __init__(self, runner: TaskRunner, fn: Callable[..., Any], args: tuple,
-                 on_result: Callback | None, on_error: Callback | None, with_app: bool) -> None:
+                 on_result: Callback | None, on_error: Callback | None, with_app: bool,
+                 write: bool = False) -> None:
         super().__init__()
+        self.write = write
         self.runner, self.fn, self.args = runner, fn, args
         self.on_result, self.on_error, self.with_app = on_result, on_error, with_app
 
     def run(self) -> None:
         result = error = None
         try:
-            args = (self.runner.thread_app(), *self.args) if self.with_app else self.args
-            result = self.fn(*args)
+            result = self._call()
         except Exception as exc:  # delivered to on_error on the UI thread
-            logger.debug("background task %s failed: %r", getattr(self.fn, "__name__", "?"), exc)
+            logger.debug("background task %s failed: %r", getattr(self.fn, "__name__", "?"), exc,
+                         exc_info=True)
             error = exc
         self.runner.relay.finished.emit(self.on_result, self.on_error, result, error)
+
+    def _call(self) -> Any:
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                args = (self.runner.thread_app(), *self.args) if self.with_app else self.args
+                return self.fn(*args)
+            except sqlite3.OperationalError as exc:
+                # A read can meet a lock while a connection opens (WAL setup, migration);
+                # it changed nothing, so trying again is safe. Writes are not retried.
+                if self.write or "locked" not in str(exc) or attempt == LOCKED_RETRIES:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
 
 class TaskRunner(QObject):
@@ -87,7 +105,7 @@ class TaskRunner(QObject):
         if self.closed:
             return
         self.pending += 1
-        pool.start(_Job(self, fn, args, on_result, on_error, with_app))
+        pool.start(_Job(self, fn, args, on_result, on_error, with_app, pool is self.writes))
 
     def read(self, fn: Callable[..., Any], *args: Any, on_result: Callback | None = None,
              on_error: Callback | None = None) -> None:

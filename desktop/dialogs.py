@@ -1,0 +1,43 @@
+"""Confirmations and messages through one small service, so logic is testable without modals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+
+class Dialogs:
+    """The real thing: modal message boxes."""
+
+    def confirm(self, parent: QWidget | None, title: str, text: str) -> bool:
+        answer = QMessageBox.question(parent, title, text,
+                                      QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def error(self, parent: QWidget | None, title: str, text: str) -> None:
+        QMessageBox.warning(parent, title, text)
+
+    def info(self, parent: QWidget | None, title: str, text: str) -> None:
+        QMessageBox.information(parent, title, text)
+
+
+class ScriptedDialogs(Dialogs):
+    """For tests and the screenshot mode: answers given up front, every question recorded."""
+
+    def __init__(self, answer: bool = True) -> None:
+        self.answer = answer
+        self.asked: list[tuple[str, str]] = []
+        self.shown: list[tuple[str, str, str]] = []
+
+    def confirm(self, parent: Any, title: str, text: str) -> bool:
+        self.asked.append((title, text))
+        return self.answer
+
+    def error(self, parent: Any, title: str, text: str) -> None:
+        self.shown.append(("error", title, text))
+
+    def info(self, parent: Any, title: str, text: str) -> None:
+        self.shown.append(("info", title, text))

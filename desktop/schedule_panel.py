@@ -1,0 +1,181 @@
+"""Schedule panel: off-peak windows, open or closed, countdown, pause/resume/run-now.
+
+The window math is :mod:`batch.windows` (pure, takes ``now``). The buttons write the
+``scheduler.*`` keys of :mod:`core.state` the off-peak scheduler reads; until that
+scheduler exists (no such key, no ``batch.scheduler`` module) they stay disabled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from core import jobs, state
+from core.app import App
+from core.config import Settings
+
+PAUSE_UNTIL, PAUSE_AFTER_CURRENT = "scheduler.pause_until", "scheduler.pause_after_current"
+RUN_NOW_UNTIL = "scheduler.run_now_until"
+KEYS = (PAUSE_UNTIL, PAUSE_AFTER_CURRENT, RUN_NOW_UNTIL)
+NOT_YET = "arrives with the off-peak scheduler"
+
+
+def load_state(app: App) -> dict[str, Any]:
+    rows = app.db.execute("SELECT key, value FROM state WHERE key LIKE 'scheduler.%'").fetchall()
+    values = {key: state.get(app.db, key) for key, _ in rows}
+    values["_scheduler"] = bool(rows) or importlib.util.find_spec("batch.scheduler") is not None
+    values["_deferred"] = app.db.execute(
+        "SELECT COUNT(*) FROM uploads WHERE status = 'DEFERRED'").fetchone()[0]
+    return values
+
+
+def write_pause(app: App) -> None:
+    """Soft pause: the running video finishes, nothing off-peak starts until resumed."""
+    state.put(app.db, PAUSE_AFTER_CURRENT, True)
+    jobs.record_event(app.db, None, "paused",
+                      "batch paused after the current video (from the console)")
+
+
+def write_resume(app: App) -> None:
+    for key in (PAUSE_UNTIL, PAUSE_AFTER_CURRENT):
+        state.delete(app.db, key)
+    jobs.record_event(app.db, None, "resumed", "batch resumed (from the console)")
+
+
+def write_run_now(app: App, until: float) -> None:
+    """Run the deferred backlog as if a window were open until ``until``; ends a pause."""
+    state.put(app.db, RUN_NOW_UNTIL, until)
+    for key in (PAUSE_UNTIL, PAUSE_AFTER_CURRENT):
+        state.delete(app.db, key)
+    jobs.record_event(app.db, None, "run-now", f"batch runs now until "
+                      f"{datetime.fromtimestamp(until, UTC).isoformat()} (from the console)")
+
+
+def is_paused(values: dict[str, Any], now: float) -> bool:
+    until = values.get(PAUSE_UNTIL)
+    return bool(values.get(PAUSE_AFTER_CURRENT)) or (until is not None and until > now)
+
+
+def countdown(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h {minutes:02d} min"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s"
+
+
+def describe(schedule: Any, now: datetime) -> tuple[bool, str]:
+    """(open?, one line about the next change) for a parsed schedule."""
+    if schedule.is_open(now):
+        if getattr(schedule, "always_open", False):
+            return True, "open around the clock"
+        closes = schedule.closes_at(now)
+        return True, f"closes in {countdown(closes - now)} ({closes:%a %H:%M})"
+    nxt = schedule.next_open(now)
+    if nxt is None:
+        return False, "no window is configured: deferred uploads wait for run-now"
+    return False, f"opens in {countdown(nxt - now)} ({nxt:%a %H:%M})"
+
+
+class SchedulePanel(QWidget):
+    pause_requested = Signal()
+    resume_requested = Signal()
+    run_now_requested = Signal(float)
+
+    def __init__(self, settings: Settings, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.schedule = None
+        self.error = ""
+        self.values: dict[str, Any] = {}
+        self.spec = QLabel("")
+        self.spec.setWordWrap(True)
+        self.status = QLabel("")
+        font = self.status.font()
+        font.setBold(True)
+        self.status.setFont(font)
+        self.change = QLabel("")
+        self.override = QLabel("")
+        self.override.setWordWrap(True)
+        self.pause_button = QPushButton("Pause")
+        self.resume_button = QPushButton("Resume")
+        self.run_now_button = QPushButton("Run now")
+        self.pause_button.clicked.connect(self.pause_requested)
+        self.resume_button.clicked.connect(self.resume_requested)
+        self.run_now_button.clicked.connect(self._run_now)
+        buttons = QHBoxLayout()
+        for b in (self.pause_button, self.resume_button, self.run_now_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status)
+        layout.addWidget(self.change)
+        layout.addWidget(self.spec)
+        layout.addWidget(self.override)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+        self.set_settings(settings)
+
+    def set_settings(self, settings: Settings) -> None:
+        from batch.windows import parse_windows  # pure window math, read-only here
+        self.settings = settings
+        try:
+            self.schedule = parse_windows(settings.offpeak_windows, settings.timezone)
+            self.error = ""
+        except Exception as exc:  # noqa: BLE001 - a bad spec is shown, not fatal
+            self.schedule, self.error = None, str(exc)
+        self.spec.setText(f"Windows: {settings.offpeak_windows or '(none)'}  ·  time zone "
+                          f"{settings.timezone}")
+        self.tick()
+
+    def update_state(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.tick()
+
+    def tick(self, now: datetime | None = None) -> None:
+        now = now or datetime.now(UTC)
+        if self.schedule is None:
+            self.status.setText("Off-peak schedule not usable")
+            self.status.setStyleSheet("color: #c62828")
+            self.change.setText(self.error)
+        else:
+            is_open, line = describe(self.schedule, now.astimezone(self.schedule.tz))
+            self.status.setText("Off-peak window OPEN" if is_open else "Off-peak window closed")
+            self.status.setStyleSheet("color: #2e7d32" if is_open else "color: #616161")
+            self.change.setText(line)
+        v = self.values
+        notes = []
+        paused = is_paused(v, time.time())
+        if paused:
+            until = v.get(PAUSE_UNTIL)
+            notes.append(f"paused until {datetime.fromtimestamp(until):%a %H:%M}"
+                         if until and until < 1e11 else "paused until resumed")
+        if v.get(RUN_NOW_UNTIL) and v[RUN_NOW_UNTIL] > time.time():
+            notes.append(f"running now until {datetime.fromtimestamp(v[RUN_NOW_UNTIL]):%a %H:%M}")
+        if "_deferred" in v:
+            notes.append(f"{v['_deferred']} upload(s) waiting for off-peak")
+        self.override.setText(" · ".join(notes))
+        enabled = bool(v.get("_scheduler"))
+        for button, on in ((self.pause_button, enabled and not paused),
+                           (self.resume_button, enabled and paused),
+                           (self.run_now_button, enabled)):
+            button.setEnabled(on)
+            button.setToolTip("" if enabled else NOT_YET)
+
+    def _run_now(self) -> None:
+        """Treat the window as open until the next regular opening (at most 12 h)."""
+        now = datetime.now(UTC)
+        until = now + timedelta(hours=12)
+        if self.schedule is not None and not self.schedule.is_open(now):
+            nxt = self.schedule.next_open(now)
+            if nxt is not None:
+                until = min(until, nxt)
+        self.run_now_requested.emit(until.timestamp())
