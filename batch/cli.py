@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(settings, args)
     except PeakOpsError as exc:
         return fail(str(exc))
+    except sqlite3.Error as exc:  # e.g. a read-only or corrupt home folder
+        return fail(f"state database: {exc}")
     except KeyboardInterrupt:
         return 130
 

@@ -149,6 +149,8 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
     """
     started = last_progress = time.monotonic()
     peak = 0
+    started_epoch = time.time()
+    previous_sample: tuple[float, int] | None = None  # (epoch, KiB), for the kill record
     child.send(job)
     while True:
         try:
@@ -157,6 +159,7 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
             message = {}
         now = time.monotonic()
         rss = tree_rss_kib(child.pid)
+        sampled_at = time.time()
         peak = max(peak, rss)
         if message is None or (not message and not child.alive()):
             code = child.proc.wait()
@@ -172,6 +175,13 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
         on_sample(rss, message if message.get("event") == "progress" else None)
         if rss > limits.hard_kib:
             child.kill()
+            # The crossing lies between the previous sample and this one: the figures that
+            # bound how late the kill came (epoch seconds, comparable across processes).
+            below_at, below_kib = previous_sample or (started_epoch, 0)
+            logger.warning(
+                "job child %s: hard limit %s KiB crossed: sample %.3f %s KiB over, previous "
+                "sample %.3f %s KiB; tree killed at %.3f", child.pid, limits.hard_kib,
+                sampled_at, rss, below_at, below_kib, time.time())
             return Outcome("hard-limit", category="memory", peak_kib=peak, message=(
                 f"process tree reached {rss} KiB, over the hard limit of {limits.hard_kib} KiB "
                 f"(peak {peak} KiB)"))
@@ -186,3 +196,4 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
         if should_stop():
             child.kill()
             return Outcome("stopped", peak_kib=peak, message="stopped by the worker")
+        previous_sample = (sampled_at, rss)

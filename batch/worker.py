@@ -12,7 +12,9 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -22,13 +24,20 @@ from batch.supervisor import JobChild, Limits, Outcome, tree_rss_kib, watch_job
 from core import heartbeat, jobs, maintenance, media
 from core.app import App, open_app
 from core.config import Settings
-from core.errors import MemoryLimitError, from_category
+from core.db import connect
+from core.errors import MemoryLimitError, PeakOpsError, from_category
 
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.1
 REAP_EVERY_S = 30.0
 BEAT_EVERY_S = 1.0
+HOLD_EVERY_S = 1.0
+
+Hold = Callable[[Any, dict[str, Any], bool], str | None]
+"""``hold(db, upload_row, starting)``: a reason why the upload must not start
+(``starting``) or go on running (window end, pause), or None. The batch service passes
+one; a held upload goes back to DEFERRED."""
 
 
 def owner_alive(owner: str) -> bool:
@@ -48,9 +57,12 @@ class Worker:
     mode, when nothing is QUEUED any more."""
 
     def __init__(self, settings: Settings, *, burst: bool = False,
-                 child_env: dict[str, str] | None = None) -> None:
+                 child_env: dict[str, str] | None = None, hold: Hold | None = None) -> None:
         self.settings = settings
         self.burst = burst
+        self.hold = hold
+        self.held: str | None = None
+        self.last_hold_check = 0.0
         self.app: App = open_app(settings)
         self.queue: Queue = make_queue(settings)
         self.name = f"worker@{socket.gethostname()}:{os.getpid()}"
@@ -61,7 +73,8 @@ class Worker:
         self.stopping = False
         self.current: dict[str, Any] = {}
         self.rss_kib = self.peak_kib = 0
-        self.last_beat = 0.0
+        self.state = "starting"
+        self.beats_done = threading.Event()
         self.started_at = time.time()
         self.limits = Limits(hard_kib=settings.hard_memory_limit_kib,
                              job_timeout_s=settings.job_timeout,
@@ -79,6 +92,8 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.request_stop)
         self.beat("starting", force=True)
+        beater = threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True)
+        beater.start()
         self.reap()
         last_reap = time.monotonic()
         try:
@@ -101,6 +116,8 @@ class Worker:
             if self.child:
                 self.child.stop()
                 self.child = None
+            self.beats_done.set()
+            beater.join(timeout=5)
             self.beat("stopped", force=True)
             self.app.close()
         return 0
@@ -127,19 +144,39 @@ class Worker:
                         len(changed), changed, swept)
 
     def beat(self, state: str, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last_beat < BEAT_EVERY_S:
-            return
-        self.last_beat = now
+        """Set the state the heartbeat reports; ``force`` writes it now (start, stop)."""
+        self.state = state
+        if force:
+            self._write_beat(self.app.db)
+
+    def _write_beat(self, db: Any) -> None:
+        current = dict(self.current)
+        child = self.child
         heartbeat.beat(
-            self.app.db, self.name, pid=os.getpid(), host=socket.gethostname(), state=state,
-            upload_id=self.current.get("upload_id"), stage=self.current.get("stage"),
-            progress_done=self.current.get("done"), progress_total=self.current.get("total"),
+            db, self.name, pid=os.getpid(), host=socket.gethostname(), state=self.state,
+            upload_id=current.get("upload_id"), stage=current.get("stage"),
+            progress_done=current.get("done"), progress_total=current.get("total"),
             rss_kib=self.rss_kib, peak_kib=self.peak_kib,
             soft_limit_kib=self.settings.max_memory_per_child,
             hard_limit_kib=self.limits.hard_kib, jobs_done=self.jobs_done,
-            child_pid=self.child.pid if self.child else None, child_starts=self.child_starts,
+            child_pid=child.pid if child else None, child_starts=self.child_starts,
             started_at=self.started_at)
+        if self.state == "busy" and current.get("upload_id"):
+            jobs.renew_lease(db, current["upload_id"], self.name,
+                             lease_seconds=self.settings.lease_seconds)
+
+    def _beat_loop(self) -> None:
+        """Heartbeat and lease renewal on their own thread and connection, so a busy
+        database never delays the memory samples that decide a kill."""
+        db = connect(self.settings.db_path)
+        try:
+            while not self.beats_done.wait(BEAT_EVERY_S):
+                try:
+                    self._write_beat(db)
+                except Exception:  # a missed beat is logged, never fatal
+                    logger.exception("%s: heartbeat write failed", self.name)
+        finally:
+            db.conn.close()
 
     # -- the child -------------------------------------------------------------------
 
@@ -167,18 +204,26 @@ class Worker:
     def run_upload(self, upload_id: int, *, kind: str) -> str:
         """Claim and run one upload in the job child; returns its new status."""
         db = self.app.db
-        if kind == "reprocess":
-            for key in jobs.reprocess(db, upload_id):
-                self.app.store.delete(key)
-        elif kind == "analyze":
-            jobs.request_reanalysis(db, upload_id)
+        try:
+            if kind == "reprocess":
+                for key in jobs.reprocess(db, upload_id):
+                    self.app.store.delete(key)
+            elif kind == "analyze":
+                jobs.request_reanalysis(db, upload_id)
+        except PeakOpsError as exc:  # e.g. the upload is running or was deleted meanwhile
+            logger.warning("upload %s: %s not started: %s", upload_id, kind, exc)
+            return "skipped"
+        if self.hold is not None and self._held_at_start(upload_id):
+            return jobs.DEFERRED
         if jobs.claim(db, upload_id, self.name, lease_seconds=self.settings.lease_seconds) is None:
             logger.debug("upload %s: nothing to claim (duplicate message or not QUEUED)",
                          upload_id)
             return "skipped"
         row = jobs.get_upload(db, upload_id)
+        self.held, self.last_hold_check = None, 0.0
         self.current = {"upload_id": upload_id, "stage": "starting"}
         self.peak_kib = 0
+        self.state = "busy"
         try:
             child = self.ensure_child()
         except (OSError, RuntimeError) as exc:
@@ -190,11 +235,34 @@ class Worker:
         outcome = watch_job(child, {"upload_id": upload_id, "owner": self.name,
                                     "reanalyse": False},
                             self.limits, on_sample=self._on_sample,
-                            should_stop=lambda: self.stopping)
+                            should_stop=lambda: self.stopping or self._held(upload_id))
         status = self._settle(upload_id, row, outcome)
         self.current = {}
         self.beat("idle", force=True)
         return status
+
+    def _held_at_start(self, upload_id: int) -> bool:
+        """Send a QUEUED upload the hold refuses back to DEFERRED instead of claiming it."""
+        assert self.hold is not None
+        row = jobs.get_upload(self.app.db, upload_id)
+        if row["status"] != jobs.QUEUED:
+            return False
+        reason = self.hold(self.app.db, row, True)
+        if reason is None:
+            return False
+        if jobs.withdraw(self.app.db, upload_id, reason=reason):
+            logger.info("upload %s: not started: %s", upload_id, reason)
+        return True
+
+    def _held(self, upload_id: int) -> bool:
+        """Ask the hold about the running upload, about once a second."""
+        if self.hold is None:
+            return False
+        now = time.monotonic()
+        if now - self.last_hold_check >= HOLD_EVERY_S:
+            self.last_hold_check = now
+            self.held = self.hold(self.app.db, jobs.get_upload(self.app.db, upload_id), False)
+        return self.held is not None
 
     def _on_sample(self, rss_kib: int, progress: dict[str, Any] | None) -> None:
         self.rss_kib = rss_kib
@@ -202,11 +270,6 @@ class Worker:
         if progress:
             self.current.update(stage=progress["stage"], done=progress["done"],
                                 total=progress["total"])
-        now = time.monotonic()
-        if now - self.last_beat >= BEAT_EVERY_S:
-            jobs.renew_lease(self.app.db, self.current["upload_id"], self.name,
-                             lease_seconds=self.settings.lease_seconds)
-            self.beat("busy")
 
     def _settle(self, upload_id: int, row: dict[str, Any], outcome: Outcome) -> str:
         """Record how the job ended and decide whether the child is replaced."""
@@ -214,6 +277,11 @@ class Worker:
         peak = outcome.peak_kib
         if outcome.kind == "stopped":
             self.child = None  # watch_job killed it
+            if self.held and not self.stopping:
+                logger.info("upload %s: stopped and handed back: %s", upload_id, self.held)
+                jobs.release(db, upload_id, self.name, reason=self.held, target=jobs.DEFERRED)
+                self.held = None
+                return jobs.DEFERRED
             jobs.release(db, upload_id, self.name, reason="worker shutting down")
             return jobs.QUEUED
         if outcome.kind == "result":
@@ -244,6 +312,7 @@ class Worker:
             return status
         # The child was killed (limit, timeout) or died on its own.
         self.child = None
+        maintenance.sweep_temp(self.app)  # its scratch copy of the video, at once
         cause = {"hard-limit": "hard-limit", "timeout": "timeout", "stall": "stall"}.get(
             outcome.kind, "crash")
         heartbeat.record_restart(db, self.name, cause, message=outcome.message,

@@ -41,6 +41,13 @@ def _non_negative_float(value: Any) -> float:
     return number
 
 
+def _positive_float(value: Any) -> float:
+    number = _non_negative_float(value)
+    if number == 0:
+        raise ValueError
+    return number
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -146,6 +153,10 @@ class Settings:
     timezone: str = _setting("UTC", _text, "an IANA time zone like Europe/Berlin", "PEAKOPS_TIMEZONE")
     window_end_policy: str = _setting(
         "soft", _choice("soft", "hard"), "soft or hard", "PEAKOPS_WINDOW_END_POLICY")
+    dispatch_lookahead: int = _setting(
+        1, _positive_int, "a positive whole number of uploads", "PEAKOPS_DISPATCH_LOOKAHEAD")
+    dispatch_interval: float = _setting(
+        30.0, _positive_float, "seconds", "PEAKOPS_DISPATCH_INTERVAL")
     log_level: str = _setting(
         "INFO", _choice("debug", "info", "warning", "error"), "debug, info, warning or error",
         "PEAKOPS_LOG_LEVEL")
@@ -204,6 +215,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {exc.start} is "
+                          f"{exc.object[exc.start:exc.start + 1]!r})") from None
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot be read: {exc.strerror}") from None
     known = _fields()

@@ -33,7 +33,7 @@ class SubmitResult:
 
 def display_name(path: Path | str) -> str:
     """The file's base name made safe to show and store as text (never used as a path)."""
-    name = Path(str(path)).name or str(path)
+    name = Path(str(path)).name or str(path).replace("/", "_")  # "/" has no base name
     name = unicodedata.normalize("NFC", name)
     name = "".join(ch if unicodedata.category(ch)[0] != "C" else "?" for ch in name).strip()
     if len(name) > MAX_NAME_CHARS:
@@ -64,6 +64,14 @@ def check_file(path: Path, max_bytes: int) -> int:
     return info.st_size
 
 
+def _drop_unreferenced(app: App, key: str) -> None:
+    if not app.db.execute("SELECT 1 FROM uploads WHERE storage_key = ?", [key]).fetchone():
+        try:
+            app.store.delete(key)
+        except PeakOpsError as exc:
+            logger.warning("could not delete the unused stored copy %s: %s", key, exc)
+
+
 def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: int = 0,
                 on_progress: ProgressCallback | None = None) -> SubmitResult:
     """Validate ``path`` and record it as an upload; raise InputError for unusable files.
@@ -88,13 +96,17 @@ def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: in
                                    mode=mode, owner=owner, priority=priority,
                                    lease_seconds=max(settings.lease_seconds, 600))
     key = video_key(sha256)
+    stored = False
     try:
         facts = media.probe(path)
         app.store.put_file(key, path, on_progress)
+        stored = True
         status = jobs.mark_stored(app.db, upload_id, storage_key=key, probe=facts.as_dict())
     except PeakOpsError as exc:
         exc.upload_id = upload_id
         jobs.fail(app.db, upload_id, exc, owner=owner, max_attempts=0)
+        if stored:  # cancelled meanwhile: the copy belongs to no upload
+            _drop_unreferenced(app, key)
         raise
     except BaseException as exc:  # interrupted: never leave the record in UPLOADING
         jobs.fail(app.db, upload_id, InputError(f"{name}: submission interrupted ({exc!r})"),

@@ -247,7 +247,14 @@ _RESET = dict.fromkeys(("not_before", "error_category", "error_message", "finish
 
 
 def retry(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None) -> str:
-    """FAILED/DONE/CANCELLED -> QUEUED with attempts and degrade level reset."""
+    """FAILED/DONE/CANCELLED -> QUEUED with attempts and degrade level reset.
+
+    Refused for an upload whose video was never stored (cancelled or failed while it was
+    being submitted): it could only fail again, so the file must be submitted again.
+    """
+    if not get_upload(db, upload_id)["storage_key"]:
+        raise StateError(f"upload {upload_id} has no stored video (its submission did not "
+                         "finish); submit the file again", upload_id=upload_id)
     return _transition(db, upload_id, (FAILED, DONE, CANCELLED), QUEUED, "retry",
                        "queued again by the operator", sets=_RESET, now=now)
 
@@ -380,3 +387,37 @@ def detail(db: sqlite_utils.Database, upload_id: int) -> UploadDetail:
     events = list(db.query("SELECT at, kind, message FROM events WHERE upload_id = ? ORDER BY id",
                            [upload_id]))
     return UploadDetail(upload, frames, events)
+
+
+def dispatch(db: sqlite_utils.Database, upload_id: int, *, message: str,
+             now: float | None = None) -> bool:
+    """DEFERRED -> QUEUED while an off-peak window is open; the mode stays off-peak.
+
+    False if the upload is no longer DEFERRED (cancelled, moved to process-now meanwhile).
+    """
+    now = _now(now)
+    with transaction(db):
+        cursor = db.execute("UPDATE uploads SET status = 'QUEUED', updated_at = ? "
+                            "WHERE id = ? AND status = 'DEFERRED'", [now, upload_id])
+        if cursor.rowcount != 1:
+            return False
+        record_event(db, upload_id, "dispatched", message, now=now)
+    return True
+
+
+def withdraw(db: sqlite_utils.Database, upload_id: int, *, reason: str,
+             now: float | None = None) -> bool:
+    """QUEUED -> DEFERRED for an off-peak upload not yet claimed (window closed, paused).
+
+    False if it was claimed or changed meanwhile; a queue message left behind finds
+    nothing to claim.
+    """
+    now = _now(now)
+    with transaction(db):
+        cursor = db.execute("UPDATE uploads SET status = 'DEFERRED', updated_at = ? "
+                            "WHERE id = ? AND status = 'QUEUED' AND mode = ?",
+                            [now, upload_id, MODE_OFFPEAK])
+        if cursor.rowcount != 1:
+            return False
+        record_event(db, upload_id, "withdrawn", f"{reason}; back to DEFERRED", now=now)
+    return True

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from core.errors import InputError, JobTimeoutError, StorageError
+from core.errors import InputError, InternalError, JobTimeoutError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,17 @@ def _file_url(path: Path) -> str:
     return "file:" + str(Path(path).absolute())
 
 
+def _killed(done: _Completed, what: str, *, upload_id: int | None = None,
+            **evidence: object) -> InternalError | None:
+    """A transient error when ffmpeg died of a signal (OOM killer, operator, a supervisor):
+    that says nothing about the video, so it must not fail the upload as bad input."""
+    if done.returncode >= 0:
+        return None
+    return InternalError(f"ffmpeg was killed (signal {-done.returncode}) while {what}",
+                         upload_id=upload_id, transient=True, returncode=done.returncode,
+                         **evidence)
+
+
 # --------------------------------------------------------------------------- probe
 
 @dataclass(frozen=True)
@@ -146,6 +157,8 @@ def probe(path: Path, *, timeout: float = 60.0, upload_id: int | None = None) ->
     except subprocess.TimeoutExpired:
         raise fail(f"ffmpeg took longer than {timeout:g} s to read the file header",
                    timeout=timeout) from None
+    if killed := _killed(done, f"reading the header of {name}", upload_id=upload_id):
+        raise killed
     text = done.stderr
     evidence = {"returncode": done.returncode, "stderr_tail": _tail(text)}
 
@@ -239,6 +252,8 @@ def _measure_duration(path: Path, fps: float | None, *, timeout: float) -> float
     except subprocess.TimeoutExpired:
         raise InputError(f"{path.name}: measuring the duration took longer than {timeout:g} s",
                          path=str(path), timeout=timeout) from None
+    if killed := _killed(done, f"measuring the duration of {path.name}"):
+        raise killed  # a partial pass would give a wrong (short) duration
     times = _TIME_RE.findall(done.stderr)
     if times:
         hours, minutes, seconds = times[-1]
@@ -388,6 +403,9 @@ class FFmpegExtractor:
                 f"{video.name}: ffmpeg took longer than {self.timeout:g} s "
                 f"to extract the frame at {timestamp:.1f} s",
                 upload_id=self.upload_id, timeout=self.timeout, timestamp=timestamp) from None
+        if killed := _killed(done, f"extracting the frame at {timestamp:.1f} s of {video.name}",
+                             upload_id=self.upload_id, timestamp=timestamp):
+            raise killed
         if done.returncode != 0:
             tail = _tail(done.stderr)
             if "No space left on device" in tail:

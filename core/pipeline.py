@@ -58,7 +58,8 @@ class _Job:
 
     def fetch(self, row: dict, workdir: Path) -> Path:
         self.step("fetching", 0, 1)
-        video = workdir / "video"
+        video = workdir / "source" / scratch_name(row["original_name"])
+        video.parent.mkdir(exist_ok=True)
         self.app.store.get_file(row["storage_key"], video)
         return video
 
@@ -129,6 +130,21 @@ class _Job:
             labels += len(result.labels)
         self.step("analysing", len(pending), len(pending))
         return analysed, labels
+
+
+def scratch_name(original_name: str, max_bytes: int = 120) -> str:
+    """The operator's file name for the scratch copy, so ffmpeg's messages name their file.
+
+    Its own folder keeps it apart from the frames; too long a name keeps its suffix.
+    """
+    name = original_name.replace("/", "_").replace("\\", "_").replace("\0", "")
+    if name in ("", ".", ".."):
+        return "video"
+    if len(name.encode()) > max_bytes:
+        suffix = Path(name).suffix[:16]
+        stem = name.encode()[:max_bytes - len(suffix.encode()) - 3].decode(errors="ignore")
+        name = stem + "…" + suffix
+    return name
 
 
 def _owned_row(app: App, upload_id: int, owner: str) -> dict:

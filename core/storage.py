@@ -11,9 +11,12 @@ import hashlib
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+import psutil
 
 from core.errors import InputError, StorageError
 
@@ -73,7 +76,14 @@ class ObjectStore(Protocol):
 
 
 class LocalStore:
-    """Objects as files under one folder (the default, under the home folder)."""
+    """Objects as files under one folder (the default, under the home folder).
+
+    A put writes to ``.partial/<pid>-<random>`` and renames into place, so a writer killed
+    mid-copy leaves its partial file there (never beside the objects), where
+    :meth:`sweep_partials` finds it by its dead pid. Keys cannot start with a dot.
+    """
+
+    PARTIAL_DIR = ".partial"
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -83,10 +93,11 @@ class LocalStore:
 
     def put_file(self, key: str, source: Path, on_progress: ProgressCallback | None = None) -> int:
         target = self._path(key)
-        part = target.with_name(f"{target.name}.part-{os.getpid()}")
+        part = self.root / self.PARTIAL_DIR / f"{os.getpid()}-{uuid.uuid4().hex}"
         copied = 0
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            part.parent.mkdir(exist_ok=True)
             with source.open("rb") as src, part.open("wb") as dst:
                 while chunk := src.read(CHUNK):
                     dst.write(chunk)
@@ -142,6 +153,20 @@ class LocalStore:
 
     def describe(self) -> str:
         return f"local folder {self.root}"
+
+    def sweep_partials(self) -> int:
+        """Remove partial files of puts whose process is gone (killed mid-copy)."""
+        removed = 0
+        for part in (self.root / self.PARTIAL_DIR).glob("*-*"):
+            try:
+                pid = int(part.name.split("-", 1)[0])
+            except ValueError:
+                continue
+            if not psutil.pid_exists(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    part.unlink()
+                    removed += 1
+        return removed
 
     def check(self) -> None:
         try:

@@ -10,6 +10,12 @@ import pytest
 from core import samples
 from core.media import ffmpeg_exe
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", default=False,
+                     help="reliability suite: long runs (200 random kills) instead of CI size")
+
+
 # --------------------------------------------------------------------------- clips
 
 

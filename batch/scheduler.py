@@ -1,0 +1,262 @@
+"""``peakops scheduler``: one APScheduler 3.x instance that runs the off-peak batch.
+
+Jobs, registered by textual reference with no arguments (the running
+:class:`Runtime` is module state, as the queue's executor is):
+
+- ``dispatch_tick`` every ``dispatch_interval`` seconds (30 by default) and once at start:
+  re-reads the clock, the operator's pause/run-now and the backlog, withdraws queued
+  off-peak uploads when closed, dispatches what fits, and (re)schedules
+- ``boundary_tick`` as a DateTrigger at the next window opening or closing computed
+  by the window math, so a boundary is met to the second; the interval tick catches
+  clock changes;
+- ``reap_tick`` every minute (the reaper) and ``cleanup_tick`` daily at 03:30 local
+  (retention cleanup, ``retention_days``).
+
+Jobs run one at a time on a single executor thread, which alone uses the runtime's
+database connection. Exactly one scheduler runs per home folder (:func:`acquire_lock`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from batch import offpeak
+from batch.offpeak import Plan, fmt_duration
+from batch.queue import Queue, make_queue
+from batch.windows import Schedule, parse_windows
+from core import jobs, maintenance
+from core.app import App, open_app
+from core.config import Settings
+from core.errors import StateError
+
+logger = logging.getLogger(__name__)
+
+REAP_EVERY_S = 60.0
+CLEANUP_AT = {"hour": 3, "minute": 30}
+LOCK_NAME = "scheduler.lock"
+
+
+def acquire_lock(home: Path) -> IO[str]:
+    """Hold ``home/scheduler.lock`` for the life of the returned file; StateError if taken."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / LOCK_NAME
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StateError(f"another scheduler is already running for {home} (pid {holder}); "
+                         "only one may run per home folder") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+class Runtime:
+    """What the scheduler's jobs work on: settings, schedule, database, queue."""
+
+    def __init__(self, settings: Settings, scheduler: BackgroundScheduler) -> None:
+        self.settings = settings
+        self.schedule: Schedule = parse_windows(settings.offpeak_windows, settings.timezone)
+        self.scheduler = scheduler
+        self.app: App = open_app(settings, check_same_thread=False)
+        self.queue: Queue = make_queue(settings)
+        self.was_open: bool | None = None
+        self.last_deferred: dict[int, str] = {}
+
+    def close(self) -> None:
+        self.app.close()
+
+    def tick(self, now: datetime) -> Plan:
+        """One dispatch round at ``now``."""
+        db = self.app.db
+        plan = offpeak.load_plan(db, self.schedule, lookahead=self.settings.dispatch_lookahead,
+                                 now=now)
+        self._log_transition(plan)
+        if not plan.open:
+            reason = plan.pause or "off-peak window closed"
+            withdrawn = [r["id"] for r in offpeak.offpeak_rows(db, jobs.QUEUED)
+                         if jobs.withdraw(db, r["id"], reason=reason, now=now.timestamp())]
+            if withdrawn:
+                logger.info("withdrew %s queued off-peak upload(s) %s: %s", len(withdrawn),
+                            withdrawn, reason)
+        dispatched = []
+        for decision in plan.to_dispatch():
+            assert plan.opening is not None
+            where = f"{plan.opening.source} until {plan.opening.end:%a %H:%M}"
+            if jobs.dispatch(db, decision.upload_id, now=now.timestamp(),
+                             message=f"dispatched in {where} (estimate "
+                                     f"{fmt_duration(decision.estimate_s)})"):
+                dispatched.append(decision.upload_id)
+        if dispatched:
+            self.queue.enqueue(dispatched)
+            logger.info("dispatched %s upload(s) %s", len(dispatched), dispatched)
+        deferred = {d.upload_id: d.reason for d in plan.deferred()}
+        if deferred != self.last_deferred and deferred:
+            logger.info("deferred %s upload(s) to the next window: %s", len(deferred),
+                        "; ".join(f"upload {i}: {why}" for i, why in deferred.items()))
+        self.last_deferred = deferred
+        self._schedule_boundary(plan)
+        return plan
+
+    def _log_transition(self, plan: Plan) -> None:
+        if plan.open == self.was_open:
+            return
+        self.was_open = plan.open
+        if plan.open:
+            assert plan.opening is not None
+            logger.info("window opened (%s) until %s", plan.opening.source,
+                        plan.opening.end.isoformat())
+        else:
+            nxt = plan.next_open.isoformat() if plan.next_open else "never"
+            logger.info("window closed (%s); next opens %s",
+                        plan.pause or "outside the schedule", nxt)
+
+    def next_boundary(self, plan: Plan) -> datetime | None:
+        """When the open/closed answer next changes, as far as the window math knows."""
+        control = offpeak.read_control(self.app.db)
+        moments = []
+        if plan.opening is not None:
+            moments.append(plan.opening.end)
+        elif plan.next_open is not None:
+            moments.append(plan.next_open)
+        if control.timed_pause(plan.now) and control.pause_until < offpeak.PAUSE_FOREVER:
+            moments.append(datetime.fromtimestamp(control.pause_until, UTC))
+        future = [m.astimezone(UTC) for m in moments if m.timestamp() > plan.now.timestamp()]
+        return min(future) if future else None
+
+    def _schedule_boundary(self, plan: Plan) -> None:
+        moment = self.next_boundary(plan)
+        if moment is None:
+            return
+        job = self.scheduler.get_job("boundary")
+        if job is not None and getattr(job.trigger, "run_date", None) == moment:
+            return
+        self.scheduler.add_job("batch.scheduler:boundary_tick", DateTrigger(run_date=moment),
+                               id="boundary", name="window boundary", replace_existing=True,
+                               misfire_grace_time=None)
+        logger.debug("next window boundary at %s", moment.isoformat())
+
+    def reap(self) -> None:
+        from batch.worker import owner_alive
+        changed = jobs.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,
+                                   owner_alive=owner_alive)
+        if changed:
+            logger.info("reaper: %s upload(s) reset %s", len(changed), changed)
+
+    def cleanup(self) -> None:
+        result = maintenance.cleanup_expired(self.app)
+        logger.info("retention cleanup (%g days): %s upload(s), %s object(s) removed, "
+                    "%s error(s)", self.settings.retention_days, result.uploads,
+                    result.objects, result.errors)
+
+
+_runtime: Runtime | None = None
+
+
+def _current() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("scheduler jobs run only inside `peakops scheduler` or `batch`")
+    return _runtime
+
+
+def dispatch_tick() -> None:
+    _current().tick(datetime.now(UTC))
+
+
+def boundary_tick() -> None:
+    _current().tick(datetime.now(UTC))
+
+
+def reap_tick() -> None:
+    _current().reap()
+
+
+def cleanup_tick() -> None:
+    _current().cleanup()
+
+
+class OffPeakScheduler:
+    """The one APScheduler instance, in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.scheduler = BackgroundScheduler(
+            timezone=settings.timezone,
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+        self.runtime: Runtime | None = None
+
+    def start(self) -> None:
+        global _runtime
+        if _runtime is not None:
+            raise RuntimeError("a scheduler already runs in this process")
+        self.runtime = _runtime = Runtime(self.settings, self.scheduler)
+        schedule = self.runtime.schedule
+        logger.info("scheduler: windows %r in %s, end policy %s, dispatch every %g s",
+                    str(schedule) or "(none)", self.settings.timezone,
+                    self.settings.window_end_policy, self.settings.dispatch_interval)
+        now = datetime.now(UTC)
+        self.scheduler.add_job("batch.scheduler:dispatch_tick", IntervalTrigger(
+            seconds=self.settings.dispatch_interval), id="dispatch", name="dispatch",
+            next_run_time=now)
+        self.scheduler.add_job("batch.scheduler:reap_tick", IntervalTrigger(
+            seconds=REAP_EVERY_S), id="reap", name="reaper",
+            next_run_time=now + timedelta(seconds=REAP_EVERY_S))
+        self.scheduler.add_job("batch.scheduler:cleanup_tick", CronTrigger(**CLEANUP_AT),
+                               id="cleanup", name="cleanup_expired_inspections")
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        global _runtime
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self.runtime is not None:
+            self.runtime.close()
+        self.runtime = _runtime = None
+
+
+def run_scheduler(settings: Settings, stop: threading.Event) -> int:
+    """``peakops scheduler``: hold the lock and run until ``stop`` is set."""
+    lock = acquire_lock(settings.home)
+    scheduler = OffPeakScheduler(settings)
+    try:
+        scheduler.start()
+        while not stop.wait(1.0):
+            pass
+    finally:
+        scheduler.shutdown()
+        lock.close()
+    return 0
+
+
+def hold_for(settings: Settings, *, clock: Any = None):
+    """The worker's hold for the batch service: off-peak uploads run only while open."""
+    schedule = parse_windows(settings.offpeak_windows, settings.timezone)
+    clock = clock or (lambda: datetime.now(UTC))
+
+    def hold(db: Any, row: dict[str, Any], starting: bool) -> str | None:
+        if row.get("mode") != jobs.MODE_OFFPEAK:
+            return None
+        now = clock()
+        control = offpeak.read_control(db)
+        return offpeak.hold_reason(row, control, offpeak.open_interval(schedule, control, now),
+                                   policy=settings.window_end_policy, now=now,
+                                   starting=starting)
+    return hold

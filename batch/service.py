@@ -1,0 +1,35 @@
+"""``peakops batch``: the worker and the off-peak scheduler as one long-running service.
+
+The worker's consumer loop runs in the main thread (it owns the signal handlers: SIGTERM
+or Ctrl-C hand the current job back and stop); the scheduler runs in its background
+thread. The worker gets the scheduler's hold, so an off-peak upload never starts outside
+an open window and a hard window end or a pause stops the running one and returns it to
+DEFERRED. This is what a systemd user unit starts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from batch.scheduler import OffPeakScheduler, acquire_lock, hold_for
+from core.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def run_batch(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; exit code 0. StateError if a scheduler already runs."""
+    from batch.worker import Worker
+    lock = acquire_lock(settings.home)
+    try:
+        hold = hold_for(settings)  # parses the windows: a bad spec fails before anything runs
+        worker = Worker(settings, hold=hold)
+        scheduler = OffPeakScheduler(settings)
+        scheduler.start()
+        try:
+            logger.info("batch service: worker %s with the off-peak scheduler", worker.name)
+            return worker.run()
+        finally:
+            scheduler.shutdown()
+    finally:
+        lock.close()

@@ -1,0 +1,118 @@
+"""Hard memory limit on real processes: kill within a second, the degrade ladder, final state.
+
+Figures measured on this machine (tree = Python job child ~33 MB + ffmpeg), for a plain
+4K clip: level 0 ~150 MB, level 1 ~110 MB, level 2 ~93 MB; a 160x120 clip ~45-70 MB.
+One limit, 130 MB, so each clip fits at a different level.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from core import samples
+from core.media import ffmpeg_exe
+from tests.reliability.support import (
+    burst,
+    check_invariants,
+    db_dicts,
+    submit,
+)
+
+FRAMES = 4
+ENV = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": str(FRAMES), "PEAKOPS_MAX_ATTEMPTS": "3"}
+KILL_RE = re.compile(r"hard limit (\d+) KiB crossed: sample ([\d.]+) (\d+) KiB over, previous "
+                     r"sample ([\d.]+) (\d+) KiB; tree killed at ([\d.]+)")
+
+
+@pytest.fixture(scope="module")
+def clip_4k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("memory-clips")
+    return samples.make_clip(folder / "uhd.mp4", seconds=1, width=3840, height=2160, keyint=5)
+
+
+@pytest.fixture(scope="module")
+def clip_4k_refs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4K with 8 reference frames and one GOP: any frame but the first needs the decoder
+    to hold many pictures (level 0 ~250 MB, level 1 ~200-230 MB), while level 2 decodes
+    the keyframe alone (~93 MB)."""
+    path = tmp_path_factory.mktemp("memory-refs") / "uhd-refs.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f",
+                    "lavfi", "-i", "testsrc2=size=3840x2160:rate=25:duration=1",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    "-g", "25", "-x264-params", "ref=8:bframes=0", str(path)],
+                   stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=300)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("memory-small")
+    return samples.make_clip(folder / "small.mp4", seconds=2, width=160, height=120)
+
+
+def kills_in(log: str, limit: int) -> list[dict[str, float]]:
+    found = []
+    for match in KILL_RE.finditer(log):
+        hard, over_at, over_kib, below_at, below_kib, killed_at = match.groups()
+        assert int(hard) == limit and int(over_kib) > limit >= int(below_kib)
+        found.append({"over_at": float(over_at), "below_at": float(below_at),
+                      "killed_at": float(killed_at)})
+    return found
+
+
+def ladder(home: Path, upload_id: int) -> list[str]:
+    return [e["message"].rsplit("(", 1)[-1].rstrip(")") for e in db_dicts(
+        home, "SELECT message FROM events WHERE upload_id = ? AND kind = 'retry' ORDER BY id",
+        [upload_id])]
+
+
+def test_degrades_until_it_fits(tmp_path: Path, clip_4k: Path, clip_4k_refs: Path,
+                                clip_small: Path) -> None:
+    limit = 130_000
+    home = tmp_path / "home"
+    ids = submit(home, clip_4k, clip_4k_refs, clip_small, **ENV)
+    expected = dict(zip(ids, (1, 2, 0), strict=True))  # the level each one fits at
+    proc = burst(home, PEAKOPS_HARD_MEMORY_LIMIT=str(limit), **ENV)
+    check_invariants(home, max_frames=FRAMES)
+    rows = {r["id"]: r for r in db_dicts(home, "SELECT * FROM uploads")}
+    for upload_id, level in expected.items():
+        row = rows[upload_id]
+        assert (row["status"], row["degrade_level"], row["attempts"]) == (
+            "DONE", level, level + 1), row
+        assert ladder(home, upload_id) == [f"retrying, degrade level {n}"
+                                           for n in range(1, level + 1)]
+    # The worker lived on: the small clip, after the kills, was done at full quality.
+    kills = kills_in(proc.stderr, limit)
+    restarts = db_dicts(home, "SELECT * FROM restarts ORDER BY id")
+    assert [(r["cause"], r["upload_id"]) for r in restarts] == [
+        ("hard-limit", ids[0]), ("hard-limit", ids[1]), ("hard-limit", ids[1])]
+    assert len(kills) == len(restarts)
+    for kill, restart in zip(kills, restarts, strict=True):
+        assert kill["killed_at"] - kill["below_at"] < 1.0, kill  # crossing -> tree dead
+        assert restart["at"] - kill["below_at"] < 1.0 and restart["rss_kib"] > limit
+    [worker] = db_dicts(home, "SELECT state, jobs_done, child_starts FROM workers")
+    assert worker == {"state": "stopped", "jobs_done": 3, "child_starts": 4}
+
+
+def test_over_the_limit_at_every_level_fails_with_the_figures(tmp_path: Path,
+                                                              clip_small: Path) -> None:
+    limit = 30_000  # below the job child's own ~33 MB: every level is killed
+    home = tmp_path / "home"
+    [upload_id] = submit(home, clip_small, **ENV)
+    proc = burst(home, PEAKOPS_HARD_MEMORY_LIMIT=str(limit), **ENV)
+    check_invariants(home, max_frames=FRAMES)
+    [row] = db_dicts(home, "SELECT * FROM uploads")
+    assert (row["status"], row["error_category"], row["degrade_level"]) == (
+        "FAILED", "memory", 2)
+    assert f"hard limit of {limit} KiB even at the lowest degrade level" in row["error_message"]
+    assert ladder(home, upload_id) == ["retrying, degrade level 1", "retrying, degrade level 2"]
+    kills = kills_in(proc.stderr, limit)
+    assert len(kills) == 3 and all(k["killed_at"] - k["below_at"] < 1.0 for k in kills)
+    worker = sqlite3.connect(home / "peakops.db").execute(
+        "SELECT state, child_starts FROM workers").fetchone()
+    assert worker == ("stopped", 3)
