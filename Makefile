@@ -26,6 +26,7 @@ run: $(STAMP)
 	@$(VENV)/bin/peakops console --start-worker
 
 test: $(DEVSTAMP)
+	sh scripts/ensure-system-deps.sh
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEVSTAMP)

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="peakops", description="Frames and labels from inspection videos, memory-bounded.")
     parser.add_argument("--version", action="version", version=f"peakops {core.__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check Qt, fonts, ffmpeg, SQLite, Huey, APScheduler, boto3 and "
+                             "Pillow in this installation (no display needed), then exit")
     parser.add_argument("--config", metavar="PATH", help="config file (TOML)")
     parser.add_argument("--home", metavar="DIR", help="home folder (default: $PEAKOPS_HOME)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -67,6 +70,9 @@ def configure_logging(settings: Settings, verbose: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.self_test:
+        from batch.selftest import run
+        return run()
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

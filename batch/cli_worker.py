@@ -11,8 +11,10 @@ from core.config import Settings
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from batch.scheduler import hold_for
     from batch.worker import Worker
-    return Worker(settings, burst=args.burst).run()
+    # The same hold as `peakops batch`: off-peak uploads run only inside a window.
+    return Worker(settings, burst=args.burst, hold=hold_for(settings)).run()
 
 
 def status_report(settings: Settings) -> dict:

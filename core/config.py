@@ -146,6 +146,8 @@ class Settings:
         10, _positive_int, "a positive whole number", "PEAKOPS_REKOGNITION_MAX_LABELS")
     rekognition_min_confidence: float = _setting(
         70.0, _confidence, "a percentage 0-100", "PEAKOPS_REKOGNITION_MIN_CONFIDENCE")
+    rekognition_max_calls_per_upload: int = _setting(
+        20, _positive_int, "a positive whole number", "PEAKOPS_REKOGNITION_MAX_CALLS_PER_UPLOAD")
     offpeak_windows: str = _setting(
         "mon-fri 22:00-06:00; sat,sun 00:00-24:00", _text,
         "a weekly schedule like 'mon-fri 22:00-06:00; sat,sun 00:00-24:00'",

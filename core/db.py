@@ -72,7 +72,12 @@ def _v2(db: sqlite_utils.Database) -> None:
     db["state"].create({"key": str, "value": str, "updated_at": float}, pk="key")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """Paid analyzer calls per upload (cost visibility and the per-upload budget)."""
+    db["uploads"].add_column("rekognition_calls", int, not_null_default=0)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 """Append-only: migration N (1-based) upgrades a database at user_version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

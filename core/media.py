@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core.errors import InputError, InternalError, JobTimeoutError, StorageError
+from core.procenv import clean_env
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _run(argv: Sequence[str], *, timeout: float, keep_bytes: int = _TAIL_BYTES,
     """
     with tempfile.TemporaryFile() as err:
         with subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=err) as proc:
+                              stdout=subprocess.DEVNULL, stderr=err, env=clean_env()) as proc:
             try:
                 if on_spawn is not None:
                     on_spawn(proc.pid)

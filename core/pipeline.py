@@ -109,6 +109,12 @@ class _Job:
             "ORDER BY idx", [self.upload_id]))
         previous = [int(f["dhash"], 16) for f in frames if f["analyzed_at"] is not None]
         pending = [f for f in frames if f["analyzed_at"] is None]
+        # Paid analyzers count calls per upload (budget and cost), kept across retries.
+        counts_calls = hasattr(self.app.analyzer, "begin_upload")
+        if counts_calls:
+            used = db.execute("SELECT rekognition_calls FROM uploads WHERE id = ?",
+                              [self.upload_id]).fetchone()[0]
+            self.app.analyzer.begin_upload(self.upload_id, used or 0)
         analysed = labels = 0
         for k, frame in enumerate(pending):
             self.step("analysing", k, len(pending))
@@ -126,6 +132,9 @@ class _Job:
                                [frame["id"], label.name, label.confidence, label.source])
                 db.execute("UPDATE frames SET analyzed_at = ? WHERE id = ?",
                            [time.time(), frame["id"]])
+                if counts_calls:
+                    db.execute("UPDATE uploads SET rekognition_calls = ? WHERE id = ?",
+                               [self.app.analyzer.calls_made, self.upload_id])
             analysed += 1
             labels += len(result.labels)
         self.step("analysing", len(pending), len(pending))

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from core.media import ffmpeg_exe
+from core.procenv import clean_env
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def available_encoders() -> frozenset[str]:
     """Names of the encoders the bundled ffmpeg was built with (``ffmpeg -encoders``)."""
     done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-encoders"],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=60, check=True)
+                          timeout=60, check=True, env=clean_env())
     names = set()
     for line in done.stdout.splitlines():
         parts = line.split()
@@ -144,7 +145,7 @@ def _tmp_name(dest: Path, extra: str = "") -> Path:
 def _ffmpeg(argv: list[str]) -> None:
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, errors="replace",
-                          timeout=_TIMEOUT)
+                          timeout=_TIMEOUT, env=clean_env())
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"ffmpeg failed (exit {done.returncode}) making a sample: {tail}")

@@ -1,0 +1,198 @@
+"""Run the frozen PeakOps from an unpacked .deb, the way an operator would (packaging/check.sh).
+
+The app runs with a bare environment: PATH=/usr/bin:/bin, no PYTHONPATH, no venv, no
+display, its home in a temp folder. This script itself runs in the project venv only to
+generate clips (core.samples) and to inspect results (Pillow, psutil).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from core.samples import make_clip  # noqa: E402 - needs the repo on sys.path
+
+FAILURES: list[str] = []
+
+
+def report(ok: bool, name: str, detail: str) -> None:
+    print(f"{'ok  ' if ok else 'FAIL'}  {name:<11} {detail}", flush=True)
+    if not ok:
+        FAILURES.append(name)
+
+
+class Frozen:
+    def __init__(self, exe: Path, tmp: Path) -> None:
+        self.exe = exe
+        home = tmp / "home"
+        home.mkdir()
+        self.env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+                    "TMPDIR": str(tmp), "PEAKOPS_HOME": str(home / "peakops"),
+                    "PEAKOPS_CONFIG": str(tmp / "no-config.toml")}
+        self.cwd = tmp
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.exe), *args], env=self.env, cwd=self.cwd,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([str(self.exe), *args], env=self.env, cwd=self.cwd,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def tail(proc: subprocess.CompletedProcess, lines: int = 15) -> str:
+    text = (proc.stdout or "") + (proc.stderr or "")
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def check_version(app: Frozen, version: str) -> None:
+    times, out = [], ""
+    for _ in range(5):
+        started = time.monotonic()
+        proc = app.run("--version")
+        times.append(time.monotonic() - started)
+        out = proc.stdout.strip()
+    report(out == f"peakops {version}", "version",
+           f"{out!r} (pyproject {version}); start time median {statistics.median(times):.2f} s "
+           f"of {len(times)} runs")
+
+
+def check_self_test(app: Frozen) -> None:
+    proc = app.run("--self-test")
+    print("      " + proc.stdout.strip().replace("\n", "\n      "))
+    report(proc.returncode == 0 and not proc.stderr.strip(), "self-test",
+           f"exit {proc.returncode}" + (f"; stderr: {proc.stderr.strip()[:300]}"
+                                        if proc.stderr.strip() else ""))
+
+
+def check_process(app: Frozen, clip: Path) -> None:
+    proc = app.run("process", str(clip), "--json", timeout=300)
+    try:
+        detail = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        report(False, "process", f"exit {proc.returncode}, no JSON:\n{tail(proc)}")
+        return
+    frames = len(detail.get("frames", []))
+    report(proc.returncode == 0 and detail.get("status") == "DONE" and frames > 0, "process",
+           f"upload {detail.get('id')} {detail.get('status')} with {frames} frames")
+
+
+def check_screenshot(app: Frozen, tmp: Path) -> None:
+    from PIL import Image
+
+    shot = tmp / "console.png"
+    proc = app.run("console", "--screenshot", str(shot), "--size", "1200x760", timeout=180)
+    if proc.returncode != 0 or not shot.exists():
+        report(False, "console", f"exit {proc.returncode}:\n{tail(proc)}")
+        return
+    image = Image.open(shot).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 22) or []
+    # Text is anti-aliased: many grey levels, and dark pixels on a light window.
+    dark = sum(count for count, rgb in colours if sum(rgb) < 3 * 110)
+    ok = len(colours) >= 30 and dark >= 500
+    report(ok, "console", f"{shot.name} {image.size[0]}x{image.size[1]}, {len(colours)} "
+                          f"colours, {dark} dark (text) pixels")
+
+
+def check_worker(app: Frozen, clip: Path) -> None:
+    """``worker --burst`` processes a clip in a job child that is the frozen executable."""
+    proc = app.run("submit", str(clip), "--json")
+    if proc.returncode != 0:
+        report(False, "worker", f"submit failed:\n{tail(proc)}")
+        return
+    upload_id = json.loads(proc.stdout)[0]["upload_id"]
+    exe = os.path.realpath(app.exe)
+    worker = app.popen("worker", "--burst")
+    seen: dict[int, tuple[str, list[str], str | None]] = {}
+    deadline = time.monotonic() + 300
+    while worker.poll() is None and time.monotonic() < deadline:
+        try:
+            for child in psutil.Process(worker.pid).children(recursive=True):
+                if child.pid in seen:
+                    continue
+                try:
+                    env_ld = child.environ().get("LD_LIBRARY_PATH")
+                    seen[child.pid] = (child.exe(), child.cmdline(), env_ld)
+                except psutil.Error:
+                    continue
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
+    if worker.poll() is None:
+        worker.kill()
+    output = worker.communicate()[0]
+    job_children = [(pid, e) for pid, (e, argv, _) in seen.items() if argv[1:2] == ["_job-child"]]
+    pythons = [e for e, _, _ in seen.values() if Path(e).name.startswith("python")]
+    ffmpegs = [ld for e, _, ld in seen.values() if "ffmpeg" in Path(e).name]
+    frozen_child = bool(job_children) and all(e == exe for _, e in job_children)
+    report(frozen_child and not pythons, "job child",
+           f"{len(job_children)} job child(ren) ran {sorted({e for _, e in job_children})}; "
+           f"python processes: {len(pythons)}")
+    leaked = [ld for ld in ffmpegs if ld and "_internal" in ld]
+    report(not leaked, "ffmpeg env",
+           f"{len(ffmpegs)} ffmpeg run(s) sampled; LD_LIBRARY_PATH pointing into the bundle: "
+           f"{len(leaked)}")
+    show = app.run("show", str(upload_id), "--json")
+    status = app.run("status", "--json")
+    try:
+        detail = json.loads(show.stdout)
+        workers = json.loads(status.stdout)["workers"]
+    except (json.JSONDecodeError, KeyError):
+        report(False, "worker", f"exit {worker.returncode}\n{output[-2000:]}\n{tail(show)}")
+        return
+    starts = max((w.get("child_starts") or 0 for w in workers), default=0)
+    ok = (worker.returncode == 0 and detail.get("status") == "DONE" and detail.get("frames")
+          and starts >= 1)
+    report(bool(ok), "worker", f"--burst exit {worker.returncode}; upload {upload_id} "
+                               f"{detail.get('status')} with {len(detail.get('frames', []))} "
+                               f"frames; child_starts {starts}")
+    if not ok:
+        print(output[-3000:])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("deb", type=Path)
+    parser.add_argument("--version", required=True, help="expected version (pyproject)")
+    args = parser.parse_args()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="peakops-pkgcheck-") as name:
+        tmp = Path(name)
+        subprocess.run(["dpkg-deb", "-x", str(args.deb), str(tmp / "root")], check=True)
+        depends = subprocess.run(["dpkg-deb", "-f", str(args.deb), "Depends"], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+        print(f"      {args.deb.name}: {args.deb.stat().st_size / 2**20:.1f} MiB; "
+              f"Depends: {depends}")
+        exe = tmp / "root" / "opt" / "peakops" / "peakops"
+        report(exe.is_file() and os.access(exe, os.X_OK), "unpacked", str(exe))
+        app = Frozen(exe, tmp)
+        clips = tmp / "clips"
+        clips.mkdir()
+        clip_a = make_clip(clips / "inspection-a.mp4", seconds=3, width=320, height=240)
+        clip_b = make_clip(clips / "inspection-b.mp4", seconds=3, width=320, height=240,
+                           pattern="testsrc")
+        check_version(app, args.version)
+        check_self_test(app)
+        check_process(app, clip_a)
+        check_worker(app, clip_b)
+        check_screenshot(app, tmp)
+    took = time.monotonic() - started
+    print(f"check_frozen: {'all passed' if not FAILURES else 'FAILED: ' + ', '.join(FAILURES)}"
+          f" in {took:.0f} s")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""PyInstaller entry point of the frozen ``peakops`` executable (the console script's twin).
+
+The job child is this same executable started as ``peakops _job-child`` (see
+batch/supervisor.py), so nothing here may branch on argv.
+"""
+
+import sys
+
+from batch.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
