@@ -35,6 +35,31 @@ lint: $(DEVSTAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache
 
+# Benchmarks (bench/, issue 8): memory and time against the decode-everything baseline and
+# the bare-ffmpeg limit. Videos are generated once into PEAKOPS_BENCH_CACHE (default
+# ~/.cache/peakops-bench). `bench` is the full run and writes bench/results/; `bench-quick`
+# (720p 30 s and 4K 10 s, one run) prints the table in under 3 minutes.
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(PY) -m bench --quick $(BENCH_ARGS)
+
 .PHONY: soak
 soak: $(DEVSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/reliability --soak -s $(PYTEST_ARGS)
+
+# Installers: a PyInstaller folder, a .deb and a .tar.zst under build/package/ (packaging/).
+PKGSTAMP := $(VENV)/.installed-package
+
+$(PKGSTAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[package]'
+	touch $(STAMP) $@
+
+.PHONY: package package-check
+package: $(PKGSTAMP)
+	$(PY) packaging/build.py
+
+# Builds the package, unpacks the .deb and runs the frozen app from there (CI step).
+package-check: $(PKGSTAMP)
+	PY=$(PY) packaging/check.sh

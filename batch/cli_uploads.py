@@ -226,8 +226,9 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         analyzer = app_holder["app"].analyzer
         if hasattr(analyzer, "check"):
             analyzer.check()
-        return f"{analyzer.name}" + ("" if settings.enable_aws_rekognition
-                                     else " (offline; ENABLE_AWS_REKOGNITION=false)")
+        described = analyzer.describe() if hasattr(analyzer, "describe") else analyzer.name
+        return described + ("" if settings.enable_aws_rekognition
+                            else " (offline; ENABLE_AWS_REKOGNITION=false)")
 
     check("ffmpeg", ffmpeg)
     check("home", home)

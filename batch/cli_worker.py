@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from batch.cli import print_json
-from core import heartbeat, jobs
+from core import heartbeat, jobs, state
 from core.app import open_app
 from core.config import Settings
 
@@ -21,12 +22,19 @@ def status_report(settings: Settings) -> dict:
     from batch.queue import make_queue
     app = open_app(settings)
     try:
-        return {
+        report = {
             "uploads": jobs.counts_by_status(app.db),
             "queue_messages": make_queue(settings).huey.pending_count(),
             "workers": heartbeat.workers(app.db),
             "recent_restarts": heartbeat.recent_restarts(app.db, limit=10),
         }
+        if settings.enable_aws_rekognition:  # calls in the current budget period
+            from core.rekognition import budget_period, period_calls_key
+            period = budget_period(datetime.now(UTC), settings.timezone)
+            report["rekognition"] = {
+                "period": period, "calls": state.get(app.db, period_calls_key(period), 0),
+                "budget": settings.rekognition_max_calls_per_window}  # 0 = no limit
+        return report
     finally:
         app.close()
 
@@ -39,6 +47,10 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     counts = report["uploads"]
     print("uploads   " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
     print(f"queue     {report['queue_messages']} message(s)")
+    if "rekognition" in report:
+        rek = report["rekognition"]
+        print(f"calls     {rek['calls']} Rekognition call(s) in period {rek['period']} (noon to "
+              f"noon), budget {rek['budget'] or 'none'}")
     if not report["workers"]:
         print("workers   none has run yet")
     for w in report["workers"]:

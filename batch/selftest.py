@@ -177,7 +177,8 @@ def missing_libraries(library: Path) -> list[str]:
                              timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
-    return [line.split("=>")[0].strip() for line in out.splitlines() if "not found" in line]
+    names = [line.split("=>")[0].strip() for line in out.splitlines() if "not found" in line]
+    return list(dict.fromkeys(names))  # ldd repeats a library for each library needing it
 
 
 def package_for(soname: str) -> str | None:

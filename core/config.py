@@ -32,6 +32,15 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    number = int(str(value).strip()) if not isinstance(value, int) else value
+    if number < 0:
+        raise ValueError
+    return number
+
+
 def _non_negative_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError
@@ -148,6 +157,11 @@ class Settings:
         70.0, _confidence, "a percentage 0-100", "PEAKOPS_REKOGNITION_MIN_CONFIDENCE")
     rekognition_max_calls_per_upload: int = _setting(
         20, _positive_int, "a positive whole number", "PEAKOPS_REKOGNITION_MAX_CALLS_PER_UPLOAD")
+    rekognition_max_calls_per_window: int = _setting(
+        0, _non_negative_int,
+        "a whole number of calls per day, noon to noon in `timezone`, so that a nightly "
+        "off-peak window like 22:00-06:00 is one period (0 = no limit)",
+        "PEAKOPS_REKOGNITION_MAX_CALLS_PER_WINDOW")
     offpeak_windows: str = _setting(
         "mon-fri 22:00-06:00; sat,sun 00:00-24:00", _text,
         "a weekly schedule like 'mon-fri 22:00-06:00; sat,sun 00:00-24:00'",

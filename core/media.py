@@ -20,6 +20,7 @@ import functools
 import logging
 import os
 import re
+import select
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -66,7 +67,7 @@ def _run(argv: Sequence[str], *, timeout: float, keep_bytes: int = _TAIL_BYTES,
             try:
                 if on_spawn is not None:
                     on_spawn(proc.pid)
-                returncode = proc.wait(timeout=timeout)
+                returncode = _wait_exit(proc, timeout)
             except BaseException:
                 proc.kill()
                 proc.wait()
@@ -75,6 +76,27 @@ def _run(argv: Sequence[str], *, timeout: float, keep_bytes: int = _TAIL_BYTES,
         err.seek(max(0, size - keep_bytes))
         text = err.read().decode("utf-8", "replace")
     return _Completed(returncode, text)
+
+
+def _wait_exit(proc: subprocess.Popen, timeout: float) -> int:
+    """``proc.wait(timeout)`` without its polling.
+
+    With a timeout, ``Popen.wait`` sleeps in steps of up to 50 ms, which added ~25 ms to
+    every ffmpeg run, 21 runs per video. A pidfd (Linux 5.3+) is readable the moment the
+    process exits; elsewhere this falls back to ``Popen.wait``.
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return proc.wait(timeout=timeout)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(timeout * 1000):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(pidfd)
+    return proc.wait()
 
 
 _NOISE = ("deprecated pixel format used",)

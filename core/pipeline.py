@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import jobs, media
+from core import jobs, media, state
 from core.analysis import measure
 from core.app import App, temp_dir_for
 from core.db import transaction
@@ -109,12 +109,17 @@ class _Job:
             "ORDER BY idx", [self.upload_id]))
         previous = [int(f["dhash"], 16) for f in frames if f["analyzed_at"] is not None]
         pending = [f for f in frames if f["analyzed_at"] is None]
-        # Paid analyzers count calls per upload (budget and cost), kept across retries.
-        counts_calls = hasattr(self.app.analyzer, "begin_upload")
+        # Paid analyzers count calls per upload (budget and cost), kept across retries,
+        # and per budget period across uploads and workers (in core.state).
+        analyzer = self.app.analyzer
+        counts_calls = hasattr(analyzer, "begin_upload")
         if counts_calls:
             used = db.execute("SELECT rekognition_calls FROM uploads WHERE id = ?",
                               [self.upload_id]).fetchone()[0]
-            self.app.analyzer.begin_upload(self.upload_id, used or 0)
+            analyzer.begin_upload(self.upload_id, used or 0)
+        counts_period = hasattr(analyzer, "begin_period")
+        if counts_period:
+            from core.rekognition import period_calls_key  # boto3 is loaded already
         analysed = labels = 0
         for k, frame in enumerate(pending):
             self.step("analysing", k, len(pending))
@@ -122,7 +127,12 @@ class _Job:
             if image is None or not image.exists():
                 image = workdir / f"stored-{frame['idx']:04d}.jpg"
                 self.app.store.get_file(frame["storage_key"], image)
-            result = self.app.analyzer.analyze(image, previous)
+            if counts_period:  # read per frame: other workers count too, and periods end
+                period = analyzer.current_period()
+                period_key = period_calls_key(period)
+                analyzer.begin_period(period, state.get(db, period_key, 0))
+                period_calls = analyzer.period_calls
+            result = analyzer.analyze(image, previous)
             previous.append(result.metrics.dhash)
             with transaction(db):
                 db.execute("DELETE FROM labels WHERE frame_id = ?", [frame["id"]])
@@ -134,7 +144,9 @@ class _Job:
                            [time.time(), frame["id"]])
                 if counts_calls:
                     db.execute("UPDATE uploads SET rekognition_calls = ? WHERE id = ?",
-                               [self.app.analyzer.calls_made, self.upload_id])
+                               [analyzer.calls_made, self.upload_id])
+                if counts_period and analyzer.period_calls > period_calls:
+                    state.increment(db, period_key, analyzer.period_calls - period_calls)
             analysed += 1
             labels += len(result.labels)
         self.step("analysing", len(pending), len(pending))
@@ -190,6 +202,9 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
         if not set(indices) <= have:
             video = job.fetch(row, workdir)
             extracted, images = job.extract(row, video, workdir)
+        else:  # a lower level's attempt already stored every frame this level plans
+            app.db.execute("UPDATE uploads SET frames_planned = ? WHERE id = ?",
+                           [len(indices), upload_id])
         analysed, labels = job.analyse(images, workdir)
     except InputError as exc:
         exc.upload_id = upload_id

@@ -15,10 +15,15 @@ from collections.abc import Mapping
 _VAR = "LD_LIBRARY_PATH"
 
 
-def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A copy of ``env`` (default: ``os.environ``) with the original library path restored."""
+def clean_env(env: Mapping[str, str] | None = None, *,
+              frozen: bool | None = None) -> dict[str, str]:
+    """A copy of ``env`` (default: ``os.environ``) with the original library path restored.
+
+    ``frozen`` defaults to whether this process is a PyInstaller app; elsewhere the
+    environment is returned as it is.
+    """
     result = dict(os.environ if env is None else env)
-    if not getattr(sys, "frozen", False):
+    if not (getattr(sys, "frozen", False) if frozen is None else frozen):
         return result
     original = result.pop(_VAR + "_ORIG", None)
     if original is None:

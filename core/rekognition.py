@@ -2,7 +2,8 @@
 
 Imported lazily by :func:`core.app.make_analyzer`, so ``import core`` never loads boto3.
 Every call costs money, so frames that look like one already analysed are not sent, the
-calls per upload are capped, and calls are spaced by a client-side rate limit.
+calls per upload and per budget period are capped, and calls are spaced by a client-side
+rate limit.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import boto3
 from botocore.config import Config
@@ -33,7 +36,7 @@ from PIL import Image
 
 from core.analysis import FrameAnalysis, Label, measure, nearest_duplicate, quality_labels
 from core.config import Settings
-from core.errors import AnalysisError
+from core.errors import AnalysisError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,9 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024
 """DetectLabels refuses image bytes above 5 MB."""
 MIN_SIDE = 80  # Rekognition's smallest accepted image side, in pixels
 BUDGET_LABEL = "rekognition-budget-reached"
-"""Label on frames not sent because the upload's call budget was spent."""
+"""Label on frames not sent because the upload's or the period's call budget was spent."""
+PERIOD_STARTS_AT = timedelta(hours=12)
+"""Budget periods run noon to noon (local), so a nightly window like 22:00-06:00 is one."""
 DEFAULT_CALLS_PER_SECOND = 5.0  # DetectLabels' smallest regional default quota (TPS)
 
 _PERMANENT = {"AccessDeniedException", "UnrecognizedClientException",
@@ -87,6 +92,28 @@ def encode_for_api(path: Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
         quality = max(70, quality - 5)
     raise AnalysisError(f"frame {path.name} cannot be made smaller than {max_bytes} bytes "
                         f"without going below {MIN_SIDE} px", transient=False)
+
+
+def budget_period(moment: datetime, timezone: str = "UTC") -> str:
+    """The call-budget period holding ``moment`` (timezone-aware), named by its first day.
+
+    A period is the 24 h from noon to noon on the wall clock of ``timezone`` (DST moves
+    the boundary with the clock), so ``2024-05-06`` runs from 6 May 12:00 to 7 May 12:00.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"expected a timezone-aware datetime, got naive {moment!r}")
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"timezone: unknown time zone {timezone!r}; expected an IANA name "
+                          "like 'Europe/Berlin' or 'UTC'", key="timezone") from None
+    wall = moment.astimezone(zone).replace(tzinfo=None)
+    return (wall - PERIOD_STARTS_AT).date().isoformat()
+
+
+def period_calls_key(period: str) -> str:
+    """The ``core.state`` key counting the DetectLabels calls made in ``period``."""
+    return f"rekognition.calls.{period}"
 
 
 class RateLimit:
@@ -134,12 +161,21 @@ class RekognitionAnalyzer:
     calls :meth:`begin_upload` with the calls the upload already made (stored in
     ``uploads.rekognition_calls``) and stores :attr:`calls_made` after each frame.
     Frames past the budget get the local labels and ``BUDGET_LABEL``.
+
+    Period budget: ``max_calls_per_window`` calls (0 = no limit) per :func:`budget_period`
+    across all uploads and workers. Before each frame the pipeline calls
+    :meth:`begin_period` with the period's count from ``core.state`` (key
+    :func:`period_calls_key`) and adds this frame's calls to it in the frame's transaction.
+    Workers analysing at the same moment can each make one call past the budget.
+    ``clock`` returns the current aware datetime; tests pass a fixed one.
     """
 
     name = SOURCE_REKOGNITION
 
     def __init__(self, client_factory: Callable[[], Any], *, max_labels: int = 10,
                  min_confidence: float = 70.0, max_calls_per_upload: int = 20,
+                 max_calls_per_window: int = 0, timezone: str = "UTC",
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  rate_limit: RateLimit | None = None,
                  max_image_bytes: int = MAX_IMAGE_BYTES) -> None:
         self._client_factory = client_factory
@@ -152,18 +188,35 @@ class RekognitionAnalyzer:
         self.upload_id: int | None = None
         self.calls_made = 0
         """DetectLabels calls that returned labels for the current upload."""
+        self.max_calls_per_window = max_calls_per_window
+        self.timezone = timezone
+        self.clock = clock
+        self.period: str | None = None
+        self.period_calls = 0
+        """DetectLabels calls made in :attr:`period`, by every upload."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RekognitionAnalyzer:
         return cls(lambda: make_client(settings),
                    max_labels=settings.rekognition_max_labels,
                    min_confidence=settings.rekognition_min_confidence,
-                   max_calls_per_upload=settings.rekognition_max_calls_per_upload)
+                   max_calls_per_upload=settings.rekognition_max_calls_per_upload,
+                   max_calls_per_window=settings.rekognition_max_calls_per_window,
+                   timezone=settings.timezone)
 
     def begin_upload(self, upload_id: int, calls_made: int = 0) -> None:
         """Start counting for ``upload_id``, which has already made ``calls_made`` calls."""
         self.upload_id = upload_id
         self.calls_made = calls_made
+
+    def current_period(self) -> str:
+        """The budget period now (see :func:`budget_period`)."""
+        return budget_period(self.clock(), self.timezone)
+
+    def begin_period(self, period: str, calls_made: int = 0) -> None:
+        """Count against ``period``, in which ``calls_made`` calls were already made."""
+        self.period = period
+        self.period_calls = calls_made
 
     def analyze(self, image: Path, previous_hashes: Sequence[int] = ()) -> FrameAnalysis:
         metrics = measure(image)
@@ -175,9 +228,15 @@ class RekognitionAnalyzer:
             logger.info("upload %s: %s skipped, Rekognition budget of %s calls spent",
                         self.upload_id, image.name, self.max_calls_per_upload)
             return FrameAnalysis(metrics, [*labels, Label(BUDGET_LABEL, 100.0)])
+        if self.max_calls_per_window and self.period_calls >= self.max_calls_per_window:
+            logger.info("upload %s: %s skipped, Rekognition budget of %s calls for period %s "
+                        "spent", self.upload_id, image.name, self.max_calls_per_window,
+                        self.period)
+            return FrameAnalysis(metrics, [*labels, Label(BUDGET_LABEL, 100.0)])
         data = encode_for_api(image, self.max_image_bytes)
         response = self._detect(data, self.max_labels, f"frame {image.name}")
         self.calls_made += 1
+        self.period_calls += 1
         labels += [Label(item["Name"], round(float(item["Confidence"]), 2), SOURCE_REKOGNITION)
                    for item in response.get("Labels", [])]
         return FrameAnalysis(metrics, labels)

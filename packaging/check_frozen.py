@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -89,21 +90,57 @@ def check_process(app: Frozen, clip: Path) -> None:
            f"upload {detail.get('id')} {detail.get('status')} with {frames} frames")
 
 
-def check_screenshot(app: Frozen, tmp: Path) -> None:
+def check_screenshot(app: Frozen, tmp: Path, *, x11: bool = False) -> None:
+    """A console screenshot with visible text: offscreen (no display), or with ``x11`` on
+    a virtual X server through Qt's xcb plugin and the system's X libraries."""
     from PIL import Image
 
-    shot = tmp / "console.png"
-    proc = app.run("console", "--screenshot", str(shot), "--size", "1200x760", timeout=180)
+    name = "console-x11" if x11 else "console"
+    shot = tmp / f"{name}.png"
+    argv = ["console", "--screenshot", str(shot), "--size", "1200x760"]
+    if x11:
+        proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", str(app.exe),
+                               *argv], env=app.env, cwd=app.cwd, capture_output=True,
+                              text=True, timeout=180)
+    else:
+        proc = app.run(*argv, timeout=180)
     if proc.returncode != 0 or not shot.exists():
-        report(False, "console", f"exit {proc.returncode}:\n{tail(proc)}")
+        report(False, name, f"exit {proc.returncode}:\n{tail(proc)}")
         return
     image = Image.open(shot).convert("RGB")
     colours = image.getcolors(maxcolors=1 << 22) or []
     # Text is anti-aliased: many grey levels, and dark pixels on a light window.
     dark = sum(count for count, rgb in colours if sum(rgb) < 3 * 110)
     ok = len(colours) >= 30 and dark >= 500
-    report(ok, "console", f"{shot.name} {image.size[0]}x{image.size[1]}, {len(colours)} "
-                          f"colours, {dark} dark (text) pixels")
+    report(ok, name, f"{shot.name} {image.size[0]}x{image.size[1]}, {len(colours)} "
+                     f"colours, {dark} dark (text) pixels")
+
+
+def check_missing_library(app: Frozen, tmp: Path) -> None:
+    """With libxcb-cursor hidden (a private mount namespace), ``peakops console`` on X11 must
+    name the library and its package instead of Qt's generic plugin message."""
+    libdir = Path("/usr/lib/x86_64-linux-gnu")
+    if os.geteuid() != 0 or not shutil.which("unshare") or not (libdir / "libxcb-cursor.so.0"
+                                                               ).exists():
+        print(f"skip  {'missing-lib':<11} needs root, unshare and libxcb-cursor0", flush=True)
+        return
+    copy = tmp / "libdir"
+    if subprocess.run(["cp", "-al", str(libdir), str(copy)], capture_output=True).returncode:
+        print(f"skip  {'missing-lib':<11} cannot hard-link {libdir} into {tmp}", flush=True)
+        return
+    for hidden in copy.glob("libxcb-cursor.so*"):
+        hidden.unlink()
+    script = f'mount --bind "{copy}" "{libdir}" && exec "{app.exe}" console'
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script],
+                          env={**app.env, "DISPLAY": ":99"}, cwd=app.cwd, capture_output=True,
+                          text=True, timeout=60)
+    if "mount" in proc.stderr and "permission" in proc.stderr.lower():
+        print(f"skip  {'missing-lib':<11} no mount namespace here", flush=True)
+        return
+    message = proc.stderr.strip()
+    ok = (proc.returncode == 1 and "libxcb-cursor.so.0" in message
+          and "libxcb-cursor0" in message and "qt.qpa" not in message)
+    report(ok, "missing-lib", message[:300] or f"exit {proc.returncode}, no message")
 
 
 def check_worker(app: Frozen, clip: Path) -> None:
@@ -123,8 +160,14 @@ def check_worker(app: Frozen, clip: Path) -> None:
                 if child.pid in seen:
                     continue
                 try:
+                    # exe before environ: a forked child that has not exec'd yet still
+                    # shows its parent's environment.
+                    exe_now, argv = child.exe(), child.cmdline()
                     env_ld = child.environ().get("LD_LIBRARY_PATH")
-                    seen[child.pid] = (child.exe(), child.cmdline(), env_ld)
+                    if child.exe() != exe_now or child.environ().get(
+                            "LD_LIBRARY_PATH") != env_ld:
+                        continue
+                    seen[child.pid] = (exe_now, argv, env_ld)
                 except psutil.Error:
                     continue
         except psutil.NoSuchProcess:
@@ -141,6 +184,9 @@ def check_worker(app: Frozen, clip: Path) -> None:
            f"{len(job_children)} job child(ren) ran {sorted({e for _, e in job_children})}; "
            f"python processes: {len(pythons)}")
     leaked = [ld for ld in ffmpegs if ld and "_internal" in ld]
+    for pid, (e, argv, ld) in seen.items():
+        if ld and "_internal" in ld and "ffmpeg" in Path(e).name:
+            print(f"      leaked LD_LIBRARY_PATH={ld} into pid {pid}: {argv[:8]}")
     report(not leaked, "ffmpeg env",
            f"{len(ffmpegs)} ffmpeg run(s) sampled; LD_LIBRARY_PATH pointing into the bundle: "
            f"{len(leaked)}")
@@ -160,6 +206,39 @@ def check_worker(app: Frozen, clip: Path) -> None:
                                f"frames; child_starts {starts}")
     if not ok:
         print(output[-3000:])
+
+
+def check_apt(deb: Path) -> None:
+    """Whether apt could install the .deb here (Depends resolvable); a warning only, since
+    it depends on this machine's package lists."""
+    if not shutil.which("apt-get"):
+        return
+    proc = subprocess.run(["apt-get", "-s", "-q", "install", str(deb.resolve())],
+                          capture_output=True, text=True, timeout=120)
+    ok = proc.returncode == 0
+    print(f"{'ok  ' if ok else 'warn'}  {'apt':<11} " + (
+        "apt-get -s install resolves every Depends" if ok else
+        f"apt-get -s install fails here:\n{tail(proc, 8)}"), flush=True)
+
+
+def check_tarball(tarball: Path, tmp: Path, version: str) -> None:
+    """The tarball's install.sh into a prefix, then the command through its symlink."""
+    unpacked, prefix = tmp / "tarball", tmp / "prefix"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-I", "zstd", "-xf", str(tarball), "-C", str(unpacked)], check=True)
+    script = unpacked / f"peakops-{version}" / "install.sh"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp / "home"), "LANG": "C.UTF-8"}
+    proc = subprocess.run(["sh", str(script), "--prefix", str(prefix)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    command = prefix / "bin" / "peakops"
+    out = subprocess.run([str(command), "--version"], env=env, capture_output=True,
+                         text=True).stdout.strip() if command.exists() else ""
+    unit = prefix / "lib" / "systemd" / "user" / "peakops.service"
+    ok = (proc.returncode == 0 and "self-test: all passed" in proc.stdout
+          and out == f"peakops {version}" and str(command) in unit.read_text())
+    report(ok, "tarball", f"{tarball.name}: install.sh --prefix exit {proc.returncode}; "
+                          f"{command.name} --version via symlink: {out!r}"
+           + ("" if ok else f"\n{tail(proc)}"))
 
 
 def main() -> int:
@@ -188,6 +267,14 @@ def main() -> int:
         check_process(app, clip_a)
         check_worker(app, clip_b)
         check_screenshot(app, tmp)
+        if shutil.which("xvfb-run"):
+            check_screenshot(app, tmp, x11=True)
+        else:
+            print(f"skip  {'console-x11':<11} no xvfb-run here", flush=True)
+        check_missing_library(app, tmp)
+        check_apt(args.deb)
+        tarball = args.deb.parent / f"peakops-{args.version}-linux-x86_64.tar.zst"
+        check_tarball(tarball, tmp, args.version)
     took = time.monotonic() - started
     print(f"check_frozen: {'all passed' if not FAILURES else 'FAILED: ' + ', '.join(FAILURES)}"
           f" in {took:.0f} s")

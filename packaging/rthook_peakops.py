@@ -24,4 +24,34 @@ def _prepare_qt() -> None:
             sys.exit(1)
 
 
+def _point_at_ffmpeg() -> None:
+    # imageio-ffmpeg would validate its binary by running `ffmpeg -version` itself, with
+    # our LD_LIBRARY_PATH (see core/procenv.py) and on every start; naming the bundled
+    # binary skips that. An operator's own IMAGEIO_FFMPEG_EXE still wins.
+    if os.environ.get("IMAGEIO_FFMPEG_EXE"):
+        return
+    folder = os.path.join(sys._MEIPASS, "imageio_ffmpeg", "binaries")
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.startswith("ffmpeg-"))
+    except OSError:
+        return
+    if names:
+        os.environ["IMAGEIO_FFMPEG_EXE"] = os.path.join(folder, names[-1])
+
+
+def _restore_library_path() -> None:
+    # The bootloader points LD_LIBRARY_PATH at _internal. The dynamic loader read it when
+    # this process started, so changing it now only affects children: programs spawned by
+    # libraries (Qt, imageio-ffmpeg) then get the caller's value, like those spawned through
+    # core.procenv.clean_env. Our own job child is this executable; its bootloader sets the
+    # path again. LD_LIBRARY_PATH_ORIG stays, so clean_env restores the same value.
+    original = os.environ.get("LD_LIBRARY_PATH_ORIG")
+    if original is None:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+    else:
+        os.environ["LD_LIBRARY_PATH"] = original
+
+
 _prepare_qt()
+_point_at_ffmpeg()
+_restore_library_path()

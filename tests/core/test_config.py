@@ -86,3 +86,15 @@ def test_any_value_loads_or_fails_naming_the_key(tmp_path_factory, key, value):
                       overrides={key: value})
     except ConfigError as exc:
         assert f"--{key.replace('_', '-')}" in str(exc) or "PEAKOPS_S3_BUCKET" in str(exc)
+
+
+def test_period_call_budget(tmp_path):
+    assert load(tmp_path).rekognition_max_calls_per_window == 0  # no limit
+    s = load(tmp_path, env={"PEAKOPS_REKOGNITION_MAX_CALLS_PER_WINDOW": "250"})
+    assert s.rekognition_max_calls_per_window == 250
+    assert load(tmp_path, toml="rekognition_max_calls_per_window = 0\n"
+                ).rekognition_max_calls_per_window == 0
+    for bad in ("-1", "many", "2.5"):
+        with pytest.raises(ConfigError, match="noon to noon") as caught:
+            load(tmp_path, env={"PEAKOPS_REKOGNITION_MAX_CALLS_PER_WINDOW": bad})
+        assert caught.value.evidence["key"] == "rekognition_max_calls_per_window"

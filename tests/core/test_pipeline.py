@@ -93,6 +93,31 @@ def test_degraded_level_takes_a_subset_of_the_same_plan(app, clip_10s):
     assert all(r["width"] <= 640 for r in rows)
 
 
+def test_a_level_whose_frames_all_exist_records_its_own_plan(app, clip_10s):
+    """Level 1 (frames 0, 2, 4 of 6) stores its frames and dies analysing; level 2 plans
+    0 and 4, both stored: no extraction, and the upload records level 2's plan."""
+    upload_id = submit_file(app, clip_10s).upload_id
+    app.db.execute("UPDATE uploads SET degrade_level = 1 WHERE id = ?", [upload_id])
+    jobs.claim(app.db, upload_id, "w1", lease_seconds=60)
+    real_analyze = app.analyzer.analyze
+
+    def die(*args):
+        raise KeyboardInterrupt  # stands in for the tree killed at the hard limit
+
+    app.analyzer.analyze = die
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(app, upload_id, "w1")
+    assert jobs.get_upload(app.db, upload_id)["frames_planned"] == 3
+    app.analyzer.analyze = real_analyze
+    jobs.release(app.db, upload_id, "w1", reason="test")
+    app.db.execute("UPDATE uploads SET degrade_level = 2 WHERE id = ?", [upload_id])
+    jobs.claim(app.db, upload_id, "w2", lease_seconds=60)
+    result = pipeline.run(app, upload_id, "w2")
+    assert (result.frames_extracted, result.frames_analysed) == (0, 3)
+    assert [r["idx"] for r in frame_rows(app, upload_id)] == [0, 2, 4]
+    assert jobs.get_upload(app.db, upload_id)["frames_planned"] == 2
+
+
 def test_cancel_during_processing_stops_the_job(app, clip_10s):
     upload_id = submit_file(app, clip_10s).upload_id
     jobs.claim(app.db, upload_id, "w", lease_seconds=60)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -13,10 +14,10 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 
-from core import jobs
+from core import jobs, samples, state
 from core.analysis import measure
 from core.app import open_app
-from core.errors import AnalysisError
+from core.errors import AnalysisError, ConfigError
 from core.intake import submit_file
 from core.pipeline import process_now
 from core.rekognition import (
@@ -24,7 +25,9 @@ from core.rekognition import (
     MAX_IMAGE_BYTES,
     RateLimit,
     RekognitionAnalyzer,
+    budget_period,
     encode_for_api,
+    period_calls_key,
 )
 from tests.helpers import make_settings
 from tests.s3server import REKOGNITION_THROTTLED, FaultProxy, aws_env, moto_endpoint  # noqa: F401
@@ -100,6 +103,88 @@ def test_call_budget_per_upload(frames):
     analyzer.begin_upload(3, calls_made=2)  # resumed: earlier calls still count
     analyzer.analyze(frames[1])
     assert len(fake.calls) == 3
+
+
+def test_call_budget_per_period(frames):
+    fake = FakeRekognition()
+    analyzer = RekognitionAnalyzer(lambda: fake, max_calls_per_window=3, rate_limit=no_wait())
+    analyzer.begin_upload(1)
+    analyzer.begin_period("2024-05-06", calls_made=1)  # another upload already made one
+    results = [analyzer.analyze(frame) for frame in frames[:3]]
+    assert len(fake.calls) == 2 and analyzer.period_calls == 3 and analyzer.calls_made == 2
+    over = results[2].labels
+    assert BUDGET_LABEL in {label.name for label in over}
+    assert not any(label.source == "rekognition" for label in over)
+    analyzer.begin_upload(2)  # a new upload does not refill the period's budget
+    assert BUDGET_LABEL in {label.name for label in analyzer.analyze(frames[0]).labels}
+    assert len(fake.calls) == 2
+    analyzer.begin_period("2024-05-07", calls_made=0)  # the next period does
+    analyzer.analyze(frames[0])
+    assert len(fake.calls) == 3 and analyzer.period_calls == 1
+
+
+def test_period_budget_zero_means_no_limit(frames):
+    fake = FakeRekognition()
+    analyzer = RekognitionAnalyzer(lambda: fake, rate_limit=no_wait())
+    assert analyzer.max_calls_per_window == 0
+    analyzer.begin_period("2024-05-06", calls_made=10_000)
+    analyzer.analyze(frames[0])
+    assert len(fake.calls) == 1 and analyzer.period_calls == 10_001
+
+
+def test_per_upload_budget_still_applies_under_the_period_budget(frames):
+    fake = FakeRekognition()
+    analyzer = RekognitionAnalyzer(lambda: fake, max_calls_per_upload=1,
+                                   max_calls_per_window=10, rate_limit=no_wait())
+    analyzer.begin_upload(1)
+    analyzer.begin_period("2024-05-06")
+    results = [analyzer.analyze(frame) for frame in frames[:2]]
+    assert len(fake.calls) == 1 and analyzer.period_calls == 1
+    assert BUDGET_LABEL in {label.name for label in results[1].labels}
+
+
+@pytest.mark.parametrize(("moment", "zone", "period"), [
+    ("2024-05-06T12:00:00+00:00", "UTC", "2024-05-06"),   # a period starts at noon
+    ("2024-05-06T11:59:59+00:00", "UTC", "2024-05-05"),
+    ("2024-05-06T23:30:00+00:00", "UTC", "2024-05-06"),   # 22:00-06:00 is one period
+    ("2024-05-07T05:59:00+00:00", "UTC", "2024-05-06"),
+    ("2024-05-06T10:30:00+00:00", "Europe/Berlin", "2024-05-06"),  # 12:30 local (CEST)
+    ("2024-05-06T09:30:00+00:00", "Europe/Berlin", "2024-05-05"),  # 11:30 local
+    ("2024-05-06T09:30:00-07:00", "Europe/Berlin", "2024-05-06"),  # any offset in, same instant
+    ("2024-03-31T10:30:00+00:00", "Europe/Berlin", "2024-03-31"),  # DST day: noon local is 10:00Z
+    ("2024-03-31T10:59:00+00:00", "America/New_York", "2024-03-30"),
+])
+def test_budget_period_runs_noon_to_noon_local(moment, zone, period):
+    assert budget_period(datetime.fromisoformat(moment), zone) == period
+
+
+def test_budget_period_refuses_naive_times_and_unknown_zones():
+    with pytest.raises(ValueError, match="naive"):
+        budget_period(datetime(2024, 5, 6, 12), "UTC")
+    with pytest.raises(ConfigError, match="Mars/Olympus") as caught:
+        budget_period(datetime(2024, 5, 6, 12, tzinfo=UTC), "Mars/Olympus")
+    assert caught.value.evidence["key"] == "timezone"
+
+
+def test_current_period_uses_the_clock_and_settings(tmp_path):
+    settings = make_settings(tmp_path / "h", rekognition_max_calls_per_window=7,
+                             timezone="Asia/Tokyo")
+    analyzer = RekognitionAnalyzer.from_settings(settings)
+    assert (analyzer.max_calls_per_window, analyzer.timezone) == (7, "Asia/Tokyo")
+    analyzer.clock = lambda: datetime(2024, 5, 6, 2, 59, tzinfo=UTC)  # 11:59 in Tokyo
+    assert analyzer.current_period() == "2024-05-05"
+    analyzer.clock = lambda: datetime(2024, 5, 6, 3, 0, tzinfo=UTC)   # 12:00 in Tokyo
+    assert analyzer.current_period() == "2024-05-06"
+    assert period_calls_key("2024-05-06") == "rekognition.calls.2024-05-06"
+
+
+def test_state_increment_counts_from_zero(tmp_path):
+    app = open_app(make_settings(tmp_path / "h"))
+    key = period_calls_key("2024-05-06")
+    assert state.increment(app.db, key) == 1
+    assert state.increment(app.db, key, 4) == 5
+    assert state.get(app.db, key) == 5 and state.get(app.db, period_calls_key("x"), 0) == 0
+    app.close()
 
 
 def test_labels_and_confidence_settings_are_sent(frames, tmp_path):
@@ -247,6 +332,25 @@ def test_missing_credentials_and_region_are_permanent(tmp_path, monkeypatch, mot
     assert not caught.value.transient
 
 
+def test_doctor_and_status_show_rekognition(aws, moto_endpoint, tmp_path):  # noqa: F811
+    from batch.cli_uploads import doctor_checks
+    from batch.cli_worker import status_report
+
+    settings = make_settings(tmp_path / "home", enable_aws_rekognition=True,
+                             rekognition_endpoint_url=moto_endpoint, aws_region="us-east-1",
+                             rekognition_max_calls_per_window=50)
+    ok, line = {n: (o, t) for n, o, t in doctor_checks(settings)}["analyzer"]
+    assert ok and line == f"AWS Rekognition ({moto_endpoint})"
+    before = status_report(settings)["rekognition"]
+    assert before == {"period": before["period"], "calls": 0, "budget": 50}
+    app = open_app(settings)
+    state.increment(app.db, period_calls_key(before["period"]), 4)
+    app.close()
+    after = status_report(settings)["rekognition"]
+    assert after["calls"] == (4 if after["period"] == before["period"] else 0)  # noon passed?
+    assert "rekognition" not in status_report(make_settings(tmp_path / "offline"))
+
+
 # --------------------------------------------------------------------------- pipeline
 
 
@@ -329,3 +433,36 @@ def test_permanent_rekognition_failure_keeps_frames(aws, moto_endpoint, proxy, b
     frames = list(app.db.query("SELECT storage_key FROM frames WHERE upload_id = ?",
                                [submitted.upload_id]))
     assert len(frames) == 3 and all(app.store.exists(f["storage_key"]) for f in frames)
+
+
+def test_period_budget_stops_calls_across_uploads(aws, moto_endpoint, bucket, tmp_path,  # noqa: F811
+                                                  clip_10s):
+    settings = _s3_settings(tmp_path / "home", moto_endpoint, bucket,
+                            rekognition_max_calls_per_window=3)
+    analyzer = RekognitionAnalyzer.from_settings(settings)
+    now = [datetime(2024, 5, 6, 23, 0, tzinfo=UTC)]  # a fixed clock, passed in
+    analyzer.clock = lambda: now[0]
+    app = open_app(settings, analyzer=analyzer)
+    # Same pictures as clip_10s (4 distinct frames), other bytes: not a duplicate upload.
+    other = samples.make_clip(tmp_path / "other.mp4", seconds=10, width=160, height=120,
+                              keyint=25, audio=True)
+    first, second = submit_file(app, clip_10s), submit_file(app, other)
+    assert process_now(app, first.upload_id, "test") == jobs.DONE
+    assert [bool(f["remote"]) for f in _frame_labels(app, first.upload_id)] == \
+        [True, True, True, False]
+    now[0] = datetime(2024, 5, 7, 5, 0, tzinfo=UTC)  # later the same night: same period
+    assert process_now(app, second.upload_id, "test") == jobs.DONE
+    frames = _frame_labels(app, second.upload_id)
+    assert len(frames) == 4 and not any(f["remote"] for f in frames)
+    assert all(f["over_budget"] and f["local"] for f in frames)
+    assert (_calls(app, first.upload_id), _calls(app, second.upload_id)) == (3, 0)
+    assert state.get(app.db, "rekognition.calls.2024-05-06") == 3
+    # The next night is a new period: analysing the second upload again makes calls.
+    now[0] = datetime(2024, 5, 7, 22, 0, tzinfo=UTC)
+    jobs.request_reanalysis(app.db, second.upload_id)
+    assert process_now(app, second.upload_id, "test") == jobs.DONE
+    frames = _frame_labels(app, second.upload_id)
+    assert [bool(f["remote"]) for f in frames] == [True, True, True, False]
+    assert state.get(app.db, "rekognition.calls.2024-05-07") == 3
+    assert state.get(app.db, "rekognition.calls.2024-05-06") == 3
+    app.close()
