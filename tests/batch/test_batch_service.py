@@ -124,6 +124,15 @@ def clips(tmp_path_factory) -> dict[str, list[Path]]:
     }
 
 
+@pytest.fixture(scope="module")
+def slow_clip(tmp_path_factory) -> Path:
+    """Cheap by the estimate (30 s at 640x360: ~3.5 s at the default rate), slow to do:
+    one GOP, so each of 60 frames decodes from the start (~15 s in all, here)."""
+    folder = tmp_path_factory.mktemp("batch-slow")
+    return samples.make_clip(folder / "one-gop.mp4", seconds=30, width=640, height=360,
+                             keyint=750)
+
+
 def test_faketime_reaches_the_service_and_its_job_children(tmp_path) -> None:
     probe = subprocess.run(
         [sys.executable, "-c",
@@ -174,19 +183,19 @@ def test_window_opens_at_22_and_dispatch_stops_at_06(tmp_path, clips) -> None:
     assert "window closed (outside the schedule); next opens 2026-12-08T22:00" in morning_log
 
 
-def test_soft_and_hard_window_end(tmp_path, clips) -> None:
+def test_soft_and_hard_window_end(tmp_path, clips, slow_clip) -> None:
     """At 06:00 the soft service finishes its video; the hard one hands it back."""
     closes = epoch("2026-12-02T06:00:00")
     homes = {"soft": tmp_path / "soft", "hard": tmp_path / "hard"}
-    ids = {policy: submit(home, clips["long"][0], clips["short"][0],
+    ids = {policy: submit(home, slow_clip, clips["short"][0],
                           PEAKOPS_MAX_FRAMES_PER_VIDEO="60")
            for policy, home in homes.items()}
-    services = {policy: Batch(home, "2026-12-02 05:59:54", PEAKOPS_OFFPEAK_WINDOWS=NIGHTS,
+    services = {policy: Batch(home, "2026-12-02 05:59:50", PEAKOPS_OFFPEAK_WINDOWS=NIGHTS,
                               PEAKOPS_WINDOW_END_POLICY=policy,
                               PEAKOPS_MAX_FRAMES_PER_VIDEO="60")
                 for policy, home in homes.items()}
     try:
-        services["soft"].wait_elapsed(8)  # 06:00:02
+        services["soft"].wait_elapsed(12)  # 06:00:02
         for home in homes.values():
             wait_for(lambda h=home: idle(h), 60, "both services to settle after 06:00")
         time.sleep(1.5)

@@ -61,6 +61,21 @@ class StoreContract:
         store.get_file("frames/3/0000.jpg", tmp_path / "d")
         assert (tmp_path / "d").read_bytes() == b"two!"
 
+    def test_a_fetched_copy_outlives_overwrite_and_delete(self, store, tmp_path):
+        source = tmp_path / "s"
+        source.write_bytes(b"first")
+        store.put_file("videos/cd/cde", source)
+        fetched = tmp_path / "fetched"
+        store.get_file("videos/cd/cde", fetched)
+        source.write_bytes(b"second")
+        store.put_file("videos/cd/cde", source)
+        assert fetched.read_bytes() == b"first"
+        fetched.unlink()  # the job's scratch folder goes; the object stays
+        store.get_file("videos/cd/cde", fetched)
+        assert fetched.read_bytes() == b"second"
+        store.delete("videos/cd/cde")
+        assert fetched.read_bytes() == b"second"
+
     def test_keys_from_users_are_refused(self, store, tmp_path):
         source = tmp_path / "s"
         source.write_bytes(b"x")
@@ -87,6 +102,28 @@ class TestLocalStore(StoreContract):
         with pytest.raises(StorageError, match="cannot write videos/ab/abc"):
             store.put_file("videos/ab/abc", source)
         assert [p.name for p in (root / "videos" / "ab").iterdir()] == ["abc"]
+
+    def test_fetch_links_on_one_filesystem_and_copies_when_it_cannot(self, tmp_path,
+                                                                     monkeypatch):
+        store = LocalStore(tmp_path / "objects")
+        source = tmp_path / "s"
+        source.write_bytes(b"v" * 1000)
+        store.put_file("videos/ab/abc", source)
+        seen: list[int] = []
+        linked = tmp_path / "linked"
+        assert store.get_file("videos/ab/abc", linked, seen.append) == 1000 == sum(seen)
+        stored = tmp_path / "objects" / "videos" / "ab" / "abc"
+        assert linked.stat().st_ino == stored.stat().st_ino
+
+        def no_links(src, dst):
+            raise OSError(18, "Invalid cross-device link")  # EXDEV: another filesystem
+
+        monkeypatch.setattr(os, "link", no_links)
+        seen.clear()
+        copied = tmp_path / "copied"
+        assert store.get_file("videos/ab/abc", copied, seen.append) == 1000 == sum(seen)
+        assert copied.stat().st_ino != stored.stat().st_ino
+        assert copied.read_bytes() == b"v" * 1000
 
     def test_vanished_source_is_an_input_error(self, tmp_path):
         from core.errors import InputError
