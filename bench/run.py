@@ -90,7 +90,7 @@ def bench_videos(selected, runs: int, session: Path, chart_name: str) -> dict:
                     samples[approach] = m.samples
                 status = "ok" if produced["ok"] else f"FAILED: {produced.get('error')}"
                 log(f"  run {r + 1}/{runs} {approach:<15} {m.wall_s:8.2f} s "
-                    f"{m.peak_tree_kib / 1024:7.0f} MB  {status}")
+                    f"{m.peak_tree_mb:7.0f} MB  {status}")
         summary = {a: report.summarise(rs, approaches.COUNT) for a, rs in per.items()}
         results[video.name] = {"video": info, "runs": per, "summary": summary,
                                "rows": report.rows_for_video(summary), "frames": frames,

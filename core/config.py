@@ -23,22 +23,19 @@ from core.errors import ConfigError
 APP_NAME = "peakops"
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError
-    number = int(str(value).strip()) if not isinstance(value, int) else value
-    if number <= 0:
-        raise ValueError
-    return number
+def _int_at_least(minimum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+        if number < minimum:
+            raise ValueError
+        return number
+    return parse
 
 
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError
-    number = int(str(value).strip()) if not isinstance(value, int) else value
-    if number < 0:
-        raise ValueError
-    return number
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _non_negative_float(value: Any) -> float:

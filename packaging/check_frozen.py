@@ -130,8 +130,10 @@ def check_missing_library(app: Frozen, tmp: Path) -> None:
         return
     for hidden in copy.glob("libxcb-cursor.so*"):
         hidden.unlink()
-    script = f'mount --bind "{copy}" "{libdir}" && exec "{app.exe}" console'
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script],
+    # A fixed script; the paths go in as its arguments, never into its text.
+    script = 'mount --bind "$1" "$2" && exec "$3" console'
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(copy), str(libdir),
+                           str(app.exe)],
                           env={**app.env, "DISPLAY": ":99"}, cwd=app.cwd, capture_output=True,
                           text=True, timeout=60)
     if "mount" in proc.stderr and "permission" in proc.stderr.lower():
