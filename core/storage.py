@@ -23,7 +23,7 @@ from core.errors import InputError, StorageError
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes moved since the previous call (a delta)."""
 
-_KEY = re.compile(r"^[a-z0-9][a-z0-9/._-]*$")
+_KEY = re.compile(r"[a-z0-9][a-z0-9/._-]*")
 CHUNK = 1024 * 1024
 
 
@@ -37,7 +37,7 @@ def frame_key(upload_id: int, index: int) -> str:
 
 def check_key(key: str) -> str:
     """Refuse anything that is not a key PeakOps made (no '..', no absolute paths)."""
-    if not _KEY.match(key) or ".." in key.split("/") or "//" in key:
+    if not _KEY.fullmatch(key) or ".." in key.split("/") or "//" in key:
         raise ValueError(f"invalid object key {key!r}")
     return key
 

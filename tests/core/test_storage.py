@@ -135,3 +135,10 @@ def test_keys_are_built_from_ids_and_hashes():
     assert video_key("ab" + "0" * 62) == f"videos/ab/ab{'0' * 62}"
     assert frame_key(12, 3) == "frames/12/0003.jpg"
     assert check_key(frame_key(1, 1))
+
+
+@pytest.mark.parametrize("bad", ["videos/ab/abc\n", "frames/1/0000.jpg\n", "videos/ab\n/abc",
+                                 "\nvideos/ab/abc"])
+def test_check_key_refuses_newlines(bad):
+    with pytest.raises(ValueError, match="invalid object key"):
+        check_key(bad)
