@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(config_file=Path(args.config) if args.config else None,
-                                 overrides={"home": args.home})
+                                 overrides={"home": args.home},
+                                 config_required=bool(args.config))
         configure_logging(settings, args.verbose)
         return handler(settings, args)
     except PeakOpsError as exc:

@@ -22,20 +22,37 @@ from core.errors import ConfigError
 
 APP_NAME = "peakops"
 
+# Accepted ranges of the settings that size a job: outside them every job would fail or
+# the machine would run out of memory, so they are refused at load.
+MAX_VIDEO_MB = 1024 * 1024                  # 1 TiB
+MAX_FRAMES = 10_000
+FRAME_WIDTHS = (32, 8192)
+MEMORY_KIB = (16 * 1024, 1024 * 1024 * 1024)  # 16 MiB .. 1 TiB
+LEASE_SECONDS = (5.0, 86400.0)              # the worker renews the lease every second
 
-def _int_at_least(minimum: int) -> Callable[[Any], int]:
+
+def _int_in(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, bool):
             raise ValueError
         number = int(str(value).strip()) if not isinstance(value, int) else value
-        if number < minimum:
+        if number < minimum or (maximum is not None and number > maximum):
             raise ValueError
         return number
     return parse
 
 
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
+_positive_int = _int_in(1)
+_non_negative_int = _int_in(0)
+
+
+def _float_in(minimum: float, maximum: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        number = _non_negative_float(value)
+        if not minimum <= number <= maximum:
+            raise ValueError
+        return number
+    return parse
 
 
 def _non_negative_float(value: Any) -> float:
@@ -109,21 +126,26 @@ class Settings:
 
     home: Path = _setting(None, _path, "a folder path", "PEAKOPS_HOME")
     max_video_size_mb: int = _setting(
-        100, _positive_int, "a positive whole number of megabytes",
+        100, _int_in(1, MAX_VIDEO_MB), f"a positive whole number of megabytes up to {MAX_VIDEO_MB}",
         "PEAKOPS_MAX_VIDEO_SIZE_MB", "MAX_VIDEO_SIZE_MB")
     max_frames_per_video: int = _setting(
-        20, _positive_int, "a positive whole number",
+        20, _int_in(1, MAX_FRAMES), f"a positive whole number up to {MAX_FRAMES}",
         "PEAKOPS_MAX_FRAMES_PER_VIDEO", "MAX_FRAMES_PER_VIDEO")
     frame_max_width: int = _setting(
-        1280, _positive_int, "a positive whole number of pixels", "PEAKOPS_FRAME_MAX_WIDTH")
+        1280, _int_in(*FRAME_WIDTHS),
+        f"a whole number of pixels from {FRAME_WIDTHS[0]} to {FRAME_WIDTHS[1]}",
+        "PEAKOPS_FRAME_MAX_WIDTH")
     enable_aws_rekognition: bool = _setting(
         False, _bool, "true or false",
         "PEAKOPS_ENABLE_AWS_REKOGNITION", "ENABLE_AWS_REKOGNITION")
     max_memory_per_child: int = _setting(
-        400000, _positive_int, "a positive whole number of KiB (400000 = ~400 MB)",
+        400000, _int_in(*MEMORY_KIB),
+        f"a whole number of KiB from {MEMORY_KIB[0]} to {MEMORY_KIB[1]} (400000 = ~400 MB)",
         "PEAKOPS_MAX_MEMORY_PER_CHILD", "CELERY_WORKER_MAX_MEMORY_PER_CHILD")
     hard_memory_limit: int | None = _setting(
-        None, _positive_int, "a positive whole number of KiB", "PEAKOPS_HARD_MEMORY_LIMIT")
+        None, _int_in(*MEMORY_KIB),
+        f"a whole number of KiB from {MEMORY_KIB[0]} to {MEMORY_KIB[1]}, at or above the "
+        "soft limit (max_memory_per_child)", "PEAKOPS_HARD_MEMORY_LIMIT")
     max_tasks_per_child: int = _setting(
         5, _positive_int, "a positive whole number",
         "PEAKOPS_MAX_TASKS_PER_CHILD", "CELERY_WORKER_MAX_TASKS_PER_CHILD")
@@ -132,7 +154,9 @@ class Settings:
     stall_timeout: float = _setting(
         300.0, _non_negative_float, "seconds (0 = no limit)", "PEAKOPS_STALL_TIMEOUT")
     lease_seconds: float = _setting(
-        60.0, _non_negative_float, "seconds", "PEAKOPS_LEASE_SECONDS")
+        60.0, _float_in(*LEASE_SECONDS),
+        f"seconds from {LEASE_SECONDS[0]:g} (a few heartbeats) to {LEASE_SECONDS[1]:g}",
+        "PEAKOPS_LEASE_SECONDS")
     max_attempts: int = _setting(
         3, _positive_int, "a positive whole number", "PEAKOPS_MAX_ATTEMPTS")
     retry_backoff: float = _setting(
@@ -219,13 +243,20 @@ def _parse(name: str, raw: Any, source: str) -> Any:
             f"{source}: expected {spec.metadata['form']}, got {raw!r}", key=name) from None
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML config file into raw values; unknown keys are an error (typos matter)."""
+def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
+    """Read a TOML config file into raw values; unknown keys are an error (typos matter).
+
+    A missing file means defaults, unless ``required`` (a path the operator named).
+    """
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path}: no such file") from None
         return {}
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path}: is a folder, not a file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -241,21 +272,31 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | None = None,
-                  overrides: Mapping[str, Any] | None = None) -> Settings:
+                  overrides: Mapping[str, Any] | None = None,
+                  config_required: bool = False) -> Settings:
     """Build Settings from defaults, the TOML file, the environment and overrides.
 
     ``env`` defaults to ``os.environ``; tests pass a dict. ``config_file`` defaults to
-    ``PEAKOPS_CONFIG`` or the platform config dir. Raises ConfigError naming the key.
+    ``PEAKOPS_CONFIG`` or the platform config dir. A file named by ``PEAKOPS_CONFIG``, or
+    passed with ``config_required`` (``--config``), must exist. Raises ConfigError naming
+    the key and the accepted form.
     """
     env = os.environ if env is None else env
-    path = config_file or (Path(env["PEAKOPS_CONFIG"]) if env.get("PEAKOPS_CONFIG")
-                           else default_config_path())
+    if config_file is not None:
+        path, required = config_file, config_required
+    elif env.get("PEAKOPS_CONFIG"):
+        path, required = Path(env["PEAKOPS_CONFIG"]).expanduser(), True
+    else:
+        path, required = default_config_path(), False
     values: dict[str, Any] = {}
-    for key, raw in read_config_file(path).items():
-        values[key] = _parse(key, raw, f"config file {path}: {key}")
+    sources: dict[str, str] = {}
+    for key, raw in read_config_file(path, required=required).items():
+        sources[key] = f"config file {path}: {key}"
+        values[key] = _parse(key, raw, sources[key])
     for name, spec in _fields().items():
         for var in spec.metadata["env"]:  # first listed name wins
             if var in env and env[var].strip() != "":
+                sources[name] = var
                 values[name] = _parse(name, env[var], var)
                 break
     for key, raw in (overrides or {}).items():
@@ -263,9 +304,15 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | N
             continue
         if key not in _fields():
             raise ConfigError(f"unknown setting {key!r}", key=key)
-        values[key] = _parse(key, raw, f"--{key.replace('_', '-')}")
+        sources[key] = f"--{key.replace('_', '-')}"
+        values[key] = _parse(key, raw, sources[key])
     values.setdefault("home", default_home())
     settings = Settings(**values, config_file=path)
     if settings.storage == "s3" and not settings.s3_bucket:
         raise ConfigError("PEAKOPS_S3_BUCKET: required when PEAKOPS_STORAGE=s3", key="s3_bucket")
+    hard, soft = settings.hard_memory_limit, settings.max_memory_per_child
+    if hard is not None and hard < soft:
+        raise ConfigError(
+            f"{sources['hard_memory_limit']}: expected a hard limit at or above the soft limit "
+            f"max_memory_per_child ({soft} KiB), got {hard}", key="hard_memory_limit")
     return settings

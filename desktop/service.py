@@ -31,7 +31,7 @@ def peakops_argv(*args: str) -> list[str]:
 
 def _global_args(settings: Settings) -> list[str]:
     args = ["--home", str(settings.home)]
-    if settings.config_file is not None:  # a missing file means defaults, as here
+    if settings.config_file is not None and settings.config_file.exists():
         args = ["--config", str(settings.config_file), *args]
     return args
 

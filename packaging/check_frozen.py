@@ -41,7 +41,7 @@ class Frozen:
         home.mkdir()
         self.env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
                     "TMPDIR": str(tmp), "PEAKOPS_HOME": str(home / "peakops"),
-                    "PEAKOPS_CONFIG": str(tmp / "no-config.toml")}
+                    "PEAKOPS_CONFIG": os.devnull}
         self.cwd = tmp
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

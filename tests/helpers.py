@@ -20,7 +20,7 @@ def make_settings(home: Path, **overrides) -> Settings:
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAKOPS_", "MAX_", "CELERY_"))}
-    env.update({"PEAKOPS_HOME": str(home), "PEAKOPS_CONFIG": str(home.parent / "no-config.toml"),
+    env.update({"PEAKOPS_HOME": str(home), "PEAKOPS_CONFIG": os.devnull,
                 "PYTHONPATH": str(REPO)}, **extra)
     return env
 

@@ -5,7 +5,7 @@ set -e
 PY=${PY:-.venv/bin/python}
 OUT=docs/screenshots
 DEMO=$(mktemp -d)/home
-export PEAKOPS_HOME="$DEMO" PEAKOPS_CONFIG="$DEMO/no-config.toml" PYTHONPATH=.
+export PEAKOPS_HOME="$DEMO" PEAKOPS_CONFIG=/dev/null PYTHONPATH=.
 "$PY" docs/screenshots/seed_demo.py "$DEMO"
 shot() { "$PY" -m batch.cli console --screenshot "$@"; }
 QT_QPA_PLATFORM=offscreen shot "$OUT/main-window.png" --select 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 from hypothesis import given
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from core.config import Settings, load_settings
 from core.errors import ConfigError
+from tests.helpers import run_cli
 
 
 def load(tmp_path, env=None, toml=None, **overrides):
@@ -42,8 +44,8 @@ def test_seed_names_and_peakops_names(tmp_path):
     assert s.max_memory_per_child == 300000 and s.enable_aws_rekognition is False
     s = load(tmp_path, env={"CELERY_WORKER_MAX_MEMORY_PER_CHILD": "300000",
                             "PEAKOPS_MAX_MEMORY_PER_CHILD": "200000",
-                            "PEAKOPS_HARD_MEMORY_LIMIT": "30000"})
-    assert s.max_memory_per_child == 200000 and s.hard_memory_limit_kib == 30000
+                            "PEAKOPS_HARD_MEMORY_LIMIT": "300000"})
+    assert s.max_memory_per_child == 200000 and s.hard_memory_limit_kib == 300000
 
 
 @pytest.mark.parametrize("env, key", [
@@ -98,3 +100,54 @@ def test_period_call_budget(tmp_path):
         with pytest.raises(ConfigError, match="noon to noon") as caught:
             load(tmp_path, env={"PEAKOPS_REKOGNITION_MAX_CALLS_PER_WINDOW": bad})
         assert caught.value.evidence["key"] == "rekognition_max_calls_per_window"
+
+
+@pytest.mark.parametrize("env, key, accepted", [
+    ({"PEAKOPS_LEASE_SECONDS": "0"}, "PEAKOPS_LEASE_SECONDS", "from 5"),
+    ({"PEAKOPS_LEASE_SECONDS": "2"}, "PEAKOPS_LEASE_SECONDS", "from 5"),
+    ({"MAX_FRAMES_PER_VIDEO": "100000000"}, "MAX_FRAMES_PER_VIDEO", "up to 10000"),
+    ({"PEAKOPS_FRAME_MAX_WIDTH": "1"}, "PEAKOPS_FRAME_MAX_WIDTH", "from 32 to 8192"),
+    ({"PEAKOPS_HARD_MEMORY_LIMIT": "1"}, "PEAKOPS_HARD_MEMORY_LIMIT", "from 16384"),
+    ({"PEAKOPS_MAX_MEMORY_PER_CHILD": "1"}, "PEAKOPS_MAX_MEMORY_PER_CHILD", "from 16384"),
+    ({"PEAKOPS_HARD_MEMORY_LIMIT": "100000", "PEAKOPS_MAX_MEMORY_PER_CHILD": "200000"},
+     "PEAKOPS_HARD_MEMORY_LIMIT", "at or above the soft limit"),
+    ({"MAX_VIDEO_SIZE_MB": "1e23"}, "MAX_VIDEO_SIZE_MB", "up to 1048576"),
+    ({"MAX_VIDEO_SIZE_MB": "100000000000000000000000"}, "MAX_VIDEO_SIZE_MB", "up to 1048576"),
+])
+def test_values_that_would_break_every_job_fail_at_load(tmp_path, env, key, accepted):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, env=env)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(key) and accepted in message
+
+
+def test_range_edges_are_accepted(tmp_path):
+    s = load(tmp_path, env={"PEAKOPS_LEASE_SECONDS": "5", "MAX_FRAMES_PER_VIDEO": "10000",
+                            "PEAKOPS_FRAME_MAX_WIDTH": "32", "PEAKOPS_HARD_MEMORY_LIMIT": "16384",
+                            "PEAKOPS_MAX_MEMORY_PER_CHILD": "16384"})
+    assert (s.lease_seconds, s.max_frames_per_video, s.frame_max_width) == (5.0, 10000, 32)
+    assert s.hard_memory_limit_kib == 16384
+
+
+def test_hard_limit_in_a_config_file_below_the_soft_one_names_the_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file .*: hard_memory_limit: expected a hard"):
+        load(tmp_path, toml="hard_memory_limit = 20000\n")
+
+
+def test_a_named_config_file_must_exist(tmp_path):
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(ConfigError, match=f"config file {missing}: no such file"):
+        load_settings({"PEAKOPS_HOME": str(tmp_path), "PEAKOPS_CONFIG": str(missing)})
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings({"PEAKOPS_HOME": str(tmp_path)}, config_file=missing, config_required=True)
+    assert load_settings({"PEAKOPS_HOME": str(tmp_path), "PEAKOPS_CONFIG": os.devnull}
+                         ).max_frames_per_video == 20
+
+
+def test_cli_config_flag_naming_a_missing_file_fails_in_one_line(tmp_path):
+    missing = tmp_path / "missing.toml"
+    proc = run_cli(tmp_path / "home", "--config", str(missing), "list")
+    assert proc.returncode == 1
+    assert proc.stderr == f"peakops: config file {missing}: no such file\n"
+    proc = run_cli(tmp_path / "home", "list", PEAKOPS_CONFIG=str(missing))
+    assert proc.returncode == 1 and proc.stderr.strip().endswith("no such file")

@@ -85,7 +85,8 @@ def test_degrades_until_it_fits(tmp_path: Path, clip_6k: Path, clip_4k_refs: Pat
     home = tmp_path / "home"
     ids = submit(home, clip_6k, clip_4k_refs, clip_small, **ENV)
     expected = dict(zip(ids, (1, 2, 0), strict=True))  # the level each one fits at
-    proc = burst(home, PEAKOPS_HARD_MEMORY_LIMIT=str(limit), **ENV)
+    proc = burst(home, PEAKOPS_HARD_MEMORY_LIMIT=str(limit),
+                 PEAKOPS_MAX_MEMORY_PER_CHILD=str(limit), **ENV)
     check_invariants(home, max_frames=FRAMES)
     rows = {r["id"]: r for r in db_dicts(home, "SELECT * FROM uploads")}
     for upload_id, level in expected.items():
@@ -112,7 +113,8 @@ def test_over_the_limit_at_every_level_fails_with_the_figures(tmp_path: Path,
     limit = 30_000  # below the job child's own ~33 MB: every level is killed
     home = tmp_path / "home"
     [upload_id] = submit(home, clip_small, **ENV)
-    proc = burst(home, PEAKOPS_HARD_MEMORY_LIMIT=str(limit), **ENV)
+    proc = burst(home, PEAKOPS_HARD_MEMORY_LIMIT=str(limit),
+                 PEAKOPS_MAX_MEMORY_PER_CHILD=str(limit), **ENV)
     check_invariants(home, max_frames=FRAMES)
     [row] = db_dicts(home, "SELECT * FROM uploads")
     assert (row["status"], row["error_category"], row["degrade_level"]) == (
