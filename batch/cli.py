@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import core
+from core import redact
 from core.config import Settings, load_settings
 from core.errors import PeakOpsError
 
@@ -65,6 +66,7 @@ def configure_logging(settings: Settings, verbose: bool) -> None:
     level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.protect(settings.s3_endpoint_url, settings.rekognition_endpoint_url)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

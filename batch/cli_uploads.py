@@ -16,6 +16,7 @@ from core.app import open_app, process_owner
 from core.config import Settings
 from core.errors import PeakOpsError
 from core.intake import submit_file
+from core.redact import redact
 
 
 def _human_size(size: int | None) -> str:
@@ -190,11 +191,11 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
 
     def check(name: str, fn) -> None:
         try:
-            checks.append((name, True, fn()))
+            checks.append((name, True, redact(fn())))
         except PeakOpsError as exc:
             checks.append((name, False, str(exc)))
         except Exception as exc:  # doctor reports, it does not crash
-            checks.append((name, False, f"{type(exc).__name__}: {exc}"))
+            checks.append((name, False, redact(f"{type(exc).__name__}: {exc}")))
 
     def ffmpeg() -> str:
         exe = media.ffmpeg_exe()

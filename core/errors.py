@@ -5,6 +5,8 @@ Retry policy reads ``category`` and ``transient``, never the message text.
 
 from __future__ import annotations
 
+from core.redact import redact
+
 INPUT = "input"
 STORAGE = "storage"
 ANALYSIS = "analysis"
@@ -29,6 +31,7 @@ class PeakOpsError(Exception):
 
     def __init__(self, message: str, *, upload_id: int | None = None,
                  transient: bool | None = None, **evidence: object) -> None:
+        message = redact(message)  # it goes to the database, events, logs and screens
         super().__init__(message)
         self.message = message
         self.upload_id = upload_id

@@ -37,6 +37,7 @@ from PIL import Image
 from core.analysis import FrameAnalysis, Label, measure, nearest_duplicate, quality_labels
 from core.config import Settings
 from core.errors import AnalysisError, ConfigError
+from core.redact import safe_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +250,8 @@ class RekognitionAnalyzer:
 
     def describe(self) -> str:
         client = self._client
-        where = client.meta.endpoint_url if client is not None else "not connected yet"
+        where = safe_endpoint(client.meta.endpoint_url) if client is not None \
+            else "not connected yet"
         return f"AWS Rekognition ({where})"
 
     def _detect(self, data: bytes, max_labels: int, what: str) -> dict:

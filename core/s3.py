@@ -14,7 +14,6 @@ import threading
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -33,6 +32,7 @@ from s3transfer.subscribers import BaseSubscriber
 
 from core.config import Settings
 from core.errors import InputError, StorageError
+from core.redact import safe_endpoint
 from core.storage import MissingObjectError, ProgressCallback, check_key
 
 logger = logging.getLogger(__name__)
@@ -74,17 +74,6 @@ def make_client(settings: Settings, **config: Any):
                           endpoint_url=settings.s3_endpoint_url,
                           config=client_config(path_style=bool(settings.s3_endpoint_url),
                                                **config))
-
-
-def safe_endpoint(url: str | None) -> str:
-    """The endpoint URL without any user:password part, for messages."""
-    if not url:
-        return "AWS"
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
 
 
 class ClampedProgress(BaseSubscriber):
