@@ -32,6 +32,7 @@ from core.app import App
 from core.errors import PeakOpsError
 from core.intake import display_name, submit_file
 from desktop.models import human_size
+from desktop.plain import tooltip
 from desktop.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ class AddVideosDialog(QDialog):
         if result.ok:
             self.bars[result.index].setValue(100)
         item = QTableWidgetItem(result.text)
-        item.setToolTip(result.text)
+        item.setToolTip(tooltip(result.text))
         if not result.ok:
             item.setForeground(Qt.GlobalColor.red)
         self.table.setItem(result.index, 3, item)

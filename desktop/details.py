@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from core import jobs
 from core.app import App
 from desktop.models import STATUS_COLOURS, fmt_time, human_size
+from desktop.plain import escape, plain_label, tooltip
 from desktop.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class DetailsPane(QWidget):
         self.cache = Path(self._cache_dir.name)
         self.images: dict[int, QImage] = {}  # by frame id (a reprocess makes new ones)
 
-        self.title = QLabel("Select an upload to see its details.")
+        self.title = plain_label(QLabel("Select an upload to see its details."))
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         font = self.title.font()
@@ -93,7 +94,7 @@ class DetailsPane(QWidget):
         self.fact_labels: dict[str, QLabel] = {}
         for key in ("Status", "Video", "Size", "Mode", "Attempts", "Created", "Finished",
                     "Peak memory"):
-            label = QLabel("")
+            label = QLabel("") if key == "Status" else plain_label(QLabel(""))
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fact_labels[key] = label
             self.facts.addRow(f"{key}:", label)
@@ -202,7 +203,7 @@ class DetailsPane(QWidget):
                                  else "—")
         if u["error_category"]:
             hint = HINTS.get(u["error_category"], "")
-            self.error.setText(f"<b>Error ({u['error_category']})</b>: {_esc(u['error_message'])}"
+            self.error.setText(f"<b>Error ({u['error_category']})</b>: {escape(u['error_message'])}"
                                f"<br><b>What to do:</b> {hint}")
             self.error.show()
         else:
@@ -210,7 +211,7 @@ class DetailsPane(QWidget):
         self.events.clear()
         for e in detail.events:
             item = QTreeWidgetItem([fmt_time(e["at"]), e["kind"], e["message"]])
-            item.setToolTip(2, e["message"])
+            item.setToolTip(2, tooltip(e["message"]))
             self.events.addTopLevelItem(item)
         self.events.scrollToBottom()
         if not same_frames:
@@ -230,8 +231,9 @@ class DetailsPane(QWidget):
         for frame in frames:
             item = QListWidgetItem(QIcon(placeholder), frame_caption(frame))
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-            item.setToolTip("\n".join(f"{lb['name']} {lb['confidence']:.1f}% ({lb['source']})"
-                                      for lb in frame["labels"]) or "no labels")
+            item.setToolTip(tooltip("\n".join(
+                f"{lb['name']} {lb['confidence']:.1f}% ({lb['source']})"
+                for lb in frame["labels"]) or "no labels"))
             self.frames.addItem(item)
             key = frame["id"]
             if key in self.images:
@@ -267,8 +269,3 @@ class DetailsPane(QWidget):
         """How many frame items show a real image (for tests and the screenshot)."""
         return sum(1 for f in (self.detail.frames if self.detail else [])
                    if f["id"] in self.images)
-
-
-def _esc(text: str | None) -> str:
-    import html
-    return html.escape(text or "")

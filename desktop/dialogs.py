@@ -6,22 +6,23 @@ from typing import Any
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from desktop.plain import message_box
+
 
 class Dialogs:
     """The real thing: modal message boxes."""
 
     def confirm(self, parent: QWidget | None, title: str, text: str) -> bool:
-        answer = QMessageBox.question(parent, title, text,
-                                      QMessageBox.StandardButton.Yes
-                                      | QMessageBox.StandardButton.Cancel,
-                                      QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Yes
+        buttons = QMessageBox.StandardButton
+        box = message_box(QMessageBox.Icon.Question, parent, title, text,
+                          buttons.Yes | buttons.Cancel, buttons.Cancel)
+        return box.exec() == buttons.Yes
 
     def error(self, parent: QWidget | None, title: str, text: str) -> None:
-        QMessageBox.warning(parent, title, text)
+        message_box(QMessageBox.Icon.Warning, parent, title, text).exec()
 
     def info(self, parent: QWidget | None, title: str, text: str) -> None:
-        QMessageBox.information(parent, title, text)
+        message_box(QMessageBox.Icon.Information, parent, title, text).exec()
 
 
 class ScriptedDialogs(Dialogs):

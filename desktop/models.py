@@ -23,6 +23,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from core.app import App
 from core.db import UPLOAD_STATUSES
+from desktop.plain import tooltip
 
 FIELDS = ("id", "original_name", "status", "mode", "stage", "progress_done", "progress_total",
           "attempts", "size", "duration", "created_at", "finished_at", "error_category",
@@ -156,8 +157,8 @@ class UploadsModel(QAbstractTableModel):
             return self._colours.get(row[F["status"]]) if key == "status" else None
         if role == TOOLTIP:
             if key == "error_category":
-                return row[F["error_message"]]
-            return row[F["original_name"]] if key == "original_name" else None
+                return tooltip(row[F["error_message"]])
+            return tooltip(row[F["original_name"]]) if key == "original_name" else None
         if role == ALIGN:
             return _RIGHT if key in ("id", "attempts", "size", "duration") else None
         return row  # RawRole

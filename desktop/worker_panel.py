@@ -24,6 +24,7 @@ from core import heartbeat
 from core.app import App
 from desktop import service
 from desktop.models import fmt_time
+from desktop.plain import tooltip
 
 SAMPLES = 120
 
@@ -195,7 +196,7 @@ class WorkerPanel(QWidget):
         for r in restarts:
             item = QTreeWidgetItem([fmt_time(r["at"]), r["cause"], str(r["upload_id"] or ""),
                                     f"{(r['rss_kib'] or 0) / 1024:.0f} MB", r["message"] or ""])
-            item.setToolTip(4, r["message"] or "")
+            item.setToolTip(4, tooltip(r["message"] or ""))
             if r["cause"] in ("hard-limit", "memory-after-job"):
                 item.setForeground(1, QColor("#c62828"))
             self.recent.addTopLevelItem(item)
