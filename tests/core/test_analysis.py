@@ -84,3 +84,15 @@ def test_unreadable_frame_is_an_analysis_error(tmp_path):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(AnalysisError, match="bad.jpg"):
         LocalAnalyzer().analyze(bad)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 3), (1280, 4), (4, 1280), (5, 5),
+                                  (4000, 1), (1, 4000)])
+def test_tiny_and_extreme_aspect_frames_are_analysed(tmp_path, size):
+    path = scene(tmp_path / f"frame-{size[0]}x{size[1]}.jpg", size=size)
+    analysis = LocalAnalyzer().analyze(path, [])
+    metrics = analysis.metrics
+    assert (metrics.width, metrics.height) == size
+    assert 0 <= metrics.brightness <= 255 and metrics.sharpness >= 0
+    assert 0 <= metrics.dhash < 2 ** 64
+    assert {"sharp", "blurry"} & names(analysis)

@@ -211,3 +211,16 @@ def _truncate(clip, tmp_path):
     out = tmp_path / "truncated.mp4"
     out.write_bytes(data[: len(data) // 2])
     return out
+
+
+@pytest.mark.parametrize("size", [(2, 2), (1280, 4), (4, 1280)])
+def test_tiny_and_extreme_aspect_videos_end_done(app, tmp_path, size):
+    from core.samples import make_clip
+
+    clip = make_clip(tmp_path / f"thin-{size[0]}x{size[1]}.mp4", seconds=1,
+                     width=size[0], height=size[1])
+    result = submit_file(app, clip)
+    assert pipeline.process_now(app, result.upload_id, "test") == jobs.DONE, \
+        jobs.get_upload(app.db, result.upload_id)["error_message"]
+    detail = jobs.detail(app.db, result.upload_id)
+    assert detail.frames and all(f["labels"] for f in detail.frames)
