@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import core
-from core import redact
+from core import home, redact
 from core.config import Settings, load_settings
 from core.errors import PeakOpsError
 
@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    settings: Settings | None = None
     try:
         settings = load_settings(config_file=Path(args.config) if args.config else None,
                                  overrides={"home": args.home},
@@ -87,8 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(settings, args)
     except PeakOpsError as exc:
         return fail(str(exc))
-    except sqlite3.Error as exc:  # e.g. a read-only or corrupt home folder
-        return fail(f"state database: {exc}")
+    except (sqlite3.Error, OSError) as exc:  # e.g. a read-only, full or corrupt home
+        if settings is None:
+            raise
+        return fail(home.explain(settings.home, exc))
     except KeyboardInterrupt:
         return 130
 

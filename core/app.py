@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
+from core import home
 from core.analysis import Analyzer, LocalAnalyzer
 from core.config import Settings
 from core.db import connect
@@ -47,10 +49,12 @@ def make_analyzer(settings: Settings) -> Analyzer:
 def open_app(settings: Settings, *, store: ObjectStore | None = None,
              analyzer: Analyzer | None = None, extractor: FrameExtractor | None = None,
              check_same_thread: bool = True) -> App:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    return App(settings=settings,
-               db=connect(settings.db_path, check_same_thread=check_same_thread),
+    home.prepare(settings)
+    try:
+        db = connect(settings.db_path, check_same_thread=check_same_thread)
+    except (sqlite3.Error, OSError) as exc:
+        raise home.HomeError(home.explain(settings.home, exc)) from None
+    return App(settings=settings, db=db,
                store=store or make_store(settings),
                analyzer=analyzer or make_analyzer(settings),
                extractor=extractor or FFmpegExtractor())

@@ -1,0 +1,82 @@
+"""An unusable home folder is told in one line naming it and the cause, never a traceback.
+
+Read-only and full homes are real size-limited tmpfs mounts (needs root), as in
+test_disk_full.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import samples
+from tests.helpers import REPO, cli_env, run_cli
+from tests.reliability.test_disk_full import remount, tmpfs
+
+
+def fill(folder: Path) -> None:
+    """Write unbuffered until the filesystem is full (a buffered close would raise)."""
+    fd = os.open(folder / ".filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def one_line_failure(home: Path, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "batch.cli", *args], cwd=REPO,
+                          env=cli_env(home), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"peakops: home folder {home}: "), proc.stderr
+    return proc.stderr.strip()
+
+
+@pytest.mark.parametrize("command", [("list",), ("status",), ("worker", "--burst")])
+def test_home_that_is_a_file(tmp_path, command):
+    home = tmp_path / "passwd"
+    home.write_text("root:x:0:0::/root:/bin/sh\n")
+    assert one_line_failure(home, *command).endswith(f"{home} is a file, not a folder")
+
+
+def test_home_below_a_file(tmp_path):
+    blocker = tmp_path / "passwd"
+    blocker.write_text("x")
+    line = one_line_failure(blocker / "peakops", "list")
+    assert line.endswith(f"{blocker} is a file, not a folder")
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs sysfs at /sys")
+def test_home_under_sys(tmp_path):
+    line = one_line_failure(Path("/sys/peakops-home"), "list")
+    assert "no permission" in line or "cannot be created" in line
+
+
+def test_read_only_home(tmp_path):
+    home = tmp_path / "home"
+    with tmpfs(home, "2m"):
+        run_cli(home, "list", check=True)  # a database exists
+        remount(home, "ro")
+        try:
+            assert "read-only" in one_line_failure(home, "cancel", "1")
+        finally:
+            remount(home, "rw")
+
+
+def test_full_home_says_disk_full(tmp_path):
+    home = tmp_path / "home"
+    clip = samples.make_clip(tmp_path / "clip.mp4", seconds=1, width=160, height=120)
+    with tmpfs(home, "2m"):
+        run_cli(home, "list", check=True)
+        fill(home)
+        for args in (("submit", str(clip)), ("cancel", "1")):
+            line = one_line_failure(home, *args)
+            assert "disk full" in line and "disk I/O error" not in line
