@@ -50,6 +50,7 @@ def open_app(settings: Settings, *, store: ObjectStore | None = None,
              analyzer: Analyzer | None = None, extractor: FrameExtractor | None = None,
              check_same_thread: bool = True) -> App:
     home.prepare(settings)
+    home.check_database(settings)
     try:
         db = connect(settings.db_path, check_same_thread=check_same_thread)
     except (sqlite3.Error, OSError) as exc:

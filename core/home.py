@@ -85,3 +85,58 @@ def prepare(settings: Settings) -> None:
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HomeError(explain(settings.home, exc)) from None
+
+
+def _stored_objects(home: Path, limit: int = 1000) -> int:
+    """How many objects the local store holds (counted up to ``limit``)."""
+    count = 0
+    for kind in ("videos", "frames"):
+        for path in (home / "objects" / kind).rglob("*"):
+            if path.is_file():
+                count += 1
+                if count >= limit:
+                    return count
+    return count
+
+
+def _queued_messages(home: Path) -> int:
+    path = home / "queue.db"
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM task").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def check_database(settings: Settings) -> None:
+    """Refuse to start afresh on a missing or emptied database in a home that was used.
+
+    A new database would orphan the stored objects and give the ids of lost uploads to
+    new ones, which stale queue messages would then run.
+    """
+    db = settings.db_path
+    try:
+        size = db.stat().st_size
+    except FileNotFoundError:
+        size = None
+    except OSError:
+        return  # open_app reports it
+    if size:
+        return
+    objects, messages = _stored_objects(settings.home), _queued_messages(settings.home)
+    if not objects and not messages:
+        return
+    state = "missing" if size is None else "empty (0 bytes)"
+    held = " and ".join(part for part in (
+        f"{objects} stored object(s)" if objects else "",
+        f"{messages} queued message(s)" if messages else "") if part)
+    raise HomeError(
+        f"home folder {settings.home}: the state database {db} is {state} but the home "
+        f"holds {held}; starting afresh would lose their history. Restore {db.name} from "
+        f"a backup, or move {settings.home / 'objects'} and {settings.home / 'queue.db'} "
+        "away to start a new home")

@@ -80,3 +80,42 @@ def test_full_home_says_disk_full(tmp_path):
         for args in (("submit", str(clip)), ("cancel", "1")):
             line = one_line_failure(home, *args)
             assert "disk full" in line and "disk I/O error" not in line
+
+
+@pytest.mark.parametrize("damage", ["emptied", "deleted"])
+def test_database_lost_while_the_home_holds_objects_is_refused(tmp_path, damage):
+    home = tmp_path / "home"
+    clip = samples.make_clip(tmp_path / "clip.mp4", seconds=1, width=160, height=120)
+    run_cli(home, "submit", str(clip), check=True)
+    db = home / "peakops.db"
+    if damage == "emptied":
+        os.truncate(db, 0)  # truncate -s 0 peakops.db
+    else:
+        db.unlink()
+    for args in (("list",), ("submit", str(clip)), ("worker", "--burst")):
+        line = one_line_failure(home, *args)
+        assert f"the state database {db} is {'empty' if damage == 'emptied' else 'missing'}" \
+            in line and "1 stored object(s)" in line and "Restore peakops.db" in line
+    assert (db.stat().st_size if db.exists() else None) == (0 if damage == "emptied" else None)
+
+
+def test_a_stale_queue_message_alone_is_also_refused(tmp_path):
+    home = tmp_path / "home"
+    clip = samples.make_clip(tmp_path / "clip.mp4", seconds=1, width=160, height=120)
+    run_cli(home, "submit", str(clip), check=True)
+    os.truncate(home / "peakops.db", 0)
+    for stored in (home / "objects").rglob("*"):
+        if stored.is_file():
+            stored.unlink()
+    assert "1 queued message(s)" in one_line_failure(home, "list")
+
+
+def test_a_new_home_and_a_home_moved_aside_start_afresh(tmp_path):
+    home = tmp_path / "home"
+    run_cli(home, "list", check=True)
+    clip = samples.make_clip(tmp_path / "clip.mp4", seconds=1, width=160, height=120)
+    run_cli(home, "submit", str(clip), check=True)
+    os.truncate(home / "peakops.db", 0)
+    (home / "objects").rename(tmp_path / "old-objects")
+    (home / "queue.db").rename(tmp_path / "old-queue.db")
+    assert run_cli(home, "list", check=True).returncode == 0
