@@ -61,7 +61,7 @@ def main() -> int:
         except PeakOpsError as exc:
             send({"event": "result", "ok": False, "category": exc.category,
                   "message": exc.message, "transient": exc.transient,
-                  "error": type(exc).__name__})
+                  "costs_attempt": exc.costs_attempt, "error": type(exc).__name__})
         except Exception as exc:  # a bug: report it as internal, keep serving
             logger.exception("upload %s: unexpected error in job child", upload_id)
             error = InternalError(f"unexpected error: {exc!r}", transient=True)

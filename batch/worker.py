@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from batch.supervisor import JobChild, Limits, Outcome, tree_rss_kib, watch_job
 from core import heartbeat, jobs, maintenance, media
 from core.app import App, open_app
 from core.config import Settings
-from core.db import connect
+from core.db import connect, is_locked, when_unlocked
 from core.errors import MemoryLimitError, PeakOpsError, from_category
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 IDLE_POLL_S = 0.1
 REAP_EVERY_S = 30.0
 BEAT_EVERY_S = 1.0
+BEAT_BUSY_TIMEOUT_S = 5.0
 HOLD_EVERY_S = 1.0
 
 Hold = Callable[[Any, dict[str, Any], bool], str | None]
@@ -168,11 +170,18 @@ class Worker:
     def _beat_loop(self) -> None:
         """Heartbeat and lease renewal on their own thread and connection, so a busy
         database never delays the memory samples that decide a kill."""
-        db = connect(self.settings.db_path)
+        db = connect(self.settings.db_path, busy_timeout_s=BEAT_BUSY_TIMEOUT_S)
         try:
             while not self.beats_done.wait(BEAT_EVERY_S):
                 try:
                     self._write_beat(db)
+                except sqlite3.OperationalError as exc:
+                    if not is_locked(exc):
+                        logger.exception("%s: heartbeat write failed", self.name)
+                        continue
+                    # Another writer holds the database: the next beat tries again.
+                    logger.warning("%s: heartbeat skipped: the state database is locked by "
+                                   "another writer", self.name)
                 except Exception:  # a missed beat is logged, never fatal
                     logger.exception("%s: heartbeat write failed", self.name)
         finally:
@@ -290,16 +299,20 @@ class Worker:
             self.child.jobs_done += 1
             if outcome.ok:
                 detail = outcome.detail or {}
-                jobs.complete(db, upload_id, self.name, peak_rss_kib=peak,
-                              note=f" ({detail.get('extracted', 0)} extracted in this run, "
-                                   f"peak tree memory {peak} KiB)")
+                when_unlocked(lambda: jobs.complete(
+                    db, upload_id, self.name, peak_rss_kib=peak,
+                    note=f" ({detail.get('extracted', 0)} extracted in this run, "
+                         f"peak tree memory {peak} KiB)"), what=f"upload {upload_id}'s outcome")
                 status = jobs.DONE
             else:
                 error = from_category(outcome.category or "internal", outcome.message,
-                                      transient=outcome.transient, upload_id=upload_id)
-                status = jobs.fail(db, upload_id, error, owner=self.name,
-                                   max_attempts=settings.max_attempts,
-                                   retry_backoff=settings.retry_backoff, peak_rss_kib=peak)
+                                      transient=outcome.transient, upload_id=upload_id,
+                                      costs_attempt=(outcome.detail or {}).get(
+                                          "costs_attempt", True))
+                status = when_unlocked(lambda: jobs.fail(
+                    db, upload_id, error, owner=self.name, max_attempts=settings.max_attempts,
+                    retry_backoff=settings.retry_backoff, peak_rss_kib=peak),
+                    what=f"upload {upload_id}'s outcome")
             after = self.rss_kib = _child_rss(self.child)
             if self.child.jobs_done >= settings.max_tasks_per_child:
                 self.replace_child("tasks", f"{self.child.jobs_done} jobs done "

@@ -9,12 +9,18 @@ busy timeout instead of failing with "database is locked" on a lock upgrade.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -83,13 +89,19 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def connect(path: Path, *, check_same_thread: bool = True) -> sqlite_utils.Database:
-    """Open the state database at ``path``, upgrading its schema in place."""
+def connect(path: Path, *, check_same_thread: bool = True,
+            busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite_utils.Database:
+    """Open the state database at ``path``, upgrading its schema in place.
+
+    Opening takes no write lock unless the schema needs upgrading (or the file is new),
+    so readers never queue behind a writer.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None,
                            check_same_thread=check_same_thread)
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     db = sqlite_utils.Database(conn)
@@ -102,6 +114,8 @@ _migrate_lock = threading.Lock()
 
 def migrate(db: sqlite_utils.Database) -> int:
     """Apply pending migrations, each in its own transaction; return the new version."""
+    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return SCHEMA_VERSION  # the common case: a read, no write lock
     with _migrate_lock:
         while True:
             with transaction(db):
@@ -110,6 +124,29 @@ def migrate(db: sqlite_utils.Database) -> int:
                     return version
                 MIGRATIONS[version](db)
                 db.execute(f"PRAGMA user_version = {version + 1}")
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite giving up on a lock another connection holds."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        or "database is locked" in str(exc) or "database is busy" in str(exc))
+
+
+def when_unlocked(fn: Callable[[], T], *, patience_s: float = 300.0,
+                  what: str = "write") -> T:
+    """Run ``fn``, again while the database stays locked (each try waits the busy
+    timeout), for up to ``patience_s``: for writes whose loss would cost more than the
+    wait, such as a job's outcome."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not is_locked(exc) or time.monotonic() > deadline:
+                raise
+            logger.warning("state database locked; %s waits for it", what)
+            time.sleep(1.0)
 
 
 @contextlib.contextmanager

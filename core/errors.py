@@ -28,6 +28,8 @@ class PeakOpsError(Exception):
 
     category = INTERNAL
     transient = False
+    costs_attempt = True
+    """False for failures that are never the video's fault (a database lock)."""
 
     def __init__(self, message: str, *, upload_id: int | None = None,
                  transient: bool | None = None, **evidence: object) -> None:
@@ -103,6 +105,13 @@ class InternalError(PeakOpsError):
     category = INTERNAL
 
 
+class DatabaseBusyError(InternalError):
+    """The state database stayed locked by another writer: retried, never an attempt."""
+
+    transient = True
+    costs_attempt = False
+
+
 _BY_CATEGORY: dict[str, type[PeakOpsError]] = {
     INPUT: InputError, STORAGE: StorageError, ANALYSIS: AnalysisError, MEMORY: MemoryLimitError,
     TIMEOUT: JobTimeoutError, INTERNAL: InternalError, CANCELLED: CancelledError,
@@ -110,7 +119,9 @@ _BY_CATEGORY: dict[str, type[PeakOpsError]] = {
 
 
 def from_category(category: str, message: str, *, transient: bool = False,
-                  upload_id: int | None = None) -> PeakOpsError:
+                  upload_id: int | None = None, costs_attempt: bool = True) -> PeakOpsError:
     """Rebuild an error reported across a process boundary (the job child's result)."""
     cls = _BY_CATEGORY.get(category, InternalError)
+    if not costs_attempt:
+        cls = DatabaseBusyError
     return cls(message, upload_id=upload_id, transient=transient)

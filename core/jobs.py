@@ -207,16 +207,22 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
         else:
             retry = error.transient and row["attempts"] < max_attempts
             delay = backoff_seconds(row["attempts"], retry_backoff)
+        # Not the video's fault (a database lock): the attempt is given back.
+        refund = not error.costs_attempt and row["status"] == PROCESSING and not degrade
+        if refund:
+            retry, delay = True, backoff_seconds(1, retry_backoff)
         status = QUEUED if retry else FAILED
         db.execute(
             "UPDATE uploads SET status = ?, error_category = ?, error_message = ?, "
             "degrade_level = ?, not_before = ?, lease_owner = NULL, lease_expires_at = NULL, "
-            "updated_at = ?, finished_at = ?, "
+            "updated_at = ?, finished_at = ?, attempts = MAX(0, attempts - ?), "
             "peak_rss_kib = MAX(COALESCE(peak_rss_kib, 0), COALESCE(?, 0)) WHERE id = ?",
             [status, error.category, error.message, level, now + delay if retry else None, now,
-             None if retry else now, peak_rss_kib, upload_id])
+             None if retry else now, int(refund), peak_rss_kib, upload_id])
         if retry:
             what = f"degrade level {level}" if degrade else f"in {delay:.0f} s"
+            if refund:
+                what += ", not counted as an attempt"
             record_event(db, upload_id, "retry",
                          f"{error.category}: {error.message} (retrying, {what})", now=now)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +20,14 @@ from pathlib import Path
 from core import jobs, media, state
 from core.analysis import measure
 from core.app import App, temp_dir_for
-from core.db import transaction
-from core.errors import CancelledError, InputError, InternalError, PeakOpsError
+from core.db import is_locked, transaction, when_unlocked
+from core.errors import (
+    CancelledError,
+    DatabaseBusyError,
+    InputError,
+    InternalError,
+    PeakOpsError,
+)
 from core.storage import frame_key
 
 logger = logging.getLogger(__name__)
@@ -209,6 +216,11 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
     except InputError as exc:
         exc.upload_id = upload_id
         raise
+    except sqlite3.OperationalError as exc:
+        if not is_locked(exc):
+            raise
+        raise DatabaseBusyError(f"upload {upload_id}: the state database stayed locked by "
+                                "another writer", upload_id=upload_id) from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     total = app.db.execute("SELECT COUNT(*) FROM frames WHERE upload_id = ?",
@@ -224,13 +236,17 @@ def process_now(app: App, upload_id: int, owner: str, *,
     if jobs.claim(app.db, upload_id, owner, lease_seconds=app.settings.lease_seconds) is None:
         row = jobs.get_upload(app.db, upload_id)
         raise InputError(f"upload {upload_id} is {row['status']}, not QUEUED", upload_id=upload_id)
+    what = f"upload {upload_id}'s outcome"
     try:
         run(app, upload_id, owner, on_progress=on_progress)
     except PeakOpsError as exc:
-        return jobs.fail(app.db, upload_id, exc, owner=owner, max_attempts=1)
+        failure = exc
+        return when_unlocked(lambda: jobs.fail(app.db, upload_id, failure, owner=owner,
+                                               max_attempts=1), what=what)
     except Exception as exc:
         logger.exception("upload %s: unexpected error", upload_id)
-        return jobs.fail(app.db, upload_id, InternalError(f"unexpected error: {exc!r}"),
-                         owner=owner, max_attempts=1)
-    jobs.complete(app.db, upload_id, owner)
+        error = InternalError(f"unexpected error: {exc!r}")
+        return when_unlocked(lambda: jobs.fail(app.db, upload_id, error, owner=owner,
+                                               max_attempts=1), what=what)
+    when_unlocked(lambda: jobs.complete(app.db, upload_id, owner), what=what)
     return jobs.DONE

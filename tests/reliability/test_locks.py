@@ -1,0 +1,144 @@
+"""A write lock held by another process: readers don't wait, a job doesn't lose an
+attempt, the heartbeat thread says so in one line. Real SQLite, real processes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from core import jobs, pipeline
+from core.app import App, open_app
+from core.db import connect
+from core.errors import InputError
+from core.intake import submit_file
+from core.media import FFmpegExtractor
+from tests.helpers import make_settings, run_cli
+from tests.reliability.support import WorkerProcess, wait_for
+
+
+@contextlib.contextmanager
+def write_lock(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """Another connection holding the write lock (as a long writer would)."""
+    conn = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO events (at, upload_id, kind, message) VALUES (0, NULL, 'x', 'x')")
+    try:
+        yield conn
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def test_reading_commands_do_not_wait_for_a_writer(tmp_path, clip_h264):
+    home = tmp_path / "home"
+    run_cli(home, "submit", str(clip_h264), check=True)
+    with write_lock(home / "peakops.db"):
+        listed = run_cli(home, "list", "--json", timeout=20)
+        shown = run_cli(home, "show", "1", "--json", timeout=20)
+    assert listed.returncode == 0 and '"QUEUED"' in listed.stdout, listed.stderr
+    assert shown.returncode == 0, shown.stderr
+
+
+def test_a_write_command_blocked_too_long_says_so_in_one_line(tmp_path, clip_h264):
+    home = tmp_path / "home"
+    run_cli(home, "submit", str(clip_h264), check=True)
+    from core import db as dbmod
+    assert dbmod.BUSY_TIMEOUT_S == 30.0  # the wait below is the real busy timeout
+    with write_lock(home / "peakops.db"):
+        proc = run_cli(home, "cancel", "1", timeout=90)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "locked by another writer" in proc.stderr and "Traceback" not in proc.stderr
+
+
+class LockingExtractor(FFmpegExtractor):
+    """Takes the write lock on another connection when the first frame is extracted, and
+    gives it back when the job says it is waiting for the database to record the outcome."""
+
+    def __init__(self, db_path: Path) -> None:
+        super().__init__()
+        self.db_path = db_path
+        self.lock: contextlib.ExitStack | None = None
+
+    def extract(self, *args, **kwargs):
+        if self.lock is None:
+            self.lock = contextlib.ExitStack()
+            self.lock.enter_context(write_lock(self.db_path))
+        return super().extract(*args, **kwargs)
+
+
+class ReleaseWhenWaiting(logging.Handler):
+    def __init__(self, extractor: LockingExtractor) -> None:
+        super().__init__(logging.WARNING)
+        self.extractor = extractor
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waits for it" in record.getMessage() and self.extractor.lock is not None:
+            self.extractor.lock.close()
+
+
+def test_a_lock_during_a_job_does_not_cost_an_attempt(tmp_path, clip_h264):
+    settings = make_settings(tmp_path / "home", max_frames_per_video=3)
+    base = open_app(settings)
+    upload_id = submit_file(base, clip_h264).upload_id
+    extractor = LockingExtractor(settings.db_path)
+    app = App(settings, connect(settings.db_path, busy_timeout_s=0.2), base.store,
+              base.analyzer, extractor)
+    release = ReleaseWhenWaiting(extractor)
+    logging.getLogger("core.db").addHandler(release)
+    try:
+        status = pipeline.process_now(app, upload_id, "cli-test")
+    finally:
+        logging.getLogger("core.db").removeHandler(release)
+        if extractor.lock is not None:
+            extractor.lock.close()
+    row = jobs.get_upload(base.db, upload_id)
+    assert (status, row["status"], row["attempts"]) == (jobs.QUEUED, jobs.QUEUED, 0), row
+    [event] = [e for e in jobs.detail(base.db, upload_id).events if e["kind"] == "retry"]
+    assert "not counted as an attempt" in event["message"]
+    app.close()
+    base.close()
+
+
+def test_lock_errors_are_refunded_only_for_running_jobs(tmp_path):
+    from core.errors import DatabaseBusyError
+
+    db = connect(tmp_path / "peakops.db")
+    upload_id = jobs.create_upload(db, original_name="a.mp4", sha256="ab", size=1,
+                                   mode=jobs.MODE_NOW, owner="s", lease_seconds=60, now=1.0)
+    busy = DatabaseBusyError("locked")
+    # A submission that met a lock stays failed: nothing was stored to run.
+    assert jobs.fail(db, upload_id, busy, owner="s", max_attempts=0, now=2.0) == jobs.FAILED
+    other = jobs.create_upload(db, original_name="b.mp4", sha256="cd", size=1,
+                               mode=jobs.MODE_NOW, owner="s", lease_seconds=60, now=1.0)
+    jobs.mark_stored(db, other, storage_key="videos/cd", probe={}, now=1.0)
+    for attempt in range(5):  # more lock failures than max_attempts: still queued
+        assert jobs.claim(db, other, "w", lease_seconds=60, now=10.0 + 1000 * attempt)
+        assert jobs.fail(db, other, busy, owner="w", max_attempts=2,
+                         now=11.0 + 1000 * attempt) == jobs.QUEUED
+    assert jobs.get_upload(db, other)["attempts"] == 0
+    assert jobs.claim(db, other, "w", lease_seconds=60, now=9000.0)
+    assert jobs.fail(db, other, InputError("bad"), owner="w", max_attempts=2,
+                     now=9001.0) == jobs.FAILED
+    db.conn.close()
+
+
+def test_heartbeat_under_a_lock_logs_one_line_not_a_traceback(tmp_path):
+    home = tmp_path / "home"
+    log = tmp_path / "worker.log"
+    run_cli(home, "list", check=True)
+    worker = WorkerProcess(home, log, PEAKOPS_LOG_LEVEL="info")
+    try:
+        wait_for(lambda: "heartbeat" not in log.read_text() and sqlite3.connect(
+            home / "peakops.db").execute("SELECT COUNT(*) FROM workers").fetchone()[0],
+            what="the worker's first heartbeat")
+        with write_lock(home / "peakops.db"):
+            wait_for(lambda: "heartbeat" in log.read_text(), timeout=40,
+                     what="the heartbeat thread to meet the lock")
+    finally:
+        assert worker.stop() == 0
+    text = log.read_text()
+    assert "heartbeat skipped: the state database is locked" in text
+    assert "Traceback" not in text
