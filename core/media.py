@@ -432,7 +432,8 @@ class FFmpegExtractor:
         if done.returncode != 0:
             tail = _tail(done.stderr)
             if "No space left on device" in tail:
-                raise StorageError(f"{part.parent}: no space left for frames of {video.name}",
+                raise StorageError(f"{part.parent}: disk full, no space left for frames of "
+                                   f"{video.name}",
                                    upload_id=self.upload_id, transient=True,
                                    returncode=done.returncode, stderr_tail=tail)
             raise InputError(

@@ -27,8 +27,9 @@ from core.errors import (
     InputError,
     InternalError,
     PeakOpsError,
+    StorageError,
 )
-from core.storage import frame_key
+from core.storage import disk_full, frame_key
 
 logger = logging.getLogger(__name__)
 
@@ -199,8 +200,8 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
     if reanalyse:
         app.db.execute("UPDATE frames SET analyzed_at = NULL WHERE upload_id = ?", [upload_id])
     workdir = temp_dir_for(app.settings, upload_id)
-    workdir.mkdir(parents=True, exist_ok=True)
     try:
+        workdir.mkdir(parents=True, exist_ok=True)
         indices, _ = media.degrade_plan(row["degrade_level"] or 0,
                                         app.settings.max_frames_per_video)
         have = {r[0] for r in app.db.execute("SELECT idx FROM frames WHERE upload_id = ?",
@@ -216,7 +217,15 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
     except InputError as exc:
         exc.upload_id = upload_id
         raise
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        raise StorageError(f"{workdir.parent}: disk full ({exc.strerror})", upload_id=upload_id,
+                           transient=True) from None
     except sqlite3.OperationalError as exc:
+        if "database or disk is full" in str(exc):
+            raise StorageError(f"state database {app.settings.db_path}: disk full",
+                               upload_id=upload_id, transient=True) from None
         if not is_locked(exc):
             raise
         raise DatabaseBusyError(f"upload {upload_id}: the state database stayed locked by "

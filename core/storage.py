@@ -7,6 +7,7 @@ never from a user's file name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -25,6 +26,10 @@ ProgressCallback = Callable[[int], None]
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9/._-]*")
 CHUNK = 1024 * 1024
+
+
+def disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def video_key(sha256: str) -> str:
@@ -118,6 +123,10 @@ class LocalStore:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 part.unlink()
+            if disk_full(exc):  # space may come back (a cleanup, a job ending): retry later
+                raise StorageError(f"local store {self.root}: disk full, cannot write {key} "
+                                   f"({exc.strerror})", key=key, errno=exc.errno,
+                                   transient=True) from None
             raise StorageError(f"local store {self.root}: cannot write {key}: {exc.strerror}",
                                key=key, errno=exc.errno) from None
         return copied
@@ -153,6 +162,10 @@ class LocalStore:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 dest.unlink()
+            if disk_full(exc):
+                raise StorageError(f"{dest.parent}: disk full, cannot copy {key} there "
+                                   f"({exc.strerror})", key=key, errno=exc.errno,
+                                   transient=True) from None
             raise StorageError(f"local store {self.root}: cannot read {key}: {exc.strerror}",
                                key=key, errno=exc.errno) from None
 

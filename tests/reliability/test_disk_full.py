@@ -46,11 +46,10 @@ def tmpfs(folder: Path, size: str) -> Iterator[Path]:
 def fill(folder: Path) -> Path:
     """Write until the filesystem is full; return the filler to delete later."""
     filler = folder / ".filler"
-    with filler.open("wb") as out:
+    with filler.open("wb", buffering=0) as out:  # unbuffered: closing has nothing to flush
         try:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     return filler
@@ -127,3 +126,24 @@ def test_scratch_folder_full_then_recovered(tmp_path: Path, clip: Path) -> None:
         burst(home, **ENV)
         assert status(home, upload_id)[0] == "DONE"
         check_invariants(home, max_frames=3)
+
+
+def test_frames_on_a_full_disk_are_retried_and_the_last_message_says_disk_full(
+        tmp_path: Path, clip: Path) -> None:
+    home = tmp_path / "home"
+    objects = home / "objects"
+    with tmpfs(objects, "4m"):
+        [upload_id] = submit(home, with_padding(clip, tmp_path / "e.mp4", "e"), **ENV)
+        filler = fill(objects)
+        burst(home, **ENV, PEAKOPS_MAX_ATTEMPTS="3")
+        [row] = db_dicts(home, "SELECT * FROM uploads WHERE id = ?", [upload_id])
+        assert (row["status"], row["error_category"], row["attempts"]) == (
+            "FAILED", "storage", 3), row
+        assert "disk full" in row["error_message"]
+        retries = db_dicts(home, "SELECT message FROM events WHERE upload_id = ? AND "
+                                 "kind = 'retry'", [upload_id])
+        assert len(retries) == 2 and all("disk full" in r["message"] for r in retries)
+        filler.unlink()
+        run_cli(home, "retry", str(upload_id), check=True, **ENV)
+        burst(home, **ENV)
+        assert status(home, upload_id)[0] == "DONE"

@@ -6,7 +6,6 @@ test_disk_full.
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import sys
@@ -16,19 +15,7 @@ import pytest
 
 from core import samples
 from tests.helpers import REPO, cli_env, run_cli
-from tests.reliability.test_disk_full import remount, tmpfs
-
-
-def fill(folder: Path) -> None:
-    """Write unbuffered until the filesystem is full (a buffered close would raise)."""
-    fd = os.open(folder / ".filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 65536)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
+from tests.reliability.test_disk_full import fill, remount, tmpfs
 
 
 def one_line_failure(home: Path, *args: str) -> str:
