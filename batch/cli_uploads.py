@@ -53,8 +53,10 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{result.upload_id}\t{result.status}\t{result.name}")
     if args.json:
         print_json(results)
-    if mode == jobs.MODE_NOW and any(r.get("status") == jobs.QUEUED for r in results):
-        _enqueue_hook(settings, [r["upload_id"] for r in results if r.get("status") == "QUEUED"])
+    new = [r["upload_id"] for r in results
+           if r.get("status") == jobs.QUEUED and not r.get("duplicate_of")]
+    if mode == jobs.MODE_NOW and new:  # a duplicate is queued already: no second message
+        _enqueue_hook(settings, new)
     return 1 if rejected else 0
 
 

@@ -83,7 +83,27 @@ def _v3(db: sqlite_utils.Database) -> None:
     db["uploads"].add_column("rekognition_calls", int, not_null_default=0)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+LIVE_SHA256 = ("status != 'CANCELLED' AND NOT (status = 'FAILED' AND storage_key IS NULL) "
+               "AND duplicate_of IS NULL")
+"""Uploads whose content counts for duplicate detection: one per content hash."""
+
+
+def _v4(db: sqlite_utils.Database) -> None:
+    """At most one live upload per content hash, enforced by the database (two submits
+    of one file at the same moment cannot both get in). Duplicates that got in before
+    are kept and pointed at the first; they no longer count."""
+    db["uploads"].add_column("duplicate_of", int)
+    db.execute(
+        "UPDATE uploads SET duplicate_of = (SELECT MIN(first.id) FROM uploads AS first "
+        "WHERE first.sha256 = uploads.sha256 AND first.id < uploads.id "
+        "AND first.status != 'CANCELLED' "
+        "AND NOT (first.status = 'FAILED' AND first.storage_key IS NULL)) "
+        "WHERE status != 'CANCELLED' AND NOT (status = 'FAILED' AND storage_key IS NULL)")
+    db.execute(f"CREATE UNIQUE INDEX uploads_live_sha256 ON uploads (sha256) "
+               f"WHERE {LIVE_SHA256}")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 """Append-only: migration N (1-based) upgrades a database at user_version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,18 +1,28 @@
-"""Submitting a video: validate, hash, store, record. One path, used by CLI and console."""
+"""Submitting a video: check, copy once (hashing, capped), probe, store, record.
+
+One path, used by the CLI and the console.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shutil
+import sqlite3
 import stat
+import time
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from core import jobs, media
 from core.app import App, process_owner
-from core.errors import InputError, PeakOpsError
-from core.storage import ProgressCallback, sha256_file, video_key
+from core.errors import InputError, InternalError, PeakOpsError, StorageError
+from core.pipeline import scratch_name
+from core.storage import CHUNK, ProgressCallback, disk_full, video_key
 
 logger = logging.getLogger(__name__)
 
@@ -41,27 +51,145 @@ def display_name(path: Path | str) -> str:
     return name or "unnamed"
 
 
-def check_file(path: Path, max_bytes: int) -> int:
-    """Cheap checks before reading: exists, regular file, not empty, under the cap."""
+# Symlinks are followed only to a regular file with the link's own owner, outside the
+# system folders: a link planted in a shared folder cannot make a privileged submitter
+# read (and record the size and hash of) someone else's file, such as /etc/shadow.
+SYSTEM_FOLDERS = tuple(Path(p) for p in (
+    "/etc", "/proc", "/sys", "/dev", "/run", "/boot", "/var/lib", "/var/log", "/var/run",
+    "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"))
+DUPLICATE_WAIT_S = 120.0
+"""How long a second submitter of the same content waits for the first one's outcome."""
+
+
+def _check_link(path: Path, name: str, link: os.stat_result) -> os.stat_result:
+    """Apply the symlink rule; return the target's stat."""
+    try:
+        target = path.stat()
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise InputError(f"{name}: a symlink to a missing file") from None
+    except OSError as exc:
+        raise InputError(f"{name}: a symlink that cannot be followed: {exc.strerror}") from None
+    if not stat.S_ISREG(target.st_mode):
+        raise InputError(f"{name}: a symlink to something that is not a regular file")
+    if target.st_uid != link.st_uid:
+        raise InputError(f"{name}: a symlink to a file of another owner (symlinks are followed "
+                         "only to files with the link's own owner)")
+    if any(resolved == folder or folder in resolved.parents for folder in SYSTEM_FOLDERS):
+        raise InputError(f"{name}: a symlink into a system folder ({resolved.parent})")
+    return target
+
+
+def open_source(path: Path, max_bytes: int) -> tuple[BinaryIO, int]:
+    """Open the file once for reading, after the cheap checks: exists, regular, not empty,
+    under the cap, and the symlink rule. The checks read the opened file (fstat), so a
+    file swapped for another between check and open is refused, not read."""
     name = display_name(path)
     try:
-        info = path.stat()
+        link = path.lstat()
     except FileNotFoundError:
         raise InputError(f"{name}: no such file ({path})") from None
     except OSError as exc:
         raise InputError(f"{name}: cannot be read: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
+    expected = _check_link(path, name, link) if stat.S_ISLNK(link.st_mode) else link
+    if stat.S_ISDIR(expected.st_mode):
         raise InputError(f"{name}: is a folder, not a video file")
-    if not stat.S_ISREG(info.st_mode):
+    if not stat.S_ISREG(expected.st_mode):
         raise InputError(f"{name}: is not a regular file")
-    if info.st_size == 0:
-        raise InputError(f"{name}: the file is empty (0 bytes)")
-    if info.st_size > max_bytes:
-        raise InputError(f"{name}: {info.st_size / 1048576:.1f} MB is over the "
-                         f"{max_bytes // 1048576} MB limit (MAX_VIDEO_SIZE_MB)")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{name}: no permission to read it")
-    return info.st_size
+    try:  # O_NONBLOCK: a FIFO swapped in after the check must not block the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except PermissionError:
+        raise InputError(f"{name}: no permission to read it") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read: {exc.strerror}") from None
+    handle = os.fdopen(fd, "rb")
+    try:
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != (expected.st_dev, expected.st_ino):
+            raise InputError(f"{name}: the file was replaced while it was being opened")
+        if info.st_size == 0:
+            raise InputError(f"{name}: the file is empty (0 bytes)")
+        if info.st_size > max_bytes:
+            raise _too_big(name, info.st_size, max_bytes)
+    except BaseException:
+        handle.close()
+        raise
+    return handle, info.st_size
+
+
+def _too_big(name: str, size: int, max_bytes: int) -> InputError:
+    return InputError(f"{name}: {size / 1048576:.1f} MB is over the "
+                      f"{max_bytes // 1048576} MB limit (MAX_VIDEO_SIZE_MB)")
+
+
+def check_file(path: Path, max_bytes: int) -> int:
+    """The cheap checks of :func:`open_source` alone; returns the size."""
+    handle, size = open_source(path, max_bytes)
+    handle.close()
+    return size
+
+
+@dataclass(frozen=True)
+class Staged:
+    path: Path
+    sha256: str
+    size: int
+
+
+def _staging_folder(app: App) -> Path:
+    make = getattr(app.store, "staging_folder", None)  # the local store: beside the objects
+    if make is not None:
+        return make()
+    folder = app.settings.tmp_dir / f"job-submit.{uuid.uuid4().hex}-{os.getpid()}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def stage(app: App, source: BinaryIO, name: str, on_progress: ProgressCallback | None) -> Staged:
+    """Copy ``source`` once into a staging file, hashing it and enforcing the size cap as
+    it goes: what is recorded is exactly what is stored, even if the file changes."""
+    max_bytes = app.settings.max_video_bytes
+    try:
+        folder = _staging_folder(app)
+    except OSError as exc:
+        raise StorageError(f"cannot stage {name}: {exc.strerror}", errno=exc.errno,
+                           transient=disk_full(exc)) from None
+    staged = folder / scratch_name(name)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with staged.open("wb") as out:
+            while chunk := source.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise InputError(f"{name}: grew past the {max_bytes // 1048576} MB limit "
+                                     "(MAX_VIDEO_SIZE_MB) while it was being copied")
+                digest.update(chunk)
+                out.write(chunk)
+                if on_progress:
+                    on_progress(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        if size == 0:
+            raise InputError(f"{name}: the file is empty (0 bytes)")
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if disk_full(exc):
+            raise StorageError(f"{folder.parent}: disk full, cannot copy {name} "
+                               f"({exc.strerror})", errno=exc.errno, transient=True) from None
+        raise StorageError(f"cannot copy {name}: {exc.strerror}", errno=exc.errno) from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return Staged(staged, digest.hexdigest(), size)
+
+
+def _store_staged(app: App, key: str, staged: Staged,
+                  on_progress: ProgressCallback | None) -> None:
+    put_staged = getattr(app.store, "put_staged", None)
+    if put_staged is not None:
+        put_staged(key, staged.path)
+    else:  # a remote store: its upload is the long part, and reports the progress
+        app.store.put_file(key, staged.path, on_progress)
 
 
 def _drop_unreferenced(app: App, key: str) -> None:
@@ -72,45 +200,87 @@ def _drop_unreferenced(app: App, key: str) -> None:
             logger.warning("could not delete the unused stored copy %s: %s", key, exc)
 
 
+def _settled(app: App, upload_id: int) -> dict:
+    """The upload once it has left UPLOADING (another submitter's), or as it is after
+    :data:`DUPLICATE_WAIT_S`."""
+    deadline = time.monotonic() + DUPLICATE_WAIT_S
+    while True:
+        row = jobs.get_upload(app.db, upload_id)
+        if row["status"] != jobs.UPLOADING or time.monotonic() > deadline:
+            return row
+        time.sleep(0.1)
+
+
+def _record(app: App, name: str, staged: Staged, mode: str, priority: int,
+            owner: str) -> int | SubmitResult:
+    """A new UPLOADING row for the staged content, or the result naming the live upload
+    that already holds it (the database's unique index decides between racing submits)."""
+    settings = app.settings
+    while True:
+        existing = jobs.find_by_sha256(app.db, staged.sha256)
+        if existing is not None:
+            row = _settled(app, existing["id"]) if existing["status"] == jobs.UPLOADING \
+                else existing
+            if row["status"] == jobs.FAILED and not row["storage_key"]:
+                continue  # the other submission failed: this one may go ahead
+            return SubmitResult(row["id"], name, row["status"], duplicate_of=row["id"])
+        refused = jobs.find_refused(app.db, staged.sha256)
+        if refused is not None:
+            raise InputError(f"{name}: already refused as upload {refused['id']}: "
+                             f"{refused['error_message']} (delete upload {refused['id']} to "
+                             "submit it again)", upload_id=refused["id"])
+        try:
+            return jobs.create_upload(app.db, original_name=name, sha256=staged.sha256,
+                                      size=staged.size, mode=mode, owner=owner,
+                                      priority=priority,
+                                      lease_seconds=max(settings.lease_seconds, 600))
+        except sqlite3.IntegrityError:
+            continue  # another submit of this content got in first: report it
+
+
 def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: int = 0,
                 on_progress: ProgressCallback | None = None) -> SubmitResult:
     """Validate ``path`` and record it as an upload; raise InputError for unusable files.
 
-    Files failing the cheap checks are refused before any record exists. Once a record
-    exists, any later failure leaves it FAILED with a category, and nothing half-stored.
-    Content already submitted (same SHA-256) is reported as a duplicate, not stored twice.
+    The file is read once: copied into a staging file in the store while it is hashed and
+    held to the size cap; the staged copy is probed, then renamed into place. Files
+    failing the cheap checks or the copy are refused before any record exists; content
+    refused before is refused again without a new record. Once a record exists, any later
+    failure leaves it FAILED with a category, and nothing half-stored. Content already
+    submitted (same SHA-256) is reported as a duplicate, not stored twice.
     """
-    settings = app.settings
     path = Path(path)
     name = display_name(path)
-    size = check_file(path, settings.max_video_bytes)
+    source, _ = open_source(path, app.settings.max_video_bytes)
+    stages_locally = hasattr(app.store, "put_staged")
+    with source:
+        staged = stage(app, source, name, on_progress if stages_locally else None)
     try:
-        sha256 = sha256_file(path)
-    except FileNotFoundError:
-        raise InputError(f"{name}: the file vanished while it was being read") from None
-    existing = jobs.find_by_sha256(app.db, sha256)
-    if existing is not None:
-        return SubmitResult(existing["id"], name, existing["status"], duplicate_of=existing["id"])
-    owner = process_owner("submit")
-    upload_id = jobs.create_upload(app.db, original_name=name, sha256=sha256, size=size,
-                                   mode=mode, owner=owner, priority=priority,
-                                   lease_seconds=max(settings.lease_seconds, 600))
-    key = video_key(sha256)
-    stored = False
-    try:
-        facts = media.probe(path)
-        app.store.put_file(key, path, on_progress)
-        stored = True
-        status = jobs.mark_stored(app.db, upload_id, storage_key=key, probe=facts.as_dict())
-    except PeakOpsError as exc:
-        exc.upload_id = upload_id
-        jobs.fail(app.db, upload_id, exc, owner=owner, max_attempts=0)
-        if stored:  # cancelled meanwhile: the copy belongs to no upload
-            _drop_unreferenced(app, key)
-        raise
-    except BaseException as exc:  # interrupted: never leave the record in UPLOADING
-        jobs.fail(app.db, upload_id, InputError(f"{name}: submission interrupted ({exc!r})"),
-                  owner=owner, max_attempts=0)
-        raise
+        owner = process_owner("submit")
+        recorded = _record(app, name, staged, mode, priority, owner)
+        if isinstance(recorded, SubmitResult):
+            return recorded
+        upload_id = recorded
+        key = video_key(staged.sha256)
+        stored = False
+        try:
+            facts = media.probe(staged.path)
+            _store_staged(app, key, staged, None if stages_locally else on_progress)
+            stored = True
+            status = jobs.mark_stored(app.db, upload_id, storage_key=key,
+                                      probe=facts.as_dict())
+        except PeakOpsError as exc:
+            exc.upload_id = upload_id
+            jobs.fail(app.db, upload_id, exc, owner=owner, max_attempts=0)
+            if stored:  # cancelled meanwhile: the copy belongs to no upload
+                _drop_unreferenced(app, key)
+            raise
+        except BaseException as exc:  # interrupted: never leave the record in UPLOADING
+            jobs.fail(app.db, upload_id,
+                      InternalError(f"{name}: submission interrupted ({exc!r})"),
+                      owner=owner, max_attempts=0)
+            raise
+    finally:
+        shutil.rmtree(staged.path.parent, ignore_errors=True)
     logger.info("upload %s: %s stored as %s, %s", upload_id, name, key, status)
     return SubmitResult(upload_id, name, status)

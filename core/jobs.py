@@ -23,7 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from core import errors
-from core.db import transaction
+from core.db import LIVE_SHA256, transaction
 from core.errors import NotFoundError, PeakOpsError, StateError
 
 logger = logging.getLogger(__name__)
@@ -74,8 +74,16 @@ def counts_by_status(db: sqlite_utils.Database) -> dict[str, int]:
 def find_by_sha256(db: sqlite_utils.Database, sha256: str) -> dict[str, Any] | None:
     """The live upload with this content, if any (cancelled or never stored ones don't count)."""
     rows = list(db.query(
-        "SELECT * FROM uploads WHERE sha256 = ? AND status != 'CANCELLED' "
-        "AND NOT (status = 'FAILED' AND storage_key IS NULL) ORDER BY id LIMIT 1", [sha256]))
+        f"SELECT * FROM uploads WHERE sha256 = ? AND {LIVE_SHA256} ORDER BY id LIMIT 1",
+        [sha256]))
+    return rows[0] if rows else None
+
+
+def find_refused(db: sqlite_utils.Database, sha256: str) -> dict[str, Any] | None:
+    """The upload that refused this content as unusable (input), if any."""
+    rows = list(db.query(
+        "SELECT * FROM uploads WHERE sha256 = ? AND status = 'FAILED' AND storage_key IS NULL "
+        "AND error_category = 'input' ORDER BY id LIMIT 1", [sha256]))
     return rows[0] if rows else None
 
 

@@ -169,6 +169,26 @@ class LocalStore:
             raise StorageError(f"local store {self.root}: cannot read {key}: {exc.strerror}",
                                key=key, errno=exc.errno) from None
 
+    def staging_folder(self) -> Path:
+        """A new private folder beside the objects for a submission's single copy, so
+        that storing it is a rename; swept by :meth:`sweep_partials` if its writer dies."""
+        folder = self.root / self.PARTIAL_DIR / f"{os.getpid()}-{uuid.uuid4().hex}"
+        folder.mkdir(parents=True)
+        return folder
+
+    def put_staged(self, key: str, staged: Path) -> int:
+        """Move a file from :meth:`staging_folder` to ``key`` (a rename: no second copy)."""
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            size = staged.stat().st_size
+            os.replace(staged, target)
+        except OSError as exc:
+            raise StorageError(f"local store {self.root}: cannot store {key}: {exc.strerror}",
+                               key=key, errno=exc.errno,
+                               transient=disk_full(exc)) from None
+        return size
+
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
@@ -189,7 +209,10 @@ class LocalStore:
                 continue
             if not psutil.pid_exists(pid):
                 with contextlib.suppress(FileNotFoundError):
-                    part.unlink()
+                    if part.is_dir():  # a submission's staging folder
+                        shutil.rmtree(part)
+                    else:
+                        part.unlink()
                     removed += 1
         return removed
 

@@ -173,7 +173,7 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path, maker, reason, requ
         assert (row["status"], row["error_category"]) == (jobs.FAILED, "input")
     assert app.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 0
     assert leftovers(app) == []
-    assert not list((app.settings.home / "objects").rglob("*.part*"))
+    assert not [p for p in (app.settings.home / "objects").rglob("*") if p.is_file()]
 
 
 def test_stored_copy_vanished_before_processing(app, clip_h264):

@@ -232,10 +232,10 @@ def test_cancel_while_storing_leaves_no_copy_and_cannot_be_retried(tmp_path: Pat
     app = open_app(settings)
 
     class CancellingStore(LocalStore):
-        def put_file(self, key, source, on_progress=None):
+        def put_staged(self, key, staged):
             [(upload_id,)] = app.db.execute("SELECT id FROM uploads WHERE status = 'UPLOADING'")
-            jobs.cancel(app.db, upload_id)  # as another process would, during the copy
-            return super().put_file(key, source, on_progress)
+            jobs.cancel(app.db, upload_id)  # as another process would, while it is stored
+            return super().put_staged(key, staged)
 
     app.store = CancellingStore(settings.home / "objects")
     clip = samples.make_clip(tmp_path / "c.mp4", seconds=1, width=160, height=120)

@@ -86,7 +86,8 @@ def test_objects_full_then_read_only_then_recovered(tmp_path: Path, clip: Path) 
         [first] = submit(home, with_padding(clip, tmp_path / "a.mp4", "a"), **ENV)
         [second] = submit(home, with_padding(clip, tmp_path / "b.mp4", "b"), **ENV)
         filler = fill(objects)
-        # Full: frames cannot be stored; a new submission is refused, nothing left behind.
+        # Full: frames cannot be stored; a new submission is refused while it is copied,
+        # before any record exists, and nothing is left behind.
         burst(home, **ENV)
         expect_storage_failure(home, first, "No space left on device")
         expect_storage_failure(home, second, "No space left on device")
@@ -94,8 +95,9 @@ def test_objects_full_then_read_only_then_recovered(tmp_path: Path, clip: Path) 
         proc = run_cli(home, "submit", "--json", str(third), **ENV)
         [result] = json.loads(proc.stdout)
         assert proc.returncode == 1 and result["category"] == "storage"
-        assert "No space left on device" in result["error"]
-        assert status(home, result["upload_id"])[:2] == ("FAILED", "storage")
+        assert "disk full" in result["error"] and "No space left on device" in result["error"]
+        assert result["upload_id"] is None
+        assert db_dicts(home, "SELECT COUNT(*) AS n FROM uploads") == [{"n": 2}]
         assert not list((objects / ".partial").glob("*"))
         # Read-only: the same, with the reason the operator needs.
         filler.unlink()

@@ -1,0 +1,156 @@
+"""Intake: one read of the file (copied, hashed and capped as it goes), a database that
+decides between racing submits, refusals that are not recorded twice, and the symlink
+rule. Real files, real ffmpeg probe, real SQLite."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from core import jobs
+from core.app import open_app
+from core.errors import InputError
+from core.intake import submit_file
+from tests.helpers import cli_json, make_settings, run_cli
+
+
+@pytest.fixture
+def app(tmp_path):
+    application = open_app(make_settings(tmp_path / "home"))
+    yield application
+    application.close()
+
+
+def stored_files(app):
+    return [p for p in (app.settings.home / "objects").rglob("*") if p.is_file()]
+
+
+def test_a_file_growing_during_submit_is_recorded_as_stored(app, clip_h264, tmp_path):
+    source = tmp_path / "growing.mp4"
+    shutil.copyfile(clip_h264, source)
+    grown = []
+
+    def grow(_delta):  # the camera is still writing while the operator submits
+        if not grown:
+            with source.open("ab") as out:
+                out.write(os.urandom(3 * 1024 * 1024))
+            grown.append(True)
+
+    result = submit_file(app, source, on_progress=grow)
+    row = jobs.get_upload(app.db, result.upload_id)
+    [stored] = stored_files(app)
+    data = stored.read_bytes()
+    assert row["size"] == len(data) and row["sha256"] == hashlib.sha256(data).hexdigest()
+    assert len(data) > clip_h264.stat().st_size  # the growth was read, once
+
+
+def test_a_file_growing_past_the_cap_during_submit_is_refused(tmp_path, clip_h264):
+    app = open_app(make_settings(tmp_path / "home", max_video_size_mb=1))
+    source = tmp_path / "growing.mp4"
+    shutil.copyfile(clip_h264, source)
+    assert source.stat().st_size < 1024 * 1024
+
+    def grow(_delta):
+        with source.open("ab") as out:
+            out.write(b"\0" * (2 * 1024 * 1024))
+
+    with pytest.raises(InputError, match="grew past the 1 MB limit"):
+        submit_file(app, source, on_progress=grow)
+    assert jobs.list_uploads(app.db) == [] and stored_files(app) == []
+    app.close()
+
+
+def test_racing_submits_of_one_content_make_one_upload(app, clip_h264, tmp_path):
+    """The second submit runs to its end while the first is still copying: the first
+    one's record then meets the database's unique index and reports the second."""
+    first_path, second_path = tmp_path / "first.mp4", tmp_path / "second.mp4"
+    shutil.copyfile(clip_h264, first_path)
+    shutil.copyfile(clip_h264, second_path)
+    other = open_app(app.settings)
+    seconds = []
+
+    def meanwhile(_delta):
+        if not seconds:
+            seconds.append(submit_file(other, second_path))
+
+    first = submit_file(app, first_path, on_progress=meanwhile)
+    [second] = seconds
+    assert not second.duplicate and second.status == jobs.QUEUED
+    assert first.duplicate_of == second.upload_id and first.status == jobs.QUEUED
+    assert len(jobs.list_uploads(app.db)) == 1 and len(stored_files(app)) == 1
+    other.close()
+
+
+def test_the_database_refuses_a_second_live_upload_of_one_content(app):
+    jobs.create_upload(app.db, original_name="a.mp4", sha256="ab" * 32, size=1,
+                       mode=jobs.MODE_NOW, owner="o", lease_seconds=60)
+    with pytest.raises(Exception, match="UNIQUE"):
+        jobs.create_upload(app.db, original_name="b.mp4", sha256="ab" * 32, size=1,
+                           mode=jobs.MODE_NOW, owner="o", lease_seconds=60)
+
+
+def test_a_refused_file_is_not_recorded_again(app, text_as_mp4):
+    with pytest.raises(InputError) as first:
+        submit_file(app, text_as_mp4)
+    for _ in range(3):
+        with pytest.raises(InputError, match=f"already refused as upload {first.value.upload_id}"
+                           ) as again:
+            submit_file(app, text_as_mp4)
+        assert again.value.upload_id == first.value.upload_id
+    assert [r["id"] for r in jobs.list_uploads(app.db)] == [first.value.upload_id]
+    assert stored_files(app) == []
+
+
+def test_resubmitting_a_queued_file_adds_no_queue_message(tmp_path, clip_h264):
+    home = tmp_path / "home"
+    for _ in range(3):
+        run_cli(home, "submit", str(clip_h264), check=True)
+    status = cli_json(home, "status")
+    assert status["uploads"] == {"QUEUED": 1} and status["queue_messages"] == 1
+
+
+# -- symlinks: followed only to a regular file of the link's owner, outside system folders
+
+
+def test_symlink_to_a_system_file_is_refused_before_reading(app, tmp_path):
+    link = tmp_path / "shadow.mp4"
+    link.symlink_to("/etc/shadow" if os.path.exists("/etc/shadow") else "/etc/passwd")
+    with pytest.raises(InputError, match="a symlink into a system folder"):
+        submit_file(app, link)
+    assert jobs.list_uploads(app.db) == [] and stored_files(app) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a link of another owner needs root")
+def test_symlink_planted_by_another_user_is_refused(app, tmp_path, clip_h264):
+    target = tmp_path / "private.mp4"
+    shutil.copyfile(clip_h264, target)
+    link = tmp_path / "planted.mp4"
+    link.symlink_to(target)
+    os.lchown(link, 12345, 12345)
+    with pytest.raises(InputError, match="a file of another owner"):
+        submit_file(app, link)
+    assert jobs.list_uploads(app.db) == []
+
+
+def test_symlink_to_a_fifo_or_a_folder_is_refused(app, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "fifo.mp4").symlink_to(fifo)
+    (tmp_path / "dir.mp4").symlink_to(tmp_path)
+    for name in ("fifo.mp4", "dir.mp4"):
+        with pytest.raises(InputError, match="not a regular file"):
+            submit_file(app, tmp_path / name)
+
+
+def test_symlink_to_an_own_video_is_followed(app, tmp_path, clip_h264):
+    target = tmp_path / "site" / "survey.mp4"
+    target.parent.mkdir()
+    shutil.copyfile(clip_h264, target)
+    link = tmp_path / "today.mp4"
+    link.symlink_to(target)
+    result = submit_file(app, link)
+    assert result.status == jobs.QUEUED
+    assert jobs.get_upload(app.db, result.upload_id)["original_name"] == "today.mp4"
