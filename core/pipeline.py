@@ -21,6 +21,7 @@ from core.analysis import measure
 from core.app import App, temp_dir_for
 from core.db import transaction
 from core.errors import CancelledError, InputError, InternalError, PeakOpsError
+from core.holdpoint import wait_at_hold_point
 from core.storage import frame_key
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class _Job:
             if index in done:
                 continue
             self.step("extracting", k, len(indices))
+            wait_at_hold_point(self.settings.hold_file, self.upload_id, k)
             frame = self.app.extractor.extract(video, times[index],
                                                workdir / f"{index:04d}.jpg", options)
             metrics = measure(frame.path)  # local metrics always, offline

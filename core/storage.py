@@ -16,9 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import psutil
-
 from core.errors import InputError, StorageError
+from core.liveness import pid_running
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes moved since the previous call (a delta)."""
@@ -174,7 +173,7 @@ class LocalStore:
                 pid = int(part.name.split("-", 1)[0])
             except ValueError:
                 continue
-            if not psutil.pid_exists(pid):
+            if not pid_running(pid):
                 with contextlib.suppress(FileNotFoundError):
                     part.unlink()
                     removed += 1
