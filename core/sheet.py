@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from core import jobs
 from core.app import App
@@ -123,7 +123,7 @@ def make_sheet(app: App, upload_id: int, dest: Path, *, top_labels: int = 3,
                 image.draft("RGB", (cell_w, pic_h))  # JPEG: decode at about the size needed
                 picture = image.convert("RGB")
             local.unlink()
-            picture.thumbnail((cell_w, pic_h), Image.Resampling.LANCZOS)
+            picture = ImageOps.contain(picture, (cell_w, pic_h), Image.Resampling.LANCZOS)
             x = left + (cell_w - picture.width) // 2
             y = top + (pic_h - picture.height) // 2
             sheet.paste(picture, (x, y))
