@@ -130,7 +130,8 @@ class Runtime:
             logger.info("window closed (%s); next opens %s",
                         plan.pause or "outside the schedule", nxt)
             if self.opened is not None:
-                report.write_at_close(self.app, start=self.opened.start, end=plan.now)
+                report.write_at_close(self.app, start=self.opened.start, end=plan.now,
+                                      notes=self.last_deferred)
                 self.opened = None
 
     def next_boundary(self, plan: Plan) -> datetime | None:

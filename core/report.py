@@ -156,15 +156,23 @@ def _finished(db: Any, lo: float, hi: float) -> tuple[list[UploadLine], list[Upl
     return processed, failed
 
 
-def _deferred(db: Any) -> list[UploadLine]:
+NOTE_KINDS = ("withdrawn", "released", "retry", "mode")
+"""Events that say why a deferred upload is where it is (not "submitted", "stored")."""
+
+
+def _deferred(db: Any, notes: dict[int, str]) -> list[UploadLine]:
     lines = []
     for u in db.query("SELECT * FROM uploads WHERE status = ? ORDER BY priority DESC, id",
                       [jobs.DEFERRED]):
-        note = db.execute("SELECT message FROM events WHERE upload_id = ? ORDER BY id DESC "
-                          "LIMIT 1", [u["id"]]).fetchone()
+        note = notes.get(u["id"])
+        if note is None:
+            row = db.execute(f"SELECT message FROM events WHERE upload_id = ? AND kind IN "
+                             f"({','.join('?' * len(NOTE_KINDS))}) ORDER BY id DESC LIMIT 1",
+                             [u["id"], *NOTE_KINDS]).fetchone()
+            note = row[0] if row else "not started yet"
         lines.append(UploadLine(id=u["id"], name=u["original_name"], status=u["status"],
-                                mode=u["mode"], message=note[0] if note else "",
-                                duration=u["duration"], submitted_at=u["created_at"]))
+                                mode=u["mode"], message=note, duration=u["duration"],
+                                submitted_at=u["created_at"]))
     return lines
 
 
@@ -209,8 +217,13 @@ def thumbnails(app: App, upload_id: int, scratch: Path,
     return thumbs
 
 
-def gather(app: App, *, start: datetime, end: datetime, now: datetime) -> ReportData:
-    """Everything the report shows for the window ``[start, end)``, as of ``now``."""
+def gather(app: App, *, start: datetime, end: datetime, now: datetime,
+           notes: dict[int, str] | None = None) -> ReportData:
+    """Everything the report shows for the window ``[start, end)``, as of ``now``.
+
+    ``notes`` (upload id -> why it was not dispatched) come from the scheduler's last
+    plan; without them a deferred upload shows its latest withdraw/release event.
+    """
     db, settings = app.db, app.settings
     lo, hi = start.timestamp(), end.timestamp()
     processed, failed = _finished(db, lo, hi)
@@ -221,7 +234,7 @@ def gather(app: App, *, start: datetime, end: datetime, now: datetime) -> Report
     periods = _period_calls(db, start, end, settings.timezone)
     data = ReportData(
         start=start, end=end, now=now, timezone=settings.timezone, processed=processed,
-        failed=failed, deferred=_deferred(db), restarts=restarts, retries=len(retries),
+        failed=failed, deferred=_deferred(db, notes or {}), restarts=restarts, retries=len(retries),
         memory_retries=sum(1 for r in retries if _category(r["message"]) == "memory"),
         rekognition_enabled=settings.enable_aws_rekognition,
         rekognition_budget=settings.rekognition_max_calls_per_window,
@@ -240,10 +253,11 @@ def report_path(home: Path, start: datetime, timezone: str) -> Path:
     return home / REPORTS_DIR / f"{day}.html"
 
 
-def write_report(app: App, *, start: datetime, end: datetime, now: datetime) -> ReportData:
+def write_report(app: App, *, start: datetime, end: datetime, now: datetime,
+                 notes: dict[int, str] | None = None) -> ReportData:
     """Gather, render and write the report of ``[start, end)``; its ``path`` says where."""
     from core.report_html import render
-    data = gather(app, start=start, end=end, now=now)
+    data = gather(app, start=start, end=end, now=now, notes=notes)
     path = report_path(app.settings.home, start, app.settings.timezone)
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
@@ -256,10 +270,11 @@ def write_report(app: App, *, start: datetime, end: datetime, now: datetime) -> 
     return data
 
 
-def write_at_close(app: App, *, start: datetime, end: datetime) -> Path | None:
+def write_at_close(app: App, *, start: datetime, end: datetime,
+                   notes: dict[int, str] | None = None) -> Path | None:
     """For the scheduler at a window's close: write the report, never raise."""
     try:
-        return write_report(app, start=start, end=end, now=end).path
+        return write_report(app, start=start, end=end, now=end, notes=notes).path
     except Exception:  # a report must not stop the batch
         logger.exception("morning report for the window from %s failed", start.isoformat())
         return None

@@ -78,23 +78,24 @@ def _card(value: Any, label: str, tone: str = "") -> str:
 def _cards(data: ReportData) -> str:
     budget = data.rekognition_budget
     periods = data.rekognition_periods
-    spent = max(periods.values()) if periods else 0
-    if not data.rekognition_enabled and not data.rekognition_calls:
+    spent = max(periods.values(), default=0)  # the busiest budget period of the window
+    if not data.rekognition_enabled and not spent and not data.rekognition_calls:
         rek = _card("off", "Rekognition (local analysis only)")
     elif budget:
-        rek = _card(f"{spent} / {budget}", "Rekognition calls / budget per day",
+        rek = _card(f"{spent} / {budget}", "Rekognition calls / daily budget",
                     "bad" if spent >= budget else "")
     else:
-        rek = _card(data.rekognition_calls, "Rekognition calls (no budget set)")
+        rek = _card(sum(periods.values()), "Rekognition calls (no budget set)")
     peak = data.peak_kib
-    over = peak is not None and peak > data.soft_limit_kib
+    tone = "" if peak is None or peak <= data.soft_limit_kib else \
+        "warn" if peak <= data.hard_limit_kib else "bad"
     return "".join([
         _card(len(data.processed), "processed", "ok" if data.processed else ""),
         _card(len(data.failed), "failed", "bad" if data.failed else ""),
         _card(len(data.deferred), "still deferred", "warn" if data.deferred else ""),
         rek,
         _card(_mb(peak), f"peak memory (soft limit {_mb(data.soft_limit_kib)}, "
-                         f"hard {_mb(data.hard_limit_kib)})", "warn" if over else ""),
+                         f"hard {_mb(data.hard_limit_kib)})", tone),
         _card(len(data.memory_restarts), f"memory restarts ({len(data.restarts)} restarts in "
                                          "all)", "bad" if data.memory_restarts else ""),
     ])
@@ -147,14 +148,14 @@ def render(data: ReportData) -> str:
     parts.append(f"<h2>Still deferred ({len(data.deferred)})</h2>")
     if data.deferred:
         parts.append(_table(
-            ["ID", "Name", "Submitted", "Video", "Latest note"],
+            ["ID", "Name", "Submitted", "Video", "Why it waits"],
             [[str(d.id), e(d.name), e(clock.at(d.submitted_at)), e(_secs(d.duration)),
               e(d.message)] for d in data.deferred], {0, 3}))
     else:
         parts.append('<p class="muted">Nothing waits for the next window.</p>')
     parts.append("<h2>Memory and restarts</h2>")
-    retries = (f"{data.retries} retries in the window, {data.memory_retries} of them after a "
-               "memory kill (at a lower degrade level).")
+    retries = (f"{data.retries} {'retry' if data.retries == 1 else 'retries'} in the window, "
+               f"{data.memory_retries} after a memory kill (at a lower degrade level).")
     parts.append(f"<p>{e(retries)}</p>")
     if data.restarts:
         parts.append(_table(
@@ -164,7 +165,7 @@ def render(data: ReportData) -> str:
               e(r["worker"]), e(r["message"])] for r in data.restarts], {3}))
     else:
         parts.append('<p class="muted">No job-child restarts.</p>')
-    if data.rekognition_periods and (data.rekognition_enabled or data.rekognition_calls):
+    if data.rekognition_enabled or any(data.rekognition_periods.values()):
         budget = data.rekognition_budget or "no limit"
         parts.append("<h2>Rekognition</h2>")
         parts.append(_table(["Budget period (noon to noon)", "Calls", "Budget"],
