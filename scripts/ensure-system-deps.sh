@@ -2,10 +2,15 @@
 # System packages the test suite needs beyond the Python venv. Idempotent.
 #   faketime (Debian's libfaketime): the off-peak batch test runs `peakops batch`
 #   under a shifted clock.
+# With --docs also what looking at the output takes (not the tests):
+#   chromium: renders the morning report (HTML) to a PNG headless, to look at it.
 set -eu
 
 missing=""
 command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+if [ "${1:-}" = "--docs" ]; then
+    command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+fi
 
 if [ -z "$missing" ]; then
     exit 0
