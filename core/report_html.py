@@ -49,6 +49,10 @@ def _mb(kib: int | None) -> str:
     return "-" if not kib else f"{kib / 1024:.0f} MB"
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def _secs(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -96,8 +100,9 @@ def _cards(data: ReportData) -> str:
         rek,
         _card(_mb(peak), f"peak memory (soft limit {_mb(data.soft_limit_kib)}, "
                          f"hard {_mb(data.hard_limit_kib)})", tone),
-        _card(len(data.memory_restarts), f"memory restarts ({len(data.restarts)} restarts in "
-                                         "all)", "bad" if data.memory_restarts else ""),
+        _card(len(data.memory_restarts),
+              f"memory restarts ({_count(len(data.restarts), 'restart')} in all)",
+              "bad" if data.memory_restarts else ""),
     ])
 
 
@@ -154,7 +159,7 @@ def render(data: ReportData) -> str:
     else:
         parts.append('<p class="muted">Nothing waits for the next window.</p>')
     parts.append("<h2>Memory and restarts</h2>")
-    retries = (f"{data.retries} {'retry' if data.retries == 1 else 'retries'} in the window, "
+    retries = (f"{_count(data.retries, 'retry', 'retries')} in the window, "
                f"{data.memory_retries} after a memory kill (at a lower degrade level).")
     parts.append(f"<p>{e(retries)}</p>")
     if data.restarts:
