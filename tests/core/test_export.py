@@ -55,7 +55,8 @@ def db_labels(app, upload_id):
 
 
 def test_sqlite_export_reads_back_with_rows_foreign_keys_and_full_text_search(
-        app, two_done, tmp_path):
+        app, two_done, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "SQLITE_BATCH", 3)  # 8 frames: three batches, one partial
     dest = tmp_path / "out" / "results.db"
     result = export.export(app, "sqlite", export.Selection(), dest=dest)
     frames = app.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
