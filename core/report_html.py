@@ -135,7 +135,7 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozen
 
 def render(data: ReportData) -> str:
     clock = _Clock(data.timezone)
-    title = (f"Off-peak report: {clock.at(data.start)} to {clock.at(data.end)} "
+    title = (f"Morning report: off-peak window {clock.at(data.start)} to {clock.at(data.end)} "
              f"({data.timezone})")
     parts = [f"<h1>{e(title)}</h1>",
              f'<p class="meta">Made {e(clock.at(data.now, "%Y-%m-%d %H:%M:%S"))}. '
