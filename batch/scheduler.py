@@ -37,7 +37,7 @@ from batch import offpeak
 from batch.offpeak import Plan, fmt_duration
 from batch.queue import Queue, make_queue
 from batch.windows import Schedule, parse_windows
-from core import jobs, maintenance
+from core import jobs, maintenance, report
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import StateError
@@ -90,6 +90,7 @@ class Runtime:
         self.app: App = open_app(settings, check_same_thread=False)
         self.queue: Queue = make_queue(settings)
         self.was_open: bool | None = None
+        self.opened: offpeak.Opening | None = None  # the stretch a morning report covers
         self.last_deferred: dict[int, str] = {}
 
     def close(self) -> None:
@@ -135,10 +136,15 @@ class Runtime:
             assert plan.opening is not None
             logger.info("window opened (%s) until %s", plan.opening.source,
                         plan.opening.end.isoformat())
+            self.opened = plan.opening
         else:
             nxt = plan.next_open.isoformat() if plan.next_open else "never"
             logger.info("window closed (%s); next opens %s",
                         plan.pause or "outside the schedule", nxt)
+            if self.opened is not None:
+                report.write_at_close(self.app, start=self.opened.start, end=plan.now,
+                                      notes=self.last_deferred)
+                self.opened = None
 
     def next_boundary(self, plan: Plan) -> datetime | None:
         """When the open/closed answer next changes, as far as the window math knows."""

@@ -233,11 +233,17 @@ class Worker:
             return jobs.fail(db, upload_id, error, owner=self.name,
                              max_attempts=self.settings.max_attempts,
                              retry_backoff=self.settings.retry_backoff)
+        started = time.monotonic()
         outcome = watch_job(child, {"upload_id": upload_id, "owner": self.name,
                                     "reanalyse": False},
                             self.limits, on_sample=self._on_sample,
                             should_stop=lambda: self.stopping or self._held(upload_id))
         status = self._settle(upload_id, row, outcome)
+        frames = db.execute("SELECT COUNT(*) FROM frames WHERE upload_id = ?",
+                            [upload_id]).fetchone()[0]
+        logger.info("upload %s: job ended %s (%s), %s frames, %.1f s, peak %.0f MB", upload_id,
+                    status, outcome.kind, frames, time.monotonic() - started,
+                    outcome.peak_kib / 1024)
         self.current = {}
         self.beat("idle", force=True)
         return status

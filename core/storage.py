@@ -70,6 +70,9 @@ class ObjectStore(Protocol):
     def describe(self) -> str:
         """One line naming where objects go, safe to print (no secrets)."""
 
+    def location(self, key: str) -> str:
+        """Where a person finds the object under ``key`` (a file path or a URL)."""
+
     def check(self) -> None:
         """Raise StorageError if the store cannot be written to now (for doctor)."""
 
@@ -164,6 +167,9 @@ class LocalStore:
 
     def describe(self) -> str:
         return f"local folder {self.root}"
+
+    def location(self, key: str) -> str:
+        return str(self._path(key).resolve())
 
     def sweep_partials(self) -> int:
         """Remove partial files of puts whose process is gone (killed mid-copy)."""
