@@ -29,6 +29,7 @@ from core.errors import (
     PeakOpsError,
     StorageError,
 )
+from core.holdpoint import wait_at_hold_point
 from core.storage import disk_full, frame_key
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class _Job:
             if index in done:
                 continue
             self.step("extracting", k, len(indices))
+            wait_at_hold_point(self.settings.hold_file, self.upload_id, k)
             frame = self.app.extractor.extract(video, times[index],
                                                workdir / f"{index:04d}.jpg", options)
             metrics = measure(frame.path)  # local metrics always, offline

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from desktop.plain import message_box
 
@@ -24,12 +25,19 @@ class Dialogs:
     def info(self, parent: QWidget | None, title: str, text: str) -> None:
         message_box(QMessageBox.Icon.Information, parent, title, text).exec()
 
+    def save_path(self, parent: QWidget | None, title: str, suggested: Path,
+                  filters: str) -> Path | None:
+        """Where to save a file; None when the operator cancels."""
+        name, _ = QFileDialog.getSaveFileName(parent, title, str(suggested), filters)
+        return Path(name) if name else None
+
 
 class ScriptedDialogs(Dialogs):
     """For tests and the screenshot mode: answers given up front, every question recorded."""
 
-    def __init__(self, answer: bool = True) -> None:
+    def __init__(self, answer: bool = True, save_to: Path | None = None) -> None:
         self.answer = answer
+        self.save_to = save_to
         self.asked: list[tuple[str, str]] = []
         self.shown: list[tuple[str, str, str]] = []
 
@@ -42,3 +50,7 @@ class ScriptedDialogs(Dialogs):
 
     def info(self, parent: Any, title: str, text: str) -> None:
         self.shown.append(("info", title, text))
+
+    def save_path(self, parent: Any, title: str, suggested: Path, filters: str) -> Path | None:
+        self.asked.append((title, str(suggested)))
+        return self.save_to
