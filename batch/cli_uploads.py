@@ -17,6 +17,7 @@ from core.config import Settings
 from core.errors import PeakOpsError
 from core.intake import submit_file
 from core.redact import redact
+from core.signals import interruptible
 
 
 def _human_size(size: int | None) -> str:
@@ -74,7 +75,13 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
         if not args.json:
             print(f"duplicate of upload {upload_id} ({result.status})", file=sys.stderr)
     else:
-        status = pipeline.process_now(app, upload_id, process_owner("process"))
+        try:
+            with interruptible():
+                status = pipeline.process_now(app, upload_id, process_owner("process"))
+        except pipeline.JobInterrupted as stop:
+            what = "released: back to QUEUED" if stop.released else "no longer ours"
+            print(f"peakops: interrupted; upload {upload_id} {what}", file=sys.stderr)
+            return 130
         if not args.json:
             print(f"upload {upload_id}: {status}")
     detail = jobs.detail(app.db, upload_id)

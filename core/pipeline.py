@@ -241,6 +241,15 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
     return JobResult(upload_id, total, extracted, analysed, labels)
 
 
+class JobInterrupted(KeyboardInterrupt):
+    """``process_now`` was interrupted; the upload was handed back (``released``) at once
+    rather than left PROCESSING until its lease ran out."""
+
+    def __init__(self, upload_id: int, released: bool) -> None:
+        super().__init__(upload_id, released)
+        self.upload_id, self.released = upload_id, released
+
+
 def process_now(app: App, upload_id: int, owner: str, *,
                 on_progress: ProgressFn | None = None) -> str:
     """Claim, run and complete/fail one upload in this process (the ``process`` command)."""
@@ -250,6 +259,10 @@ def process_now(app: App, upload_id: int, owner: str, *,
     what = f"upload {upload_id}'s outcome"
     try:
         run(app, upload_id, owner, on_progress=on_progress)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the entry point
+        released = when_unlocked(lambda: jobs.release(
+            app.db, upload_id, owner, reason="processing interrupted"), what=what)
+        raise JobInterrupted(upload_id, released) from None
     except PeakOpsError as exc:
         failure = exc
         return when_unlocked(lambda: jobs.fail(app.db, upload_id, failure, owner=owner,
