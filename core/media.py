@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core.errors import InputError, InternalError, JobTimeoutError, StorageError
-from core.procenv import clean_env
+from core.procenv import clean_env, die_with_parent_preexec
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ def _run(argv: Sequence[str], *, timeout: float, keep_bytes: int = _TAIL_BYTES,
     """
     with tempfile.TemporaryFile() as err:
         with subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=err, env=clean_env()) as proc:
+                              stdout=subprocess.DEVNULL, stderr=err, env=clean_env(),
+                              preexec_fn=die_with_parent_preexec()) as proc:
             try:
                 if on_spawn is not None:
                     on_spawn(proc.pid)

@@ -9,8 +9,9 @@ Our own job child is the frozen executable again and keeps the environment as it
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 _VAR = "LD_LIBRARY_PATH"
 
@@ -31,3 +32,30 @@ def clean_env(env: Mapping[str, str] | None = None, *,
     else:
         result[_VAR] = original
     return result
+
+
+PR_SET_PDEATHSIG = 1
+_libc = None
+
+
+def die_with_parent_preexec() -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the started program die (SIGKILL) when this process dies.
+
+    The job child already dies with its supervisor (PR_SET_PDEATHSIG); giving the
+    programs it starts (ffmpeg) the same signal closes the chain, so nothing a job
+    started outlives a worker that was killed -9. Linux only; elsewhere None.
+    """
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return None
+    if _libc is None:  # loaded before fork: the preexec function only calls into it
+        import ctypes
+        _libc = ctypes.CDLL(None, use_errno=True)
+    libc, parent = _libc, os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return preexec
