@@ -11,13 +11,12 @@ import tempfile
 from pathlib import Path
 
 from batch.cli import fmt_time, print_json
-from core import jobs, maintenance, media, pipeline
-from core.app import open_app, process_owner
+from core import jobs, maintenance, media
+from core.app import open_app
 from core.config import Settings
 from core.errors import PeakOpsError
 from core.intake import submit_file
 from core.redact import redact
-from core.signals import interruptible
 
 
 def _human_size(size: int | None) -> str:
@@ -75,15 +74,14 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
         if not args.json:
             print(f"duplicate of upload {upload_id} ({result.status})", file=sys.stderr)
     else:
-        try:
-            with interruptible():
-                status = pipeline.process_now(app, upload_id, process_owner("process"))
-        except pipeline.JobInterrupted as stop:
-            what = "released: back to QUEUED" if stop.released else "no longer ours"
-            print(f"peakops: interrupted; upload {upload_id} {what}", file=sys.stderr)
+        from batch.process import process_upload  # the worker's supervisor, for one upload
+        outcome = process_upload(settings, upload_id)
+        if outcome.interrupted:
+            print(f"peakops: interrupted; upload {upload_id} released: back to "
+                  f"{outcome.status}", file=sys.stderr)
             return 130
         if not args.json:
-            print(f"upload {upload_id}: {status}")
+            print(f"upload {upload_id}: {outcome.status}")
     detail = jobs.detail(app.db, upload_id)
     if args.json:
         print_json(detail.as_dict())

@@ -1,0 +1,70 @@
+"""``peakops process``: one upload, now, through the same supervisor as the worker.
+
+The job runs in a job child watched by :func:`batch.supervisor.watch_job`, so the hard
+memory limit, the degrade ladder, timeouts and the peak figure are those of the worker:
+one code path enforces the limits. Ctrl-C or SIGTERM stops the job and hands the upload
+back at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from batch.worker import Worker
+from core import jobs
+from core.app import process_owner
+from core.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    status: str
+    interrupted: bool
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The job child's environment: this process's, with the home and config it uses."""
+    env = dict(os.environ, PEAKOPS_HOME=str(settings.home))
+    if settings.config_file is not None and settings.config_file.exists():
+        env["PEAKOPS_CONFIG"] = str(settings.config_file)
+    return env
+
+
+def process_upload(settings: Settings, upload_id: int) -> ProcessOutcome:
+    """Run ``upload_id`` (QUEUED) to an end: DONE, FAILED, or handed back if interrupted.
+
+    Memory kills move down the degrade ladder and transient failures are retried after
+    their backoff, as in the worker, until the upload is DONE or FAILED.
+    """
+    worker = Worker(settings, burst=True, child_env=child_env(settings))
+    worker.name = process_owner("process")
+    previous = {sig: signal.signal(sig, worker.request_stop)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            status = worker.run_upload(upload_id, kind="process")
+            if worker.stopping or status not in (jobs.QUEUED, "skipped"):
+                break
+            row = jobs.get_upload(worker.app.db, upload_id)
+            if row["status"] != jobs.QUEUED:
+                status = row["status"]
+                break
+            wait = (row["not_before"] or 0) - time.time()
+            if wait > 0:
+                logger.info("upload %s: retrying in %.0f s", upload_id, wait)
+                time.sleep(wait)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if worker.child:
+            worker.child.stop()
+            worker.child = None
+        worker.beat("stopped", force=True)
+        worker.app.close()
+    return ProcessOutcome(status, worker.stopping)
