@@ -24,6 +24,8 @@ from typing import Any
 
 import psutil
 
+from batch.cgroup import MemoryCage
+
 logger = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 0.1
@@ -69,11 +71,12 @@ class Outcome:
 class JobChild:
     """One child process serving jobs over JSON lines."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], cage: MemoryCage | None = None) -> None:
         env = {**env, "PEAKOPS_SUPERVISOR_PID": str(os.getpid())}
         self.proc = subprocess.Popen(
             child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env=env, start_new_session=True, bufsize=1)
+            env=env, start_new_session=True, bufsize=1,
+            preexec_fn=cage.preexec() if cage is not None else None)
         self.pid = self.proc.pid
         self.jobs_done = 0
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()

@@ -8,6 +8,7 @@ queue has lost, so the database, not the queue, decides what still has to run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from batch.cgroup import MemoryCage, make_cage
 from batch.queue import Queue, make_queue, set_executor
 from batch.supervisor import JobChild, Limits, Outcome, tree_rss_kib, watch_job
 from core import heartbeat, jobs, maintenance, media
@@ -77,6 +79,9 @@ class Worker:
         self.state = "starting"
         self.beats_done = threading.Event()
         self.started_at = time.time()
+        self.cage: MemoryCage | None = None
+        self.cage_tried = False
+        self.cage_kills = 0
         self.limits = Limits(hard_kib=settings.hard_memory_limit_kib,
                              job_timeout_s=settings.job_timeout,
                              stall_timeout_s=settings.stall_timeout)
@@ -119,6 +124,8 @@ class Worker:
             if self.child:
                 self.child.stop()
                 self.child = None
+            if self.cage is not None:
+                self.cage.remove()
             self.beats_done.set()
             beater.join(timeout=5)
             self.beat("stopped", force=True)
@@ -192,7 +199,10 @@ class Worker:
 
     def ensure_child(self) -> JobChild:
         if self.child is None or not self.child.alive():
-            self.child = JobChild(self.child_env)
+            if not self.cage_tried:  # the kernel enforces the hard limit where it can
+                self.cage_tried = True
+                self.cage = make_cage(self.limits.hard_kib)
+            self.child = JobChild(self.child_env, self.cage)
             self.child_starts += 1
             logger.info("%s: job child %s started", self.name, self.child.pid)
         return self.child
@@ -331,6 +341,14 @@ class Worker:
                                    upload_id, after)
             return status
         # The child was killed (limit, timeout) or died on its own.
+        if outcome.kind == "crash" and self.cage is not None \
+                and self.cage.oom_kills() > self.cage_kills:
+            self.cage_kills = self.cage.oom_kills()
+            peak = max(peak, self.cage.peak_kib() or 0, self.limits.hard_kib)
+            outcome = dataclasses.replace(
+                outcome, kind="hard-limit", category="memory", peak_kib=peak,
+                message=f"the kernel stopped the process tree at the hard limit of "
+                        f"{self.limits.hard_kib} KiB (cgroup memory.max; peak {peak} KiB)")
         self.child = None
         maintenance.sweep_temp(self.app)  # its scratch copy of the video, at once
         cause = {"hard-limit": "hard-limit", "timeout": "timeout", "stall": "stall"}.get(
