@@ -204,6 +204,8 @@ def _settled(app: App, upload_id: int) -> dict:
     """The upload once it has left UPLOADING (another submitter's), or as it is after
     :data:`DUPLICATE_WAIT_S`."""
     deadline = time.monotonic() + DUPLICATE_WAIT_S
+    logger.info("upload %s: the same content is being submitted there; waiting for its "
+                "outcome", upload_id)
     while True:
         row = jobs.get_upload(app.db, upload_id)
         if row["status"] != jobs.UPLOADING or time.monotonic() > deadline:

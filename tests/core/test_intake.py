@@ -5,8 +5,10 @@ rule. Real files, real ffmpeg probe, real SQLite."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -154,3 +156,52 @@ def test_symlink_to_an_own_video_is_followed(app, tmp_path, clip_h264):
     result = submit_file(app, link)
     assert result.status == jobs.QUEUED
     assert jobs.get_upload(app.db, result.upload_id)["original_name"] == "today.mp4"
+
+
+class _Reached(logging.Handler):
+    """Sets an event when the intake says it waits for another submission."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waiting for its outcome" in record.getMessage():
+            self.event.set()
+
+
+@pytest.mark.parametrize("first_ends", ["stored", "failed"])
+def test_a_second_submit_waits_for_the_first_ones_outcome(app, clip_h264, first_ends):
+    sha = hashlib.sha256(clip_h264.read_bytes()).hexdigest()
+    first = jobs.create_upload(app.db, original_name="first.mp4", sha256=sha, size=1,
+                               mode=jobs.MODE_NOW, owner="other-submitter", lease_seconds=600)
+    reached = _Reached()
+    logging.getLogger("core.intake").addHandler(reached)
+    logging.getLogger("core.intake").setLevel(logging.INFO)
+    results = []
+
+    def submit_again() -> None:
+        other = open_app(app.settings)
+        try:
+            results.append(submit_file(other, clip_h264))
+        finally:
+            other.close()
+
+    second = threading.Thread(target=submit_again)
+    try:
+        second.start()
+        assert reached.event.wait(60), "the second submit never waited"
+        if first_ends == "stored":
+            jobs.mark_stored(app.db, first, storage_key="videos/" + sha[:2] + "/" + sha,
+                             probe={})
+        else:  # e.g. the disk was full for the first one
+            jobs.fail(app.db, first, jobs.errors.StorageError("disk full"), max_attempts=0)
+        second.join(60)
+    finally:
+        logging.getLogger("core.intake").removeHandler(reached)
+    [result] = results
+    if first_ends == "stored":
+        assert (result.duplicate_of, result.status) == (first, jobs.QUEUED)
+    else:
+        assert not result.duplicate and result.upload_id != first
+        assert result.status == jobs.QUEUED
