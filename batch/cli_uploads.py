@@ -14,6 +14,7 @@ from batch.cli import fmt_time, print_json
 from core import jobs, maintenance, media
 from core.app import open_app
 from core.config import Settings
+from core.db import when_unlocked
 from core.errors import PeakOpsError
 from core.intake import submit_file
 from core.redact import redact
@@ -163,7 +164,9 @@ def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
     app = open_app(settings)
     for upload_id in args.ids:
-        print(f"{upload_id}\t{jobs.cancel(app.db, upload_id)}")
+        status = when_unlocked(lambda: jobs.cancel(app.db, upload_id),  # noqa: B023 (run now)
+                               what=f"the cancel of upload {upload_id}")
+        print(f"{upload_id}\t{status}")
     return 0
 
 

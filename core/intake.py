@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from core import jobs, media
 from core.app import App, process_owner
+from core.db import when_unlocked
 from core.errors import InputError, InternalError, PeakOpsError, StorageError
 from core.pipeline import scratch_name
 from core.storage import CHUNK, ProgressCallback, disk_full, video_key
@@ -231,11 +232,11 @@ def _record(app: App, name: str, staged: Staged, mode: str, priority: int,
             raise InputError(f"{name}: already refused as upload {refused['id']}: "
                              f"{refused['error_message']} (delete upload {refused['id']} to "
                              "submit it again)", upload_id=refused["id"])
-        try:
-            return jobs.create_upload(app.db, original_name=name, sha256=staged.sha256,
-                                      size=staged.size, mode=mode, owner=owner,
-                                      priority=priority,
-                                      lease_seconds=max(settings.lease_seconds, 600))
+        try:  # the copy is made: a lock held by another writer is waited out
+            return when_unlocked(lambda: jobs.create_upload(
+                app.db, original_name=name, sha256=staged.sha256, size=staged.size, mode=mode,
+                owner=owner, priority=priority,
+                lease_seconds=max(settings.lease_seconds, 600)), what=f"the record of {name}")
         except sqlite3.IntegrityError:
             continue  # another submit of this content got in first: report it
 
@@ -269,8 +270,9 @@ def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: in
             facts = media.probe(staged.path)
             _store_staged(app, key, staged, None if stages_locally else on_progress)
             stored = True
-            status = jobs.mark_stored(app.db, upload_id, storage_key=key,
-                                      probe=facts.as_dict())
+            status = when_unlocked(lambda: jobs.mark_stored(
+                app.db, upload_id, storage_key=key, probe=facts.as_dict()),
+                what=f"the record of {name}")
         except PeakOpsError as exc:
             exc.upload_id = upload_id
             jobs.fail(app.db, upload_id, exc, owner=owner, max_attempts=0)
