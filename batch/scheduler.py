@@ -32,10 +32,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from batch import offpeak
-from batch.offpeak import Plan, fmt_duration
+from core import offpeak
+from core.offpeak import Plan, fmt_duration
 from batch.queue import Queue, make_queue
-from batch.windows import Schedule, parse_windows
+from core.windows import Schedule, parse_windows
 from core import jobs, maintenance
 from core.app import App, open_app
 from core.config import Settings

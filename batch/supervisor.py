@@ -34,7 +34,7 @@ def child_command() -> list[str]:
     """argv that starts a job child with this same program (frozen app or Python)."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "_job-child"]
-    return [sys.executable, "-m", "batch.cli", "_job-child"]
+    return [sys.executable, "-m", "cli", "_job-child"]
 
 
 def tree_rss_kib(pid: int) -> int:

@@ -1,6 +1,6 @@
 """Schedule panel: off-peak windows, open or closed, countdown, pause/resume/run-now.
 
-The window math is :mod:`batch.windows` (pure, takes ``now``). The buttons write the
+The window math is :mod:`core.windows` (pure, takes ``now``). The buttons write the
 ``scheduler.*`` keys of :mod:`core.state` the off-peak scheduler reads; until that
 scheduler exists (no such key, no ``batch.scheduler`` module) they stay disabled.
 """
@@ -125,7 +125,7 @@ class SchedulePanel(QWidget):
         self.set_settings(settings)
 
     def set_settings(self, settings: Settings) -> None:
-        from batch.windows import parse_windows  # pure window math, read-only here
+        from core.windows import parse_windows  # pure window math, read-only here
         self.settings = settings
         try:
             self.schedule = parse_windows(settings.offpeak_windows, settings.timezone)

@@ -26,7 +26,7 @@ def peakops_argv(*args: str) -> list[str]:
     """argv that runs ``peakops ARGS`` with this same interpreter or frozen executable."""
     if getattr(sys, "frozen", False):
         return [sys.executable, *args]
-    return [sys.executable, "-m", "batch.cli", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 def _global_args(settings: Settings) -> list[str]:
@@ -76,7 +76,7 @@ def stop_pid(pid: int, host: str | None) -> str:
         cmdline = " ".join(proc.cmdline())
     except psutil.Error:
         return f"worker pid {pid} is not running"
-    if "batch.cli" not in cmdline and "peakops" not in cmdline and not getattr(
+    if "-m cli" not in cmdline and "peakops" not in cmdline and not getattr(
             sys, "frozen", False):
         return f"pid {pid} is not a PeakOps worker ({cmdline[:60]})"
     os.kill(pid, signal.SIGTERM)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.windows import DAYS
+from core.windows import DAYS
 from core import samples
 from tests.helpers import REPO, cli_env, cli_json, run_cli
 
@@ -49,7 +49,7 @@ class Batch:
         self.home = home
         self.log = home.parent / f"{home.name}-batch.log"
         env = cli_env(home, **{**FAST, **env})
-        argv = [sys.executable, "-m", "batch.cli", "batch"]
+        argv = [sys.executable, "-m", "cli", "batch"]
         if fake_start:
             # The library directly, not the `faketime` wrapper: SIGTERM must reach the service.
             env.update(faketime_env(fake_start))

@@ -9,11 +9,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batch import offpeak
-from batch.cli import print_json
-from batch.estimate import load_history
-from batch.offpeak import Plan, fmt_duration
-from batch.windows import parse_windows
+from core import offpeak
+from cli.main import print_json
+from core.estimate import load_history
+from core.offpeak import Plan, fmt_duration
+from core.windows import parse_windows
 from core import jobs, state
 from core.app import open_app
 from core.config import Settings

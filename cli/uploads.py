@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from batch.cli import fmt_time, print_json
+from cli.main import fmt_time, print_json
 from core import jobs, maintenance, media, pipeline
 from core.app import open_app, process_owner
 from core.config import Settings

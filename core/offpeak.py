@@ -26,8 +26,8 @@ from typing import Any
 
 import sqlite_utils
 
-from batch.estimate import History, estimate_seconds, load_history
-from batch.windows import Schedule
+from core.estimate import History, estimate_seconds, load_history
+from core.windows import Schedule
 from core import jobs, state
 
 PAUSE_UNTIL = "scheduler.pause_until"

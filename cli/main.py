@@ -22,8 +22,8 @@ from core.errors import PeakOpsError
 
 logger = logging.getLogger("peakops")
 
-COMMAND_MODULES = ["batch.cli_uploads", "batch.cli_worker", "batch.cli_console",
-                   "batch.cli_batch"]
+COMMAND_MODULES = ["cli.uploads", "cli.worker", "cli.console",
+                   "cli.offpeak"]
 """Modules that add subcommands: each has ``register(subparsers)``."""
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.self_test:
-        from batch.selftest import run
+        from cli.selftest import run
         return run()
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:

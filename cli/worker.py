@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from batch.cli import print_json
+from cli.main import print_json
 from core import heartbeat, jobs, state
 from core.app import open_app
 from core.config import Settings

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from batch.windows import Schedule, Window, parse_windows
+from core.windows import Schedule, Window, parse_windows
 from core.errors import ConfigError
 
 BERLIN = ZoneInfo("Europe/Berlin")
