@@ -24,6 +24,8 @@ from typing import Any
 
 import psutil
 
+from core.config import Settings
+
 logger = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 0.1
@@ -34,7 +36,7 @@ def child_command() -> list[str]:
     """argv that starts a job child with this same program (frozen app or Python)."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "_job-child"]
-    return [sys.executable, "-m", "cli", "_job-child"]
+    return [sys.executable, "-m", "batch.child"]
 
 
 def tree_rss_kib(pid: int) -> int:
@@ -69,7 +71,7 @@ class Outcome:
 class JobChild:
     """One child process serving jobs over JSON lines."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], settings: Settings) -> None:
         env = {**env, "PEAKOPS_SUPERVISOR_PID": str(os.getpid())}
         self.proc = subprocess.Popen(
             child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -78,6 +80,7 @@ class JobChild:
         self.jobs_done = 0
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._read, name=f"child-{self.pid}-reader", daemon=True).start()
+        self.send({"settings": settings.public_dict()})
         ready = self.next_message(READY_TIMEOUT_S)
         if not ready or ready.get("event") != "ready":
             self.kill()

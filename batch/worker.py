@@ -182,7 +182,7 @@ class Worker:
 
     def ensure_child(self) -> JobChild:
         if self.child is None or not self.child.alive():
-            self.child = JobChild(self.child_env)
+            self.child = JobChild(self.child_env, self.settings)
             self.child_starts += 1
             logger.info("%s: job child %s started", self.name, self.child.pid)
         return self.child

@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    if getattr(args, "own_settings", False):  # the frozen job child: settings come on stdin
+        return handler(None, args)
     try:
         settings = load_settings(config_file=Path(args.config) if args.config else None,
                                  overrides={"home": args.home})

@@ -269,3 +269,22 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | N
     if settings.storage == "s3" and not settings.s3_bucket:
         raise ConfigError("PEAKOPS_S3_BUCKET: required when PEAKOPS_STORAGE=s3", key="s3_bucket")
     return settings
+
+
+def settings_from_dict(values: Mapping[str, Any]) -> Settings:
+    """Rebuild the Settings another process resolved, from :meth:`Settings.public_dict`.
+
+    The job child gets its worker's settings this way (``--home`` and ``--config``
+    included), never from its own environment. Each value is validated again.
+    """
+    known = _fields()
+    parsed: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key == "config_file" or raw is None:
+            continue
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}", key=key)
+        parsed[key] = _parse(key, raw, key)
+    config_file = values.get("config_file")
+    parsed.setdefault("home", default_home())
+    return Settings(**parsed, config_file=Path(config_file) if config_file else None)

@@ -37,14 +37,8 @@ def _global_args(settings: Settings) -> list[str]:
 
 
 def service_command(settings: Settings) -> list[str]:
-    """``peakops batch`` (worker + scheduler) when this build has it, else ``peakops worker``."""
-    try:
-        probe = subprocess.run(peakops_argv("batch", "--help"), capture_output=True,
-                               timeout=30, stdin=subprocess.DEVNULL)
-        command = "batch" if probe.returncode == 0 else "worker"
-    except (OSError, subprocess.TimeoutExpired):
-        command = "worker"
-    return peakops_argv(*_global_args(settings), command)
+    """``peakops batch`` (worker + off-peak scheduler) on this console's home and config."""
+    return peakops_argv(*_global_args(settings), "batch")
 
 
 def running_worker(workers: list[dict[str, Any]]) -> dict[str, Any] | None:
