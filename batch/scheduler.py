@@ -32,14 +32,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from core import offpeak
-from core.offpeak import Plan, fmt_duration
 from batch.queue import Queue, make_queue
-from core.windows import Schedule, parse_windows
-from core import jobs, maintenance
+from core import jobs, maintenance, offpeak
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import StateError
+from core.offpeak import Plan, fmt_duration
+from core.windows import Schedule, parse_windows
 
 logger = logging.getLogger(__name__)
 

@@ -9,15 +9,14 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core import offpeak
 from cli.main import print_json
-from core.estimate import load_history
-from core.offpeak import Plan, fmt_duration
-from core.windows import parse_windows
-from core import jobs, state
+from core import jobs, offpeak, state
 from core.app import open_app
 from core.config import Settings
 from core.errors import InputError
+from core.estimate import load_history
+from core.offpeak import Plan, fmt_duration
+from core.windows import parse_windows
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}

@@ -26,9 +26,9 @@ from typing import Any
 
 import sqlite_utils
 
+from core import jobs, state
 from core.estimate import History, estimate_seconds, load_history
 from core.windows import Schedule
-from core import jobs, state
 
 PAUSE_UNTIL = "scheduler.pause_until"
 PAUSE_AFTER_CURRENT = "scheduler.pause_after_current"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from core.windows import DAYS
 from core import samples
+from core.windows import DAYS
 from tests.helpers import REPO, cli_env, cli_json, run_cli
 
 SHIM = Path(__file__).parent / "faketime_shim"

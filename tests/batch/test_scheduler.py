@@ -11,14 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from core import offpeak
-from core.estimate import History, estimate_seconds, history_from, load_history
-from core.offpeak import Control, hold_reason, open_interval, plan
 from batch.scheduler import Runtime, acquire_lock
-from core.windows import parse_windows
-from core import jobs, state
+from core import jobs, offpeak, state
 from core.app import open_app
 from core.errors import StateError
+from core.estimate import History, estimate_seconds, history_from, load_history
+from core.offpeak import Control, hold_reason, open_interval, plan
+from core.windows import parse_windows
 from tests.helpers import cli_env, cli_json, make_settings, run_cli
 
 NIGHTS = parse_windows("mon-fri 22:00-06:00")  # UTC
