@@ -22,7 +22,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QBrush, QColor
 
 from core.app import App
-from core.db import UPLOAD_STATUSES
+from core.lifecycle import STATUSES as UPLOAD_STATUSES
 
 FIELDS = ("id", "original_name", "status", "mode", "stage", "progress_done", "progress_total",
           "attempts", "size", "duration", "created_at", "finished_at", "error_category",
