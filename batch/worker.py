@@ -25,7 +25,7 @@ from core import heartbeat, jobs, maintenance, media
 from core.app import App, open_app
 from core.config import Settings
 from core.db import connect
-from core.errors import MemoryLimitError, PeakOpsError, from_category
+from core.errors import MemoryLimitError, from_category
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +124,7 @@ class Worker:
 
     def waiting_work(self) -> bool:
         """QUEUED uploads not yet ready (backoff) still count as work for burst mode."""
-        return bool(self.app.db.execute(
-            "SELECT 1 FROM uploads WHERE status = 'QUEUED' LIMIT 1").fetchone())
+        return jobs.has_status(self.app.db, jobs.QUEUED)
 
     def resend_lost(self) -> bool:
         upload_id = jobs.next_queued(self.app.db)
@@ -198,26 +197,19 @@ class Worker:
 
     # -- tasks -----------------------------------------------------------------------
 
-    def cleanup(self) -> Any:
-        return maintenance.cleanup_expired(self.app)
-
     def run_upload(self, upload_id: int, *, kind: str) -> str:
-        """Claim and run one upload in the job child; returns its new status."""
+        """Claim and run one upload in the job child; returns its new status.
+
+        ``kind`` (process, reprocess, analyze) only names the message: the entry point
+        that sent it already made the upload QUEUED (frames or labels dropped), and the
+        pipeline resumes from what is recorded.
+        """
         db = self.app.db
-        try:
-            if kind == "reprocess":
-                for key in jobs.reprocess(db, upload_id):
-                    self.app.store.delete(key)
-            elif kind == "analyze":
-                jobs.request_reanalysis(db, upload_id)
-        except PeakOpsError as exc:  # e.g. the upload is running or was deleted meanwhile
-            logger.warning("upload %s: %s not started: %s", upload_id, kind, exc)
-            return "skipped"
         if self.hold is not None and self._held_at_start(upload_id):
             return jobs.DEFERRED
         if jobs.claim(db, upload_id, self.name, lease_seconds=self.settings.lease_seconds) is None:
-            logger.debug("upload %s: nothing to claim (duplicate message or not QUEUED)",
-                         upload_id)
+            logger.debug("upload %s: nothing to claim for %s (duplicate message or not QUEUED)",
+                         upload_id, kind)
             return "skipped"
         row = jobs.get_upload(db, upload_id)
         self.held, self.last_hold_check = None, 0.0

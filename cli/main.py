@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import core
+from core.app import App, open_app
 from core.config import Settings, load_settings
 from core.errors import PeakOpsError
 
@@ -59,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+def open_with_queue(settings: Settings) -> App:
+    """The App of a command that may make uploads QUEUED: ``app.queued(ids)`` sends them
+    to the worker's queue (the command line's one queue hook)."""
+    from batch.queue import sender
+    return open_app(settings, send_queued=sender(settings))
 
 
 def configure_logging(settings: Settings, verbose: bool) -> None:

@@ -138,7 +138,8 @@ def test_notifier_reports_failures_and_the_end_of_a_batch():
 
 def test_actions_follow_the_lifecycle_and_delete_refuses_running_uploads(settings):
     assert actions.applicable("retry", {"FAILED", "DONE"})
-    assert not actions.applicable("retry", {"DONE", "QUEUED"})
+    assert actions.applicable("retry", {"DONE"})  # as `peakops retry` (core.lifecycle)
+    assert not actions.applicable("retry", {"QUEUED", "PROCESSING"})
     assert actions.applicable("cancel", {"PROCESSING"})
     assert not actions.applicable("delete", {"PROCESSING"})
     app = open_app(settings)
