@@ -16,7 +16,6 @@ from core.db import connect
 from core.media import FFmpegExtractor, FrameExtractor
 from core.storage import LocalStore, ObjectStore
 
-
 QueueSender = Callable[[list[int], str], None]
 """An entry point's hook that puts uploads an operation made QUEUED on the worker's
 queue: ``send(upload_ids, kind)``, kind ``process``, ``reprocess`` or ``analyze``."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
@@ -157,6 +158,30 @@ def backoff_seconds(attempts: int, base: float) -> float:
     return min(BACKOFF_CAP_S, base * (2 ** max(0, attempts - 1)))
 
 
+@dataclass(frozen=True)
+class Retry:
+    """What a failure does to an active upload: its next status, degrade level, delay."""
+
+    status: str        # QUEUED (retry) or FAILED
+    level: int         # degrade level from now on
+    delay: float       # seconds before a retry may be claimed
+
+
+def after_failure(attempts: int, level: int, error: PeakOpsError, *, max_attempts: int,
+                  retry_backoff: float = 0.0, degrade: bool = False,
+                  degrade_levels: int = 1) -> Retry:
+    """The retry policy, pure: a memory kill (``degrade``) retries at the next degrade
+    level until the last; a transient error retries with backoff while attempts remain;
+    anything else fails. Reads the error's category and flag, never its text."""
+    if degrade:
+        if level + 1 < degrade_levels:
+            return Retry(QUEUED, level + 1, 0.0)
+        return Retry(FAILED, level, 0.0)
+    if error.transient and attempts < max_attempts:
+        return Retry(QUEUED, level, backoff_seconds(attempts, retry_backoff))
+    return Retry(FAILED, level, 0.0)
+
+
 def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
          owner: str | None = None, max_attempts: int, retry_backoff: float = 0.0,
          degrade: bool = False, degrade_levels: int = 1, peak_rss_kib: int | None = None,
@@ -172,15 +197,11 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
         row = get_upload(db, upload_id)
         if row["status"] in TERMINAL or (owner is not None and row["lease_owner"] != owner):
             return row["status"]
-        level = row["degrade_level"] or 0
-        if degrade:
-            retry = level + 1 < degrade_levels
-            level = level + 1 if retry else level
-            delay = 0.0
-        else:
-            retry = error.transient and row["attempts"] < max_attempts
-            delay = backoff_seconds(row["attempts"], retry_backoff)
-        status = QUEUED if retry else FAILED
+        decided = after_failure(row["attempts"], row["degrade_level"] or 0, error,
+                                max_attempts=max_attempts, retry_backoff=retry_backoff,
+                                degrade=degrade, degrade_levels=degrade_levels)
+        status, level, delay = decided.status, decided.level, decided.delay
+        retry = status == QUEUED
         db.execute(
             "UPDATE uploads SET status = ?, error_category = ?, error_message = ?, "
             "degrade_level = ?, not_before = ?, lease_owner = NULL, lease_expires_at = NULL, "
