@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
@@ -99,6 +100,30 @@ def _confidence(value: Any) -> float:
     return number
 
 
+class _Explained(ValueError):
+    """A refusal whose message says what exactly is wrong (shown after the source)."""
+
+
+def _timezone(value: Any) -> str:
+    text = _text(value)
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError from None
+    return text
+
+
+def _windows(value: Any) -> str:
+    from core.windows import parse_windows  # pure parsing, no dependency of its own
+
+    text = _text(value)
+    try:
+        parse_windows(text, "UTC")
+    except ConfigError as exc:  # "offpeak_windows: at column 5: expected a day name ..."
+        raise _Explained(str(exc).removeprefix("offpeak_windows: ")) from None
+    return text
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], form: str, *env: str) -> Any:
     return field(default=default, metadata={"parse": parse, "form": form, "env": env})
 
@@ -160,10 +185,11 @@ class Settings:
         "off-peak window like 22:00-06:00 is one period (0 = no limit)",
         "PEAKOPS_REKOGNITION_MAX_CALLS_PER_WINDOW")
     offpeak_windows: str = _setting(
-        "mon-fri 22:00-06:00; sat,sun 00:00-24:00", _text,
+        "mon-fri 22:00-06:00; sat,sun 00:00-24:00", _windows,
         "a weekly schedule like 'mon-fri 22:00-06:00; sat,sun 00:00-24:00'",
         "PEAKOPS_OFFPEAK_WINDOWS")
-    timezone: str = _setting("UTC", _text, "an IANA time zone like Europe/Berlin", "PEAKOPS_TIMEZONE")
+    timezone: str = _setting("UTC", _timezone, "an IANA time zone like Europe/Berlin",
+                             "PEAKOPS_TIMEZONE")
     window_end_policy: str = _setting(
         "soft", _choice("soft", "hard"), "soft or hard", "PEAKOPS_WINDOW_END_POLICY")
     dispatch_lookahead: int = _setting(
@@ -214,6 +240,8 @@ def _parse(name: str, raw: Any, source: str) -> Any:
     spec = _fields()[name]
     try:
         return spec.metadata["parse"](raw)
+    except _Explained as exc:
+        raise ConfigError(f"{source}: {exc}", key=name) from None
     except (ValueError, TypeError):
         raise ConfigError(
             f"{source}: expected {spec.metadata['form']}, got {raw!r}", key=name) from None
