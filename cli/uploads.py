@@ -235,10 +235,8 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
 
     def analyzer() -> str:
         analyzer = app_holder["app"].analyzer
-        if hasattr(analyzer, "check"):
-            analyzer.check()
-        described = analyzer.describe() if hasattr(analyzer, "describe") else analyzer.name
-        return described + ("" if settings.enable_aws_rekognition
+        analyzer.check()
+        return analyzer.describe() + ("" if settings.enable_aws_rekognition
                             else " (offline; ENABLE_AWS_REKOGNITION=false)")
 
     check("ffmpeg", ffmpeg)

@@ -66,8 +66,7 @@ def _object_keys(app: App, row: dict) -> list[str]:
 
 def sweep_temp(app: App) -> int:
     """Remove scratch folders of jobs, and partial objects, whose process is gone (kill -9)."""
-    sweep_partials = getattr(app.store, "sweep_partials", None)  # stores staging locally
-    removed = sweep_partials() if sweep_partials else 0
+    removed = app.store.sweep_partials()
     for folder in app.settings.tmp_dir.glob("job-*-*"):
         try:
             pid = int(folder.name.rsplit("-", 1)[1])

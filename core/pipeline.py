@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core import frames as frame_records
 from core import jobs, media, state
-from core.analysis import measure
+from core.analysis import calls_key, measure
 from core.app import App, temp_dir_for
 from core.db import transaction
 from core.errors import CancelledError, InputError, InternalError, PeakOpsError
@@ -104,12 +104,8 @@ class _Job:
         # Paid analyzers count calls per upload (budget and cost), kept across retries,
         # and per budget period across uploads and workers (in core.state).
         analyzer = self.app.analyzer
-        counts_calls = hasattr(analyzer, "begin_upload")
-        if counts_calls:
-            analyzer.begin_upload(self.upload_id, frame_records.paid_calls(db, self.upload_id))
-        counts_period = hasattr(analyzer, "begin_period")
-        if counts_period:
-            from core.rekognition import period_calls_key  # boto3 is loaded already
+        calls_recorded = frame_records.paid_calls(db, self.upload_id)
+        analyzer.begin_upload(self.upload_id, calls_recorded)
         analysed = labels = 0
         for k, frame in enumerate(pending):
             self.step("analysing", k, len(pending))
@@ -117,18 +113,19 @@ class _Job:
             if image is None or not image.exists():
                 image = workdir / f"stored-{frame['idx']:04d}.jpg"
                 self.app.store.get_file(frame["storage_key"], image)
-            if counts_period:  # read per frame: other workers count too, and periods end
-                period = analyzer.current_period()
-                period_key = period_calls_key(period)
+            period = analyzer.current_period()
+            if period is not None:  # read per frame: other workers count too, and periods end
+                period_key = calls_key(analyzer.name, period)
                 analyzer.begin_period(period, state.get(db, period_key, 0))
                 period_calls = analyzer.period_calls
             result = analyzer.analyze(image, previous)
             previous.append(result.metrics.dhash)
             with transaction(db):
                 frame_records.record_labels(db, frame["id"], result.labels)
-                if counts_calls:
-                    frame_records.set_paid_calls(db, self.upload_id, analyzer.calls_made)
-                if counts_period and analyzer.period_calls > period_calls:
+                if analyzer.calls_made != calls_recorded:
+                    calls_recorded = analyzer.calls_made
+                    frame_records.set_paid_calls(db, self.upload_id, calls_recorded)
+                if period is not None and analyzer.period_calls > period_calls:
                     state.increment(db, period_key, analyzer.period_calls - period_calls)
             analysed += 1
             labels += len(result.labels)
