@@ -38,7 +38,7 @@ class JobResult:
     labels: int
 
 
-class _Job:
+class _PipelineRun:
     """One run of the pipeline for one upload, by one lease owner."""
 
     def __init__(self, app: App, upload_id: int, owner: str, on_progress: ProgressFn | None):
@@ -167,7 +167,7 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
     ``reanalyse`` drops existing labels first and re-runs only the analysis stage when
     all planned frames exist.
     """
-    job = _Job(app, upload_id, owner, on_progress)
+    job = _PipelineRun(app, upload_id, owner, on_progress)
     row = _owned_row(app, upload_id, owner)
     if reanalyse:
         frame_records.reset_analysis(app.db, upload_id)

@@ -7,7 +7,7 @@ the CLI, the console, the API and the worker all ask through these functions.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,3 +113,38 @@ def finished_before(db: sqlite_utils.Database, cutoff: float) -> list[dict[str, 
     return list(db.query(
         "SELECT id, storage_key FROM uploads WHERE status IN ('DONE', 'FAILED', 'CANCELLED') "
         "AND COALESCE(finished_at, updated_at) < ? ORDER BY id", [cutoff]))
+
+
+def waiting_in_mode(db: sqlite_utils.Database, status: str, mode: str) -> list[dict[str, Any]]:
+    """Uploads in ``status`` and ``mode`` in dispatch order, each with ``frames_done``."""
+    return list(db.query(
+        "SELECT u.*, (SELECT COUNT(*) FROM frames f WHERE f.upload_id = u.id) AS frames_done "
+        "FROM uploads u WHERE u.status = ? AND u.mode = ? ORDER BY u.priority DESC, u.id",
+        [status, mode]))
+
+
+def recent_done(db: sqlite_utils.Database, limit: int) -> list[dict[str, Any]]:
+    """Timing facts of the last ``limit`` DONE uploads, newest first (for estimates)."""
+    return list(db.query(
+        "SELECT started_at, finished_at, duration, width, height FROM uploads "
+        "WHERE status = 'DONE' AND started_at IS NOT NULL AND finished_at IS NOT NULL "
+        "ORDER BY finished_at DESC LIMIT ?", [limit]))
+
+
+def upload_rows(db: sqlite_utils.Database, columns: Sequence[str], *,
+                changed_after: float | None = None) -> list[tuple]:
+    """``columns`` of every upload (by id), or of those changed after ``changed_after``
+    (by change time). Column names are the caller's constants, never user text."""
+    cols = ", ".join(columns)
+    if changed_after is None:
+        return db.execute(f"SELECT {cols} FROM uploads ORDER BY id").fetchall()
+    return db.execute(f"SELECT {cols} FROM uploads WHERE updated_at > ? ORDER BY updated_at",
+                      [changed_after]).fetchall()
+
+
+def upload_count(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+
+
+def upload_ids(db: sqlite_utils.Database) -> list[int]:
+    return [r[0] for r in db.execute("SELECT id FROM uploads ORDER BY id")]

@@ -31,7 +31,7 @@ class _Relay(QObject):
     finished = Signal(object, object, object, object)  # on_result, on_error, result, error
 
 
-class _Job(QRunnable):
+class _PoolTask(QRunnable):
     def __init__(self, runner: TaskRunner, fn: Callable[..., Any], args: tuple,
                  on_result: Callback | None, on_error: Callback | None, with_app: bool,
                  write: bool = False) -> None:
@@ -107,7 +107,7 @@ class TaskRunner(QObject):
         if self.closed:
             return
         self.pending += 1
-        pool.start(_Job(self, fn, args, on_result, on_error, with_app, pool is self.writes))
+        pool.start(_PoolTask(self, fn, args, on_result, on_error, with_app, pool is self.writes))
 
     def read(self, fn: Callable[..., Any], *args: Any, on_result: Callback | None = None,
              on_error: Callback | None = None) -> None:
