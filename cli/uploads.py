@@ -15,6 +15,7 @@ from cli.main import fmt_time, open_with_queue, print_json
 from core import jobs, maintenance, media, pipeline
 from core.app import App, open_app, process_owner
 from core.config import Settings
+from core.db import schema_version
 from core.errors import PeakOpsError
 from core.intake import submit_file
 
@@ -224,7 +225,7 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
 
     def database() -> str:
         app_holder["app"] = open_app(settings)
-        version = app_holder["app"].db.execute("PRAGMA user_version").fetchone()[0]
+        version = schema_version(app_holder["app"].db)
         counts = jobs.counts_by_status(app_holder["app"].db)
         return f"{settings.db_path} (schema {version}, {sum(counts.values())} uploads)"
 

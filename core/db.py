@@ -129,6 +129,11 @@ def connect(path: Path, *, check_same_thread: bool = True) -> sqlite_utils.Datab
     return db
 
 
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The migration number the database is at."""
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
 _migrate_lock = threading.Lock()
 
 

@@ -1,7 +1,8 @@
 """Starting and stopping the local worker service (``peakops batch`` or ``peakops worker``).
 
-The only place the console reaches into ``batch``: it runs the same executable as a
-separate process (argv list, no shell) and stops it by its pid.
+The console never imports ``batch``: it runs ``peakops batch`` with the same executable as
+a separate process (argv list, no shell) on its own home and config file, and stops it
+by its pid.
 """
 
 from __future__ import annotations
