@@ -8,7 +8,7 @@ has lost. Task names are the ones operators know from the runbook.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,8 +23,6 @@ class Executor(Protocol):
     """What the tasks call: the worker supervisor in the consumer process."""
 
     def run_upload(self, upload_id: int, *, kind: str) -> str: ...
-
-    def cleanup(self) -> Any: ...
 
 
 _executor: Executor | None = None
@@ -47,7 +45,6 @@ class Queue:
     process_video_upload: Any
     reprocess_video_from_s3: Any
     analyze_video: Any
-    cleanup_expired_inspections: Any
 
     def enqueue(self, upload_ids: Iterable[int], kind: str = "process") -> int:
         task = {"process": self.process_video_upload, "reprocess": self.reprocess_video_from_s3,
@@ -78,16 +75,21 @@ def make_queue(settings: Settings) -> Queue:
 
     @huey.task(name="analyze_video")
     def analyze_video(upload_id: int) -> None:
+        """Analyse the recorded frames again (``peakops analyze``, the console's re-analyse)."""
         _current().run_upload(upload_id, kind="analyze")
 
-    @huey.task(name="cleanup_expired_inspections")
-    def cleanup_expired_inspections() -> None:
-        _current().cleanup()
-
-    return Queue(huey, process_video_upload, reprocess_video_from_s3, analyze_video,
-                 cleanup_expired_inspections)
+    # Retention cleanup (the runbook's cleanup_expired_inspections) is an APScheduler job
+    # of the scheduler and `peakops cleanup`, not a queue task.
+    return Queue(huey, process_video_upload, reprocess_video_from_s3, analyze_video)
 
 
 def enqueue(settings: Settings, upload_ids: Iterable[int], kind: str = "process") -> int:
     """Put uploads on the queue (used by submit, retry and the console)."""
     return make_queue(settings).enqueue(upload_ids, kind)
+
+
+def sender(settings: Settings) -> Callable[[list[int], str], None]:
+    """The queue hook an entry point gives :func:`core.app.open_app` (``send_queued``)."""
+    def send(upload_ids: list[int], kind: str = "process") -> None:
+        enqueue(settings, upload_ids, kind)
+    return send

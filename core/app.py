@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from core.db import connect
 from core.media import FFmpegExtractor, FrameExtractor
 from core.storage import LocalStore, ObjectStore
 
+QueueSender = Callable[[list[int], str], None]
+"""An entry point's hook that puts uploads an operation made QUEUED on the worker's
+queue: ``send(upload_ids, kind)``, kind ``process``, ``reprocess`` or ``analyze``."""
+
 
 @dataclass
 class App:
@@ -25,6 +30,18 @@ class App:
     store: ObjectStore
     analyzer: Analyzer
     extractor: FrameExtractor
+    send_queued: QueueSender | None = None
+
+    def queued(self, upload_ids: Iterable[int], kind: str = "process") -> list[int]:
+        """Hand uploads made QUEUED to the entry point's queue hook; return the ids.
+
+        Without a hook nothing is sent: a running worker still finds QUEUED uploads, as
+        it re-sends them whenever its queue is empty.
+        """
+        ids = list(upload_ids)
+        if ids and self.send_queued is not None:
+            self.send_queued(ids, kind)
+        return ids
 
     def close(self) -> None:
         self.db.conn.close()
@@ -46,14 +63,14 @@ def make_analyzer(settings: Settings) -> Analyzer:
 
 def open_app(settings: Settings, *, store: ObjectStore | None = None,
              analyzer: Analyzer | None = None, extractor: FrameExtractor | None = None,
-             check_same_thread: bool = True) -> App:
+             check_same_thread: bool = True, send_queued: QueueSender | None = None) -> App:
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     return App(settings=settings,
                db=connect(settings.db_path, check_same_thread=check_same_thread),
                store=store or make_store(settings),
                analyzer=analyzer or make_analyzer(settings),
-               extractor=extractor or FFmpegExtractor())
+               extractor=extractor or FFmpegExtractor(), send_queued=send_queued)
 
 
 def process_owner(role: str = "cli") -> str:

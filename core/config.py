@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
@@ -104,6 +105,30 @@ def _confidence(value: Any) -> float:
     return number
 
 
+class _Explained(ValueError):
+    """A refusal whose message says what exactly is wrong (shown after the source)."""
+
+
+def _timezone(value: Any) -> str:
+    text = _text(value)
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError from None
+    return text
+
+
+def _windows(value: Any) -> str:
+    from core.windows import parse_windows  # pure parsing, no dependency of its own
+
+    text = _text(value)
+    try:
+        parse_windows(text, "UTC")
+    except ConfigError as exc:  # "offpeak_windows: at column 5: expected a day name ..."
+        raise _Explained(str(exc).removeprefix("offpeak_windows: ")) from None
+    return text
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], form: str, *env: str) -> Any:
     return field(default=default, metadata={"parse": parse, "form": form, "env": env})
 
@@ -165,10 +190,11 @@ class Settings:
         "off-peak window like 22:00-06:00 is one period (0 = no limit)",
         "PEAKOPS_REKOGNITION_MAX_CALLS_PER_WINDOW")
     offpeak_windows: str = _setting(
-        "mon-fri 22:00-06:00; sat,sun 00:00-24:00", _text,
+        "mon-fri 22:00-06:00; sat,sun 00:00-24:00", _windows,
         "a weekly schedule like 'mon-fri 22:00-06:00; sat,sun 00:00-24:00'",
         "PEAKOPS_OFFPEAK_WINDOWS")
-    timezone: str = _setting("UTC", _text, "an IANA time zone like Europe/Berlin", "PEAKOPS_TIMEZONE")
+    timezone: str = _setting("UTC", _timezone, "an IANA time zone like Europe/Berlin",
+                             "PEAKOPS_TIMEZONE")
     window_end_policy: str = _setting(
         "soft", _choice("soft", "hard"), "soft or hard", "PEAKOPS_WINDOW_END_POLICY")
     dispatch_lookahead: int = _setting(
@@ -223,6 +249,8 @@ def _parse(name: str, raw: Any, source: str) -> Any:
     spec = _fields()[name]
     try:
         return spec.metadata["parse"](raw)
+    except _Explained as exc:
+        raise ConfigError(f"{source}: {exc}", key=name) from None
     except (ValueError, TypeError):
         raise ConfigError(
             f"{source}: expected {spec.metadata['form']}, got {raw!r}", key=name) from None
@@ -278,3 +306,22 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | N
     if settings.storage == "s3" and not settings.s3_bucket:
         raise ConfigError("PEAKOPS_S3_BUCKET: required when PEAKOPS_STORAGE=s3", key="s3_bucket")
     return settings
+
+
+def settings_from_dict(values: Mapping[str, Any]) -> Settings:
+    """Rebuild the Settings another process resolved, from :meth:`Settings.public_dict`.
+
+    The job child gets its worker's settings this way (``--home`` and ``--config``
+    included), never from its own environment. Each value is validated again.
+    """
+    known = _fields()
+    parsed: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key == "config_file" or raw is None:
+            continue
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}", key=key)
+        parsed[key] = _parse(key, raw, key)
+    config_file = values.get("config_file")
+    parsed.setdefault("home", default_home())
+    return Settings(**parsed, config_file=Path(config_file) if config_file else None)

@@ -18,8 +18,6 @@ import sqlite_utils
 
 BUSY_TIMEOUT_S = 30.0
 
-UPLOAD_STATUSES = ("UPLOADING", "QUEUED", "DEFERRED", "PROCESSING", "DONE", "FAILED", "CANCELLED")
-
 
 def _v1(db: sqlite_utils.Database) -> None:
     db["uploads"].create({
@@ -77,7 +75,41 @@ def _v3(db: sqlite_utils.Database) -> None:
     db["uploads"].add_column("rekognition_calls", int, not_null_default=0)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+_FRAME_COLUMNS = ("id, upload_id, idx, timestamp, storage_key, width, height, sharpness, "
+                  "brightness, overexposed, dhash, created_at, analyzed_at")
+_LABEL_COLUMNS = "id, frame_id, name, confidence, source"
+
+
+def _v4(db: sqlite_utils.Database) -> None:
+    """Frames go with their upload and labels with their frame (ON DELETE CASCADE), so
+    one DELETE of an upload row removes everything recorded for it.
+
+    SQLite cannot add an action to a foreign key: both tables are rebuilt. Labels are
+    set aside first, so dropping the old frames table touches no row that refers to it.
+    """
+    run = db.conn.execute
+    run(f"CREATE TABLE labels_v3 AS SELECT {_LABEL_COLUMNS} FROM labels")
+    run("DROP TABLE labels")
+    run("""CREATE TABLE frames_v4 (
+        id INTEGER PRIMARY KEY,
+        upload_id INTEGER REFERENCES uploads(id) ON DELETE CASCADE,
+        idx INTEGER, timestamp REAL, storage_key TEXT, width INTEGER, height INTEGER,
+        sharpness REAL, brightness REAL, overexposed REAL, dhash TEXT, created_at REAL,
+        analyzed_at REAL)""")
+    run(f"INSERT INTO frames_v4 ({_FRAME_COLUMNS}) SELECT {_FRAME_COLUMNS} FROM frames")
+    run("DROP TABLE frames")
+    run("ALTER TABLE frames_v4 RENAME TO frames")
+    run("CREATE UNIQUE INDEX idx_frames_upload_id_idx ON frames (upload_id, idx)")
+    run("""CREATE TABLE labels (
+        id INTEGER PRIMARY KEY,
+        frame_id INTEGER REFERENCES frames(id) ON DELETE CASCADE,
+        name TEXT, confidence REAL, source TEXT)""")
+    run(f"INSERT INTO labels ({_LABEL_COLUMNS}) SELECT {_LABEL_COLUMNS} FROM labels_v3")
+    run("DROP TABLE labels_v3")
+    run("CREATE INDEX idx_labels_frame_id ON labels (frame_id)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 """Append-only: migration N (1-based) upgrades a database at user_version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -95,6 +127,11 @@ def connect(path: Path, *, check_same_thread: bool = True) -> sqlite_utils.Datab
     db = sqlite_utils.Database(conn)
     migrate(db)
     return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The migration number the database is at."""
+    return db.execute("PRAGMA user_version").fetchone()[0]
 
 
 _migrate_lock = threading.Lock()

@@ -65,7 +65,7 @@ def check_file(path: Path, max_bytes: int) -> int:
 
 
 def _drop_unreferenced(app: App, key: str) -> None:
-    if not app.db.execute("SELECT 1 FROM uploads WHERE storage_key = ?", [key]).fetchone():
+    if not jobs.key_shared(app.db, key):
         try:
             app.store.delete(key)
         except PeakOpsError as exc:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import frames as frame_records
 from core import jobs, media, state
-from core.analysis import measure
+from core.analysis import calls_key, measure
 from core.app import App, temp_dir_for
 from core.db import transaction
 from core.errors import CancelledError, InputError, InternalError, PeakOpsError
@@ -39,7 +39,7 @@ class JobResult:
     labels: int
 
 
-class _Job:
+class _PipelineRun:
     """One run of the pipeline for one upload, by one lease owner."""
 
     def __init__(self, app: App, upload_id: int, owner: str, on_progress: ProgressFn | None):
@@ -75,10 +75,8 @@ class _Job:
             duration = media.probe(video).duration
         times = media.frame_times(duration, self.settings.max_frames_per_video)
         indices = [i for i in indices if i < len(times)]
-        done = {r[0] for r in db.execute("SELECT idx FROM frames WHERE upload_id = ?",
-                                         [self.upload_id])}
-        db.execute("UPDATE uploads SET frames_planned = ? WHERE id = ?",
-                   [len(indices), self.upload_id])
+        done = frame_records.indices(db, self.upload_id)
+        frame_records.set_planned(db, self.upload_id, len(indices))
         images: dict[int, Path] = {}
         extracted = 0
         for k, index in enumerate(indices):
@@ -91,13 +89,9 @@ class _Job:
             metrics = measure(frame.path)  # local metrics always, offline
             key = frame_key(self.upload_id, index)
             self.app.store.put_file(key, frame.path)
-            db.execute(
-                "INSERT OR IGNORE INTO frames (upload_id, idx, timestamp, storage_key, width, "
-                "height, sharpness, brightness, overexposed, dhash, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [self.upload_id, index, frame.timestamp, key, frame.width, frame.height,
-                 metrics.sharpness, metrics.brightness, metrics.overexposed,
-                 f"{metrics.dhash:016x}", time.time()])
+            frame_records.record(db, self.upload_id, index, timestamp=frame.timestamp,
+                                 storage_key=key, width=frame.width, height=frame.height,
+                                 metrics=metrics)
             images[index] = frame.path
             extracted += 1
         self.step("extracting", len(indices), len(indices))
@@ -106,22 +100,14 @@ class _Job:
     def analyse(self, images: dict[int, Path], workdir: Path) -> tuple[int, int]:
         """Label every frame of the upload not analysed yet, in index order."""
         db = self.app.db
-        frames = list(db.query(
-            "SELECT id, idx, storage_key, dhash, analyzed_at FROM frames WHERE upload_id = ? "
-            "ORDER BY idx", [self.upload_id]))
+        frames = frame_records.for_analysis(db, self.upload_id)
         previous = [int(f["dhash"], 16) for f in frames if f["analyzed_at"] is not None]
         pending = [f for f in frames if f["analyzed_at"] is None]
         # Paid analyzers count calls per upload (budget and cost), kept across retries,
         # and per budget period across uploads and workers (in core.state).
         analyzer = self.app.analyzer
-        counts_calls = hasattr(analyzer, "begin_upload")
-        if counts_calls:
-            used = db.execute("SELECT rekognition_calls FROM uploads WHERE id = ?",
-                              [self.upload_id]).fetchone()[0]
-            analyzer.begin_upload(self.upload_id, used or 0)
-        counts_period = hasattr(analyzer, "begin_period")
-        if counts_period:
-            from core.rekognition import period_calls_key  # boto3 is loaded already
+        calls_recorded = frame_records.paid_calls(db, self.upload_id)
+        analyzer.begin_upload(self.upload_id, calls_recorded)
         analysed = labels = 0
         for k, frame in enumerate(pending):
             self.step("analysing", k, len(pending))
@@ -129,25 +115,19 @@ class _Job:
             if image is None or not image.exists():
                 image = workdir / f"stored-{frame['idx']:04d}.jpg"
                 self.app.store.get_file(frame["storage_key"], image)
-            if counts_period:  # read per frame: other workers count too, and periods end
-                period = analyzer.current_period()
-                period_key = period_calls_key(period)
+            period = analyzer.current_period()
+            if period is not None:  # read per frame: other workers count too, and periods end
+                period_key = calls_key(analyzer.name, period)
                 analyzer.begin_period(period, state.get(db, period_key, 0))
                 period_calls = analyzer.period_calls
             result = analyzer.analyze(image, previous)
             previous.append(result.metrics.dhash)
             with transaction(db):
-                db.execute("DELETE FROM labels WHERE frame_id = ?", [frame["id"]])
-                for label in result.labels:
-                    db.execute("INSERT INTO labels (frame_id, name, confidence, source) "
-                               "VALUES (?, ?, ?, ?)",
-                               [frame["id"], label.name, label.confidence, label.source])
-                db.execute("UPDATE frames SET analyzed_at = ? WHERE id = ?",
-                           [time.time(), frame["id"]])
-                if counts_calls:
-                    db.execute("UPDATE uploads SET rekognition_calls = ? WHERE id = ?",
-                               [analyzer.calls_made, self.upload_id])
-                if counts_period and analyzer.period_calls > period_calls:
+                frame_records.record_labels(db, frame["id"], result.labels)
+                if analyzer.calls_made != calls_recorded:
+                    calls_recorded = analyzer.calls_made
+                    frame_records.set_paid_calls(db, self.upload_id, calls_recorded)
+                if period is not None and analyzer.period_calls > period_calls:
                     state.increment(db, period_key, analyzer.period_calls - period_calls)
             analysed += 1
             labels += len(result.labels)
@@ -189,32 +169,29 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
     ``reanalyse`` drops existing labels first and re-runs only the analysis stage when
     all planned frames exist.
     """
-    job = _Job(app, upload_id, owner, on_progress)
+    job = _PipelineRun(app, upload_id, owner, on_progress)
     row = _owned_row(app, upload_id, owner)
     if reanalyse:
-        app.db.execute("UPDATE frames SET analyzed_at = NULL WHERE upload_id = ?", [upload_id])
+        frame_records.reset_analysis(app.db, upload_id)
     workdir = temp_dir_for(app.settings, upload_id)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         indices, _ = media.degrade_plan(row["degrade_level"] or 0,
                                         app.settings.max_frames_per_video)
-        have = {r[0] for r in app.db.execute("SELECT idx FROM frames WHERE upload_id = ?",
-                                             [upload_id])}
+        have = frame_records.indices(app.db, upload_id)
         extracted, images = 0, {}
         if not set(indices) <= have:
             video = job.fetch(row, workdir)
             extracted, images = job.extract(row, video, workdir)
         else:  # a lower level's attempt already stored every frame this level plans
-            app.db.execute("UPDATE uploads SET frames_planned = ? WHERE id = ?",
-                           [len(indices), upload_id])
+            frame_records.set_planned(app.db, upload_id, len(indices))
         analysed, labels = job.analyse(images, workdir)
     except InputError as exc:
         exc.upload_id = upload_id
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    total = app.db.execute("SELECT COUNT(*) FROM frames WHERE upload_id = ?",
-                           [upload_id]).fetchone()[0]
+    total = frame_records.count(app.db, upload_id)
     logger.info("upload %s: %s frames (%s extracted now), %s analysed, %s labels",
                 upload_id, total, extracted, analysed, labels)
     return JobResult(upload_id, total, extracted, analysed, labels)

@@ -233,6 +233,13 @@ class S3Store:
     def location(self, key: str) -> str:
         return self._where(check_key(key))
 
+    def sweep_partials(self) -> int:
+        """Abort the multipart uploads this store could not abort when they failed (S3
+        never shows a partial object under a key); return how many were aborted now."""
+        with self._lock:
+            pending = len(self._pending_aborts)
+        return pending - self._retry_aborts()
+
     def check(self) -> None:
         """head_bucket, then write and delete a small probe object under the prefix."""
         probe = f"{self.prefix}.peakops-check-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -78,7 +78,7 @@ class WorkerProcess:
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "batch.cli", "worker"], cwd=home.parent,
+                [sys.executable, "-m", "cli", "worker"], cwd=home.parent,
                 env=cli_env(home, **{**FAST, **env}), stdin=subprocess.DEVNULL,
                 stdout=out, stderr=out)
         self.pid = self.proc.pid

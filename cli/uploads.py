@@ -8,12 +8,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from batch.cli import fmt_time, print_json
+from cli.main import fmt_time, open_with_queue, print_json
 from core import jobs, maintenance, media, pipeline
-from core.app import open_app, process_owner
+from core.app import App, open_app, process_owner
 from core.config import Settings
+from core.db import schema_version
 from core.errors import PeakOpsError
 from core.intake import submit_file
 
@@ -29,7 +31,7 @@ def _human_size(size: int | None) -> str:
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
+    app = open_with_queue(settings)
     mode = jobs.MODE_OFFPEAK if args.off_peak else jobs.MODE_NOW
     rejected = 0
     results = []
@@ -52,15 +54,28 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{result.upload_id}\t{result.status}\t{result.name}")
     if args.json:
         print_json(results)
-    if mode == jobs.MODE_NOW and any(r.get("status") == jobs.QUEUED for r in results):
-        _enqueue_hook(settings, [r["upload_id"] for r in results if r.get("status") == "QUEUED"])
+    if mode == jobs.MODE_NOW:
+        app.queued(r["upload_id"] for r in results if r.get("status") == jobs.QUEUED)
     return 1 if rejected else 0
 
 
-def _enqueue_hook(settings: Settings, upload_ids: list[int], kind: str = "process") -> None:
-    """Put the uploads on the worker's queue (the queue carries only ids)."""
-    from batch.queue import enqueue
-    enqueue(settings, upload_ids, kind)
+def _each(app: App, ids: list[int], kind: str, change: Callable[[App, int], str]) -> int:
+    """Apply ``change`` to each upload at once, printing ``ID<TAB>STATUS``; a refusal is one
+    line on stderr and the upload is left as it was. Those made QUEUED are sent to the
+    queue as ``kind``. Exit 1 if any was refused."""
+    queued, refused = [], 0
+    for upload_id in ids:
+        try:
+            status = change(app, upload_id)
+        except PeakOpsError as exc:
+            refused += 1
+            print(f"peakops: {exc}", file=sys.stderr)
+            continue
+        print(f"{upload_id}\t{status}")
+        if status == jobs.QUEUED:
+            queued.append(upload_id)
+    app.queued(queued, kind)
+    return 1 if refused else 0
 
 
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
@@ -130,38 +145,35 @@ def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
-    for upload_id in args.ids:
-        print(f"{upload_id}\t{jobs.retry(app.db, upload_id)}")
-    _enqueue_hook(settings, args.ids)
-    return 0
+    return _each(open_with_queue(settings), args.ids, "process",
+                 lambda app, upload_id: jobs.retry(app.db, upload_id))
+
+
+def reprocess_one(app: App, upload_id: int) -> str:
+    """Frames and labels dropped, back to QUEUED; the frame images leave the store."""
+    for key in jobs.reprocess(app.db, upload_id):
+        app.store.delete(key)
+    return jobs.QUEUED
 
 
 def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
-    _enqueue_hook(settings, args.ids, "reprocess")
-    print(f"{len(args.ids)} upload(s) sent for reprocessing from the stored video")
-    return 0
+    return _each(open_with_queue(settings), args.ids, "reprocess", reprocess_one)
 
 
 def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
-    for upload_id in args.ids:
-        jobs.request_reanalysis(app.db, upload_id)
-    _enqueue_hook(settings, args.ids)
-    print(f"{len(args.ids)} upload(s) queued for analysis of their recorded frames")
-    return 0
+    return _each(open_with_queue(settings), args.ids, "analyze",
+                 lambda app, upload_id: jobs.request_reanalysis(app.db, upload_id))
 
 
 def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
-    for upload_id in args.ids:
-        print(f"{upload_id}\t{jobs.cancel(app.db, upload_id)}")
-    return 0
+    return _each(open_app(settings), args.ids, "process",
+                 lambda app, upload_id: jobs.cancel(app.db, upload_id))
 
 
 def cmd_reset_stuck(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
+    app = open_with_queue(settings)
     changed = jobs.reset_stuck(app.db, max_attempts=settings.max_attempts)
+    app.queued(upload_id for upload_id, status in changed if status == jobs.QUEUED)
     if args.json:
         print_json([{"upload_id": i, "status": s} for i, s in changed])
     else:
@@ -213,7 +225,7 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
 
     def database() -> str:
         app_holder["app"] = open_app(settings)
-        version = app_holder["app"].db.execute("PRAGMA user_version").fetchone()[0]
+        version = schema_version(app_holder["app"].db)
         counts = jobs.counts_by_status(app_holder["app"].db)
         return f"{settings.db_path} (schema {version}, {sum(counts.values())} uploads)"
 
@@ -224,10 +236,8 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
 
     def analyzer() -> str:
         analyzer = app_holder["app"].analyzer
-        if hasattr(analyzer, "check"):
-            analyzer.check()
-        described = analyzer.describe() if hasattr(analyzer, "describe") else analyzer.name
-        return described + ("" if settings.enable_aws_rekognition
+        analyzer.check()
+        return analyzer.describe() + ("" if settings.enable_aws_rekognition
                             else " (offline; ENABLE_AWS_REKOGNITION=false)")
 
     check("ffmpeg", ffmpeg)
