@@ -15,10 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import platformdirs
 
 from core.errors import ConfigError
+from core.urls import redacted_url, url_scheme
 
 APP_NAME = "peakops"
 
@@ -97,6 +99,26 @@ def _optional_path(value: Any) -> Path | None:
     return Path(text).expanduser() if text else None
 
 
+def _service_url(*schemes: str) -> Callable[[Any], str | None]:
+    """A URL with one of ``schemes``: a host for a server, a path for ``sqlite:///``."""
+    def parse(value: Any) -> str | None:
+        text = _text(value)
+        if not text:
+            return None
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        if scheme not in schemes:
+            raise ValueError
+        if scheme == "sqlite":
+            if parts.netloc or not parts.path.strip("/"):
+                raise ValueError
+        elif not parts.hostname:
+            raise ValueError
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+        return text
+    return parse
+
+
 def _confidence(value: Any) -> float:
     number = _non_negative_float(value)
     if number > 100:
@@ -104,8 +126,11 @@ def _confidence(value: Any) -> float:
     return number
 
 
-def _setting(default: Any, parse: Callable[[Any], Any], form: str, *env: str) -> Any:
-    return field(default=default, metadata={"parse": parse, "form": form, "env": env})
+def _setting(default: Any, parse: Callable[[Any], Any], form: str, *env: str,
+             url: bool = False) -> Any:
+    """A setting; ``url=True`` marks a URL that may hold a password (shown redacted)."""
+    return field(default=default,
+                 metadata={"parse": parse, "form": form, "env": env, "url": url})
 
 
 @dataclass(frozen=True)
@@ -148,11 +173,19 @@ class Settings:
     s3_bucket: str | None = _setting(None, _optional_text, "a bucket name", "PEAKOPS_S3_BUCKET")
     s3_prefix: str = _setting("peakops/", _text, "a key prefix", "PEAKOPS_S3_PREFIX")
     s3_endpoint_url: str | None = _setting(
-        None, _optional_text, "a URL", "PEAKOPS_S3_ENDPOINT_URL")
+        None, _optional_text, "a URL", "PEAKOPS_S3_ENDPOINT_URL", url=True)
     aws_region: str | None = _setting(
         None, _optional_text, "an AWS region name", "AWS_REGION", "AWS_DEFAULT_REGION")
     rekognition_endpoint_url: str | None = _setting(
-        None, _optional_text, "a URL", "PEAKOPS_REKOGNITION_ENDPOINT_URL")
+        None, _optional_text, "a URL", "PEAKOPS_REKOGNITION_ENDPOINT_URL", url=True)
+    database_url: str | None = _setting(
+        None, _service_url("sqlite", "postgresql", "postgres"),
+        "a postgresql://user:password@host:5432/db or sqlite:///path/to/peakops.db URL "
+        "(empty = peakops.db in the home folder)", "PEAKOPS_DATABASE_URL", url=True)
+    queue_url: str | None = _setting(
+        None, _service_url("sqlite", "redis", "rediss"),
+        "a redis://:password@host:6379/0 or sqlite:///path/to/queue.db URL "
+        "(empty = queue.db in the home folder)", "PEAKOPS_QUEUE_URL", url=True)
     rekognition_max_labels: int = _setting(
         10, _positive_int, "a positive whole number", "PEAKOPS_REKOGNITION_MAX_LABELS")
     rekognition_min_confidence: float = _setting(
@@ -194,7 +227,20 @@ class Settings:
         return self.max_video_size_mb * 1024 * 1024
 
     @property
+    def database_dialect(self) -> str:
+        """``postgresql`` for a fleet's shared database, ``sqlite`` otherwise."""
+        return "postgresql" if url_scheme(self.database_url) in ("postgresql", "postgres") \
+            else "sqlite"
+
+    @property
     def db_path(self) -> Path:
+        """The SQLite state database (meaningless when ``database_dialect`` is postgresql).
+
+        ``sqlite:///srv/peakops.db`` and ``sqlite:////srv/peakops.db`` both name the absolute
+        path ``/srv/peakops.db``.
+        """
+        if url_scheme(self.database_url) == "sqlite":
+            return Path("/" + unquote(urlsplit(self.database_url).path).lstrip("/"))
         return self.home / "peakops.db"
 
     @property
@@ -202,9 +248,14 @@ class Settings:
         return self.home / "tmp"
 
     def public_dict(self) -> dict[str, Any]:
-        """Settings as plain values, safe to print (PeakOps never holds credentials)."""
-        return {f.name: (str(v) if isinstance(v, Path) else v)
+        """Settings as plain values, safe to print: passwords in URLs are redacted."""
+        return {f.name: (str(v) if isinstance(v, Path)
+                         else redacted_url(v) if f.metadata.get("url") else v)
                 for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+    def __repr__(self) -> str:  # the generated repr would print passwords
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.public_dict().items())
+        return f"Settings({fields})"
 
 
 def default_config_path() -> Path:
@@ -224,8 +275,9 @@ def _parse(name: str, raw: Any, source: str) -> Any:
     try:
         return spec.metadata["parse"](raw)
     except (ValueError, TypeError):
+        shown = redacted_url(raw) if spec.metadata.get("url") and isinstance(raw, str) else raw
         raise ConfigError(
-            f"{source}: expected {spec.metadata['form']}, got {raw!r}", key=name) from None
+            f"{source}: expected {spec.metadata['form']}, got {shown!r}", key=name) from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -277,4 +329,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | N
     settings = Settings(**values, config_file=path)
     if settings.storage == "s3" and not settings.s3_bucket:
         raise ConfigError("PEAKOPS_S3_BUCKET: required when PEAKOPS_STORAGE=s3", key="s3_bucket")
+    if settings.database_dialect == "postgresql" and settings.storage != "s3":
+        raise ConfigError("PEAKOPS_DATABASE_URL: a PostgreSQL database is shared by workers on "
+                          "other machines, which cannot read this machine's local store; set "
+                          "PEAKOPS_STORAGE=s3", key="database_url")
     return settings

@@ -24,7 +24,7 @@ def increment(db: sqlite_utils.Database, key: str, by: int = 1) -> int:
     """Add ``by`` to the number at ``key`` (missing = 0) in one statement; return the sum."""
     row = db.execute(
         "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + "
+        "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(state.value AS INTEGER) + "
         "CAST(excluded.value AS INTEGER) AS TEXT), updated_at = excluded.updated_at "
         "RETURNING value", [key, json.dumps(by), time.time()]).fetchone()
     return int(row[0])

@@ -10,11 +10,13 @@
 #   xvfb xauth                         the package check runs the frozen console on X11
 #                                      (xvfb-run)
 #   dpkg (dpkg-deb) zstd binutils       the package build (objdump, strip)
+#   postgresql redis-server            fleet-mode tests start a throwaway PostgreSQL (initdb,
+#                                      pg_ctl) and redis-server of their own on loopback
 set -eu
 
 PACKAGES="libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
 libxcb-randr0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0
-xvfb xauth dpkg zstd binutils"
+xvfb xauth dpkg zstd binutils postgresql redis-server"
 
 missing=""
 for package in $PACKAGES; do
