@@ -1,5 +1,7 @@
-"""The Huey queue (SQLite, ``queue.db`` in the home folder) and its thin task wrappers.
+"""The Huey queue and its thin task wrappers.
 
+SQLite (``queue.db`` in the home folder) by default; Huey's own Redis storage when
+``queue_url`` is a ``redis://`` URL, so workers on several machines share one queue.
 The queue carries only upload ids. Huey deletes a message when it dequeues it; the state
 database decides what still has to run, and the worker re-sends QUEUED uploads the queue
 has lost. Task names are the ones operators know from the runbook.
@@ -12,11 +14,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from huey import SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey
 
 from core.config import Settings
+from core.errors import PeakOpsError
+from core.urls import redacted_url, url_scheme
 
 logger = logging.getLogger(__name__)
+
+
+class QueueUnreachableError(PeakOpsError):
+    """The queue's server cannot be reached now; the state database still holds the work."""
+
+    transient = True
 
 
 class Executor(Protocol):
@@ -43,7 +53,7 @@ def _current() -> Executor:
 
 @dataclass(frozen=True)
 class Queue:
-    huey: SqliteHuey
+    huey: Huey
     process_video_upload: Any
     reprocess_video_from_s3: Any
     analyze_video: Any
@@ -62,10 +72,35 @@ class Queue:
         return {t.args[0] for t in self.huey.pending() if t.args}
 
 
+def make_huey(settings: Settings, name: str = "peakops") -> Huey:
+    """RedisHuey for a ``redis://`` queue URL, SqliteHuey otherwise."""
+    if url_scheme(settings.queue_url) in ("redis", "rediss"):
+        # Blocking dequeue: an idle worker waits in Redis (BRPOP, 1 s at a time) instead
+        # of polling, and wakes as soon as a message arrives.
+        return RedisHuey(name, url=settings.queue_url, results=False, blocking=True,
+                         read_timeout=1)
+    settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(name, filename=str(settings.queue_path), results=False, timeout=30)
+
+
+def describe_queue(settings: Settings) -> str:
+    """Where the queue is and how many messages wait; raises if it cannot be reached."""
+    huey = make_huey(settings)
+    if isinstance(huey, RedisHuey):
+        try:
+            huey.storage.conn.ping()
+            waiting = huey.pending_count()
+        except Exception as exc:  # redis-py's errors carry no password
+            raise QueueUnreachableError(f"queue {redacted_url(settings.queue_url)} "
+                                        f"unreachable: {exc}") from None
+        finally:
+            huey.storage.pool.disconnect()
+        return f"Redis at {redacted_url(settings.queue_url)} ({waiting} message(s) waiting)"
+    return f"SQLite at {settings.queue_path} ({huey.pending_count()} message(s) waiting)"
+
+
 def make_queue(settings: Settings) -> Queue:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    huey = SqliteHuey("peakops", filename=str(settings.home / "queue.db"), results=False,
-                      timeout=30)
+    huey = make_huey(settings)
 
     @huey.task(name="process_video_upload")
     def process_video_upload(upload_id: int) -> None:

@@ -239,9 +239,12 @@ class Settings:
         ``sqlite:///srv/peakops.db`` and ``sqlite:////srv/peakops.db`` both name the absolute
         path ``/srv/peakops.db``.
         """
-        if url_scheme(self.database_url) == "sqlite":
-            return Path("/" + unquote(urlsplit(self.database_url).path).lstrip("/"))
-        return self.home / "peakops.db"
+        return _sqlite_path(self.database_url) or self.home / "peakops.db"
+
+    @property
+    def queue_path(self) -> Path:
+        """The SQLite Huey queue (meaningless when ``queue_url`` is a Redis URL)."""
+        return _sqlite_path(self.queue_url) or self.home / "queue.db"
 
     @property
     def tmp_dir(self) -> Path:
@@ -256,6 +259,12 @@ class Settings:
     def __repr__(self) -> str:  # the generated repr would print passwords
         fields = ", ".join(f"{k}={v!r}" for k, v in self.public_dict().items())
         return f"Settings({fields})"
+
+
+def _sqlite_path(url: str | None) -> Path | None:
+    if url_scheme(url) != "sqlite":
+        return None
+    return Path("/" + unquote(urlsplit(url).path).lstrip("/"))
 
 
 def default_config_path() -> Path:
