@@ -45,7 +45,19 @@ def open_sqlite(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connec
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # PostgreSQL's spelling of the two-argument MAX/MIN, so that SQL is written once.
+    conn.create_function("greatest", -1, _greatest, deterministic=True)
+    conn.create_function("least", -1, _least, deterministic=True)
     return conn
+
+
+def _greatest(*values):
+    """PostgreSQL's GREATEST: the largest argument, NULLs ignored."""
+    return max((v for v in values if v is not None), default=None)
+
+
+def _least(*values):
+    return min((v for v in values if v is not None), default=None)
 
 
 _migrate_lock = threading.Lock()

@@ -257,6 +257,7 @@ class PostgresDatabase(SqlDatabase):
             reason = (str(exc).strip().splitlines() or ["no reason given"])[-1]
             raise DatabaseUnreachableError(
                 f"database {redacted_url(url)} unreachable: {reason}") from None
+        _sqlite_like_types(conn)
         return cls(conn, url)
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
@@ -303,3 +304,38 @@ class PostgresDatabase(SqlDatabase):
     def describe(self) -> str:
         version = self.conn.info.server_version
         return (f"PostgreSQL {version // 10000}.{version % 10000} at {redacted_url(self.url)}")
+
+
+def _sqlite_like_types(conn: Any) -> None:
+    """Values cross the connection as they do with sqlite3, so code written for it holds.
+
+    A Python bool is stored as 1/0 in an INTEGER column (PostgreSQL has no implicit cast
+    from boolean to integer), and ``numeric`` results (``SUM`` of integers, ``AVG``) come
+    back as int or float, never Decimal.
+    """
+    from psycopg.adapt import Dumper, Loader
+    from psycopg.pq import Format
+
+    int2 = conn.adapters.types["int2"].oid
+
+    class BoolAsInt(Dumper):
+        oid = int2
+
+        def dump(self, obj: bool) -> bytes:
+            return b"1" if obj else b"0"
+
+    class BoolAsIntBinary(Dumper):
+        oid = int2
+        format = Format.BINARY
+
+        def dump(self, obj: bool) -> bytes:
+            return b"\x00\x01" if obj else b"\x00\x00"
+
+    class NumberLoader(Loader):
+        def load(self, data: Any) -> int | float:
+            text = bytes(data).decode()
+            return float(text) if any(c in text for c in ".eEN") else int(text)
+
+    conn.adapters.register_dumper(bool, BoolAsInt)
+    conn.adapters.register_dumper(bool, BoolAsIntBinary)
+    conn.adapters.register_loader("numeric", NumberLoader)

@@ -106,6 +106,19 @@ class SqlDatabaseContract:
         assert row == {"size": 5_000_000_000, "duration": 1764412345.123456,
                        "error_message": "quote ' and \"double\" ünïcode", "attempts": 0}
 
+    def test_values_cross_as_with_sqlite3(self, db):
+        """bool in an INTEGER column; sums and averages as numbers; GREATEST/LEAST."""
+        first, second = new_upload(db), new_upload(db)
+        db.execute("UPDATE uploads SET has_audio = ?, size = ? WHERE id = ?",
+                   [True, 3, first])
+        db.execute("UPDATE uploads SET has_audio = ?, size = ? WHERE id = ?",
+                   [False, 4, second])
+        assert db.execute("SELECT has_audio FROM uploads ORDER BY id").fetchall() == [(1,), (0,)]
+        assert db.execute("SELECT SUM(size), AVG(size), SUM(duration) FROM uploads"
+                          ).fetchone() == (7, 3.5, None)
+        assert db.execute("SELECT GREATEST(size - 4, 0), LEAST(size, 3.5), GREATEST(NULL, 2) "
+                          "FROM uploads ORDER BY id").fetchall() == [(0, 3, 2), (0, 3.5, 2)]
+
     def test_transaction_commits_or_rolls_back_whole(self, db):
         with db.transaction():
             kept = new_upload(db)
