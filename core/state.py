@@ -30,5 +30,22 @@ def increment(db: sqlite_utils.Database, key: str, by: int = 1) -> int:
     return int(row[0])
 
 
+def reserve(db: sqlite_utils.Database, key: str, limit: int) -> bool:
+    """Add 1 to the number at ``key`` if it is below ``limit``; whether it was.
+
+    One conditional statement, so workers on any number of machines never take more than
+    ``limit`` between them (a shared budget: reserve before spending, then
+    ``increment(db, key, -1)`` to give back what was not spent).
+    """
+    if limit < 1:
+        return False
+    row = db.execute(
+        "INSERT INTO state (key, value, updated_at) VALUES (?, '1', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(state.value AS INTEGER) + 1 AS TEXT), "
+        "updated_at = excluded.updated_at WHERE CAST(state.value AS INTEGER) < ? "
+        "RETURNING value", [key, time.time(), limit]).fetchone()
+    return row is not None
+
+
 def delete(db: sqlite_utils.Database, key: str) -> None:
     db.execute("DELETE FROM state WHERE key = ?", [key])

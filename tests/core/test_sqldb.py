@@ -163,6 +163,22 @@ class SqlDatabaseContract:
         assert values == list(range(1, 61))  # every call got its own number
         assert state.get(db, "calls.2026-11-29") == 60
 
+    def test_shared_budget_is_never_overdrawn(self, db, opened):
+        """Reserve-before-spend across connections: exactly ``limit`` reservations."""
+        conns = [opened() for _ in range(5)]
+
+        def spend(i: int) -> int:
+            granted = 0
+            while state.reserve(conns[i], "budget.2026-11-29", 23):
+                granted += 1
+            return granted
+        assert sum(in_threads(5, spend)) == 23
+        assert state.get(db, "budget.2026-11-29") == 23
+        assert not state.reserve(db, "budget.2026-11-29", 23)
+        assert state.increment(db, "budget.2026-11-29", -1) == 22  # a refund
+        assert state.reserve(db, "budget.2026-11-29", 23)
+        assert not state.reserve(db, "budget.other", 0)
+
     def test_now_is_the_database_clock(self, db):
         upload_id = new_upload(db)
         before = db.now()
