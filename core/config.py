@@ -109,8 +109,8 @@ def _service_url(*schemes: str) -> Callable[[Any], str | None]:
         scheme = parts.scheme.lower()
         if scheme not in schemes:
             raise ValueError
-        if scheme == "sqlite":
-            if parts.netloc or not parts.path.strip("/"):
+        if scheme == "sqlite":  # sqlite:///absolute/path only: no host, no relative path
+            if not text[len("sqlite:"):].startswith("///") or not parts.path.strip("/"):
                 raise ValueError
         elif not parts.hostname:
             raise ValueError

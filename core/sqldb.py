@@ -174,7 +174,8 @@ class SqlDatabase:
 
     def close(self) -> None:
         for name in list(self._locks):
-            self.unlock(name)
+            with contextlib.suppress(Exception):  # a lock dies with its connection anyway
+                self.unlock(name)
         self.conn.close()
 
     def describe(self) -> str:

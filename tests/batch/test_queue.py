@@ -31,6 +31,14 @@ def test_default_queue_is_sqlite_in_the_home(tmp_path):
     assert describe_queue(settings).startswith(f"SQLite at {tmp_path / 'home' / 'queue.db'}")
 
 
+def test_sqlite_queue_url_names_the_file(tmp_path):
+    settings = make_settings(tmp_path / "home", queue_url=f"sqlite:///{tmp_path}/q/jobs.db")
+    queue = make_queue(settings)
+    assert queue.enqueue([7]) == 1
+    assert queue.pending_upload_ids() == {7} and (tmp_path / "q" / "jobs.db").exists()
+    assert not (tmp_path / "home" / "queue.db").exists()
+
+
 def test_redis_queue_holds_upload_ids(tmp_path, redis_url, redis_instance):
     settings = make_settings(tmp_path / "home", queue_url=redis_url)
     queue = make_queue(settings)

@@ -126,6 +126,8 @@ def test_fleet_urls_load(tmp_path):
     ({"PEAKOPS_DATABASE_URL": "mysql://u:p@h/db"}, "PEAKOPS_DATABASE_URL"),
     ({"PEAKOPS_DATABASE_URL": "postgresql:///nohost"}, "PEAKOPS_DATABASE_URL"),
     ({"PEAKOPS_DATABASE_URL": "sqlite://"}, "PEAKOPS_DATABASE_URL"),
+    ({"PEAKOPS_DATABASE_URL": "sqlite:relative.db"}, "PEAKOPS_DATABASE_URL"),
+    ({"PEAKOPS_QUEUE_URL": "sqlite://host/queue.db"}, "PEAKOPS_QUEUE_URL"),
     ({"PEAKOPS_QUEUE_URL": "amqp://u:p@rabbit/"}, "PEAKOPS_QUEUE_URL"),
     ({"PEAKOPS_QUEUE_URL": "redis://:pw@cache:port/0"}, "PEAKOPS_QUEUE_URL"),
 ])

@@ -277,6 +277,20 @@ class TestSqlite(SqlDatabaseContract):
                         == db.execute(f'PRAGMA {pragma}("{table}")').fetchall()), (table, pragma)
         old.close()
 
+    def test_open_database_follows_the_settings(self, tmp_path):
+        from tests.helpers import make_settings
+        default = dbmod.open_database(make_settings(tmp_path / "home"))
+        elsewhere = dbmod.open_database(make_settings(
+            tmp_path / "home", database_url=f"sqlite:///{tmp_path}/shared/state.db"))
+        try:
+            assert default.path == tmp_path / "home" / "peakops.db"
+            assert elsewhere.path == tmp_path / "shared" / "state.db"
+            assert elsewhere.schema_version() == schema.SCHEMA_VERSION
+            assert elsewhere.describe().startswith("SQLite 3.")
+        finally:
+            default.close()
+            elsewhere.close()
+
     def test_core_db_connect_uses_the_same_migrations(self, tmp_path):
         db = dbmod.connect(tmp_path / "peakops.db")
         assert db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
