@@ -9,18 +9,23 @@ has lost. Task names are the ones operators know from the runbook.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from huey import Huey, RedisHuey, SqliteHuey
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.config import Settings
 from core.errors import PeakOpsError
 from core.urls import redacted_url, url_scheme
 
 logger = logging.getLogger(__name__)
+
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
 
 class QueueUnreachableError(PeakOpsError):
@@ -58,15 +63,32 @@ class Queue:
     reprocess_video_from_s3: Any
     analyze_video: Any
     cleanup_expired_inspections: Any
+    where: str = "the queue"
+    """Where the queue is, safe to show (a Redis URL with its password redacted)."""
 
     def enqueue(self, upload_ids: Iterable[int], kind: str = "process") -> int:
+        """Send upload ids; QueueUnreachableError when the queue's server is down."""
         task = {"process": self.process_video_upload, "reprocess": self.reprocess_video_from_s3,
                 "analyze": self.analyze_video}[kind]
         count = 0
-        for upload_id in upload_ids:
-            task(int(upload_id))
-            count += 1
+        with self.reachable():
+            for upload_id in upload_ids:
+                task(int(upload_id))
+                count += 1
         return count
+
+    def receive(self) -> Any:
+        """The next message, or None when there is none (Redis waits up to a second)."""
+        with self.reachable():
+            return self.huey.dequeue()
+
+    @contextlib.contextmanager
+    def reachable(self) -> Iterator[None]:
+        """Turn the queue server's connection errors into QueueUnreachableError."""
+        try:
+            yield
+        except _UNREACHABLE as exc:  # redis-py's messages carry no password
+            raise QueueUnreachableError(f"queue {self.where} unreachable: {exc}") from None
 
     def pending_upload_ids(self) -> set[int]:
         return {t.args[0] for t in self.huey.pending() if t.args}
@@ -85,18 +107,15 @@ def make_huey(settings: Settings, name: str = "peakops") -> Huey:
 
 def describe_queue(settings: Settings) -> str:
     """Where the queue is and how many messages wait; raises if it cannot be reached."""
-    huey = make_huey(settings)
-    if isinstance(huey, RedisHuey):
-        try:
-            huey.storage.conn.ping()
-            waiting = huey.pending_count()
-        except Exception as exc:  # redis-py's errors carry no password
-            raise QueueUnreachableError(f"queue {redacted_url(settings.queue_url)} "
-                                        f"unreachable: {exc}") from None
-        finally:
-            huey.storage.pool.disconnect()
-        return f"Redis at {redacted_url(settings.queue_url)} ({waiting} message(s) waiting)"
-    return f"SQLite at {settings.queue_path} ({huey.pending_count()} message(s) waiting)"
+    queue = make_queue(settings)
+    try:
+        with queue.reachable():
+            waiting = queue.huey.pending_count()
+    finally:
+        if isinstance(queue.huey, RedisHuey):
+            queue.huey.storage.pool.disconnect()
+    kind = "Redis" if isinstance(queue.huey, RedisHuey) else "SQLite"
+    return f"{kind} at {queue.where} ({waiting} message(s) waiting)"
 
 
 def make_queue(settings: Settings) -> Queue:
@@ -119,8 +138,10 @@ def make_queue(settings: Settings) -> Queue:
     def cleanup_expired_inspections() -> None:
         _current().cleanup()
 
+    where = redacted_url(settings.queue_url) if isinstance(huey, RedisHuey) \
+        else str(settings.queue_path)
     return Queue(huey, process_video_upload, reprocess_video_from_s3, analyze_video,
-                 cleanup_expired_inspections)
+                 cleanup_expired_inspections, where)
 
 
 def enqueue(settings: Settings, upload_ids: Iterable[int], kind: str = "process") -> int:

@@ -152,15 +152,17 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    """redis-server on loopback and a free port; no persistence, files in a temp folder."""
+def redis_server(port: int | None = None, password: str | None = None
+                 ) -> Iterator[RedisServer]:
+    """redis-server on loopback and a free port (or ``port``, to restart one); no
+    persistence, files in a temp folder."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail(f"redis-server not found (Debian package redis-server); {_INSTALL_HINT}")
     import redis
 
     folder = Path(tempfile.mkdtemp(prefix="peakops-redis-"))
-    server = RedisServer(port=free_port(), password=secrets.token_hex(12))
+    server = RedisServer(port=port or free_port(), password=password or secrets.token_hex(12))
     log = folder / "server.log"
     proc = subprocess.Popen(
         [exe, "--bind", HOST, "--port", str(server.port), "--save", "", "--appendonly", "no",
