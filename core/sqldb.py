@@ -22,6 +22,7 @@ psycopg is imported only when a PostgreSQL database is opened.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import hashlib
@@ -93,8 +94,9 @@ def to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
-class SqlDatabase:
-    """The state database behind one DB-API connection. Use a subclass's ``connect``."""
+class SqlDatabase(abc.ABC):
+    """The state database behind one DB-API connection: :class:`SqliteDatabase` or
+    :class:`PostgresDatabase`."""
 
     dialect: str = ""
     now_sql: str = ""
@@ -128,22 +130,21 @@ class SqlDatabase:
     # -- transactions ------------------------------------------------------------------
 
     @property
-    def in_transaction(self) -> bool:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def in_transaction(self) -> bool: ...
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[SqlDatabase]:
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[SqlDatabase]:
         """One write transaction; nested use joins the outer one. Rolls back on error."""
-        raise NotImplementedError
-        yield self  # pragma: no cover
 
     # -- schema version and named locks -------------------------------------------------
 
+    @abc.abstractmethod
     def schema_version(self) -> int:
-        raise NotImplementedError
+        """The number of migrations applied (0 for an empty database)."""
 
-    def set_schema_version(self, version: int) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def set_schema_version(self, version: int) -> None: ...
 
     def try_lock(self, name: str) -> bool:
         """Take the named lock for this connection's life; False if another holds it.
@@ -166,11 +167,12 @@ class SqlDatabase:
         if handle is not None:
             self._release(name, handle)
 
+    @abc.abstractmethod
     def _acquire(self, name: str) -> Any:
-        raise NotImplementedError
+        """A handle for the named lock, or None if another connection holds it."""
 
-    def _release(self, name: str, handle: Any) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _release(self, name: str, handle: Any) -> None: ...
 
     def close(self) -> None:
         for name in list(self._locks):
@@ -178,8 +180,9 @@ class SqlDatabase:
                 self.unlock(name)
         self.conn.close()
 
+    @abc.abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """What and where, for doctor: never a password."""
 
 
 class SqliteDatabase(SqlDatabase):
