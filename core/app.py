@@ -13,6 +13,7 @@ import sqlite_utils
 from core.analysis import Analyzer, LocalAnalyzer
 from core.config import Settings
 from core.db import connect
+from core.errors import ConfigError
 from core.media import FFmpegExtractor, FrameExtractor
 from core.storage import LocalStore, ObjectStore
 
@@ -64,6 +65,12 @@ def make_analyzer(settings: Settings) -> Analyzer:
 def open_app(settings: Settings, *, store: ObjectStore | None = None,
              analyzer: Analyzer | None = None, extractor: FrameExtractor | None = None,
              check_same_thread: bool = True, send_queued: QueueSender | None = None) -> App:
+    if settings.database_dialect == "postgresql":
+        # Refuse rather than quietly keep this machine's own SQLite file: a fleet's
+        # workers would each see a different record of truth.
+        raise ConfigError("PEAKOPS_DATABASE_URL: the upload lifecycle does not run on "
+                          "PostgreSQL yet; `peakops doctor` can check the database",
+                          key="database_url")
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     return App(settings=settings,

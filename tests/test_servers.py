@@ -1,0 +1,43 @@
+"""The test servers themselves: loopback only, never root, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import psutil
+
+from tests.servers import HOST, postgres_server, redis_server
+
+
+def accepts(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def other_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback."""
+    return [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+            if a.family == socket.AF_INET and not a.address.startswith("127.")]
+
+
+def listener(port: int) -> psutil.Process:
+    pids = {c.pid for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid}
+    assert len(pids) == 1, pids
+    return psutil.Process(pids.pop())
+
+
+def test_servers_listen_on_loopback_only_and_stop_clean():
+    with postgres_server() as pg, redis_server() as rs:
+        ports, folder = (pg.port, rs.port), pg.folder
+        for port in ports:
+            assert accepts(HOST, port)
+            assert not any(accepts(address, port) for address in other_addresses())
+        if os.geteuid() == 0:  # PostgreSQL refuses root; it runs as the package's user
+            assert listener(pg.port).username() == "postgres"
+        assert (folder / "data" / "PG_VERSION").exists()
+    for port in ports:
+        assert not accepts(HOST, port)
+    assert not folder.exists()
