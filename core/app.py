@@ -12,7 +12,7 @@ import sqlite_utils
 from core.analysis import Analyzer, LocalAnalyzer
 from core.config import Settings
 from core.db import connect
-from core.media import FFmpegExtractor, FrameExtractor
+from core.media import FrameExtractor, default_extractor
 from core.storage import LocalStore, ObjectStore
 
 
@@ -53,7 +53,7 @@ def open_app(settings: Settings, *, store: ObjectStore | None = None,
                db=connect(settings.db_path, check_same_thread=check_same_thread),
                store=store or make_store(settings),
                analyzer=analyzer or make_analyzer(settings),
-               extractor=extractor or FFmpegExtractor())
+               extractor=extractor or default_extractor())
 
 
 def process_owner(role: str = "cli") -> str:

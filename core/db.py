@@ -77,7 +77,14 @@ def _v3(db: sqlite_utils.Database) -> None:
     db["uploads"].add_column("rekognition_calls", int, not_null_default=0)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """The structured probe (core.media.ProbeResult as JSON) and its most asked facts."""
+    db["uploads"].add_column("container", str)
+    db["uploads"].add_column("frame_count", int)
+    db["uploads"].add_column("probe", str)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 """Append-only: migration N (1-based) upgrades a database at user_version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

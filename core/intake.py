@@ -98,7 +98,7 @@ def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: in
     key = video_key(sha256)
     stored = False
     try:
-        facts = media.probe(path)
+        facts = media.probe_isolated(path, upload_id=upload_id, name=name)
         app.store.put_file(key, path, on_progress)
         stored = True
         status = jobs.mark_stored(app.db, upload_id, storage_key=key, probe=facts.as_dict())

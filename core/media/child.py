@@ -1,0 +1,99 @@
+"""The probe at submit, in a short-lived child process under a memory cap.
+
+A header can make libav allocate hundreds of MB (a 16000x9000 WebP did) or crash a
+decoder; in a child with ``RLIMIT_AS`` that is a clear input error, not the operator's
+console. The child is the same program (``python -m core.media.child`` or the frozen
+app's hidden ``_probe-child`` command); it prints the facts or the refusal as one JSON
+line and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from core.errors import InputError, InternalError
+from core.media.facts import ProbeResult
+from core.procenv import clean_env
+
+PROBE_MEMORY_MB = 1024
+"""Address-space cap of the probe child: libav, Python and one decoded frame fit well under."""
+PROBE_TIMEOUT_S = 120.0
+CHILD_COMMAND = "_probe-child"
+
+
+def child_argv(path: Path, memory_mb: int) -> list[str]:
+    if getattr(sys, "frozen", False):
+        return [sys.executable, CHILD_COMMAND, str(memory_mb), os.fspath(path)]
+    return [sys.executable, "-m", "core.media.child", str(memory_mb), os.fspath(path)]
+
+
+def probe_in_child(path: Path, *, upload_id: int | None = None, name: str | None = None,
+                   memory_mb: int = PROBE_MEMORY_MB,
+                   timeout: float = PROBE_TIMEOUT_S) -> ProbeResult:
+    """Probe ``path`` in a child process; ``InputError`` for a refused or unreadable file.
+
+    ``name`` is how messages call the file (default: its base name).
+    """
+    name = name or path.name
+    env = clean_env() if not getattr(sys, "frozen", False) else dict(os.environ)
+    try:
+        done = subprocess.run(child_argv(Path(path).absolute(), memory_mb),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                              env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"{name}: reading the video header took longer than {timeout:g} s",
+                         upload_id=upload_id, timeout=timeout) from None
+    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    answer = None
+    if lines:
+        try:
+            answer = json.loads(lines[-1])
+        except ValueError:
+            answer = None
+    if isinstance(answer, dict) and "facts" in answer:
+        return ProbeResult.from_dict(answer["facts"])
+    if isinstance(answer, dict) and "refused" in answer:
+        raise InputError(f"{name}: {answer['refused']}", upload_id=upload_id)
+    tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+    if done.returncode < 0 or "MemoryError" in "".join(tail) or answer == {"memory": True}:
+        raise InputError(
+            f"{name}: reading the video header needed more than {memory_mb} MB or crashed "
+            f"(exit {done.returncode})", upload_id=upload_id, returncode=done.returncode,
+            stderr_tail="\n".join(tail))
+    raise InternalError(f"{name}: the probe child failed (exit {done.returncode})",
+                        upload_id=upload_id, returncode=done.returncode,
+                        stderr_tail="\n".join(tail))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child side: cap memory first, then load libav and probe."""
+    args = sys.argv[1:] if argv is None else argv
+    memory_mb, path = int(args[0]), Path(args[1])
+    try:
+        import resource
+
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):  # no RLIMIT_AS here (macOS, Windows)
+        pass
+    try:
+        from core.media.probe import probe
+
+        facts = probe(path)
+    except InputError as exc:
+        message = str(exc).split(": ", 1)[-1] if str(exc).startswith(path.name) else str(exc)
+        print(json.dumps({"refused": message}), flush=True)
+        return 0
+    except MemoryError:
+        print(json.dumps({"memory": True}), flush=True)
+        return 3
+    print(json.dumps({"facts": facts.as_dict()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
