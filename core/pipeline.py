@@ -91,22 +91,22 @@ class _Job:
         extracted = 0
         source = self.resources.enter_context(self.app.extractor.open(video, facts, options))
         for k, index in enumerate(indices):
-          if index in done:
-              continue
-          self.step("extracting", k, len(indices))
-          frame = source.extract(times[index], workdir / f"{index:04d}.jpg")
-          metrics = measure(frame.path)  # local metrics always, offline
-          key = frame_key(self.upload_id, index)
-          self.app.store.put_file(key, frame.path)
-          db.execute(
-              "INSERT OR IGNORE INTO frames (upload_id, idx, timestamp, storage_key, width, "
-              "height, sharpness, brightness, overexposed, dhash, created_at) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-              [self.upload_id, index, frame.timestamp, key, frame.width, frame.height,
-               metrics.sharpness, metrics.brightness, metrics.overexposed,
-               f"{metrics.dhash:016x}", time.time()])
-          images[index] = frame.path
-          extracted += 1
+            if index in done:
+                continue
+            self.step("extracting", k, len(indices))
+            frame = source.extract(times[index], workdir / f"{index:04d}.jpg")
+            metrics = measure(frame.path)  # local metrics always, offline
+            key = frame_key(self.upload_id, index)
+            self.app.store.put_file(key, frame.path)
+            db.execute(
+                "INSERT OR IGNORE INTO frames (upload_id, idx, timestamp, storage_key, width, "
+                "height, sharpness, brightness, overexposed, dhash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.upload_id, index, frame.timestamp, key, frame.width, frame.height,
+                 metrics.sharpness, metrics.brightness, metrics.overexposed,
+                 f"{metrics.dhash:016x}", time.time()])
+            images[index] = frame.path
+            extracted += 1
         self.step("extracting", len(indices), len(indices))
         return extracted, images
 

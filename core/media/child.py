@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,12 @@ def probe_in_child(path: Path, *, upload_id: int | None = None, name: str | None
     if isinstance(answer, dict) and "refused" in answer:
         raise InputError(f"{name}: {answer['refused']}", upload_id=upload_id)
     tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-    if done.returncode < 0 or "MemoryError" in "".join(tail) or answer == {"memory": True}:
+    if done.returncode == -signal.SIGKILL:  # the OOM killer or an operator: not the video
+        raise InternalError(f"{name}: the probe child was killed (signal 9)",
+                            upload_id=upload_id, transient=True, returncode=done.returncode)
+    out_of_memory = any(sign in line for line in tail for sign in
+                        ("MemoryError", "Cannot allocate memory", "failed to map segment"))
+    if done.returncode < 0 or out_of_memory or answer == {"memory": True}:
         raise InputError(
             f"{name}: reading the video header needed more than {memory_mb} MB or crashed "
             f"(exit {done.returncode})", upload_id=upload_id, returncode=done.returncode,

@@ -77,6 +77,10 @@ class PyAVSource:
         if self.options.keyframes_only:
             context.skip_frame = "NONKEY"
         self.time_base = self.stream.time_base or Fraction(1, 1000)
+        # Raw elementary streams carry no times: from the start, frame n is at n / fps.
+        self._decoded_from_start = 0
+        self._tick = (1 / (Fraction(self.facts.fps).limit_denominator(100000) * self.time_base)
+                      if self.facts.fps else None)
 
     def close(self) -> None:
         if self.container is not None:
@@ -148,6 +152,7 @@ class PyAVSource:
 
         best = None
         decoded = bad = 0
+        from_start = limit is not None
         try:
             for packet in self.container.demux(self.stream):
                 try:
@@ -158,6 +163,9 @@ class PyAVSource:
                         raise self._input_error("too many undecodable packets (corrupt?)") from None
                     continue
                 for frame in frames:
+                    if frame.pts is None and from_start and self._tick:
+                        frame.pts = round(self._decoded_from_start * self._tick)
+                    self._decoded_from_start += 1
                     if frame.pts is None:
                         continue
                     decoded += 1

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 VIDEO_FORMATS: tuple[str, ...] = (
     "mov", "mp4", "m4a", "3gp", "3g2", "mj2",   # the mov/mp4 family (one demuxer)
     "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "asf", "gif",
+    "h264", "hevc",   # raw elementary streams some recorders write (they name no other file)
 )
 """Demuxers a video may come from. libav refuses any other before reading the header
 (``format_whitelist``), so a playlist demuxer never gets to open the files it lists."""

@@ -71,13 +71,17 @@ def video_stream(container: av.container.InputContainer) -> av.video.stream.Vide
     return None
 
 
-def _refusal(path: Path) -> str:
-    """Why libav's whitelist refused ``path``, from its first bytes (for the message only)."""
+def _head(path: Path) -> bytes:
     try:
         with open(path, "rb") as handle:
-            head = handle.read(512)
+            return handle.read(512)
     except OSError:
-        return "cannot be read"
+        return b""
+
+
+def _refusal(path: Path) -> str:
+    """Why libav's whitelist refused ``path``, from its first bytes (for the message only)."""
+    head = _head(path)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"#EXTM3U") or text.startswith(b"ffconcat") or b"<MPD" in head:
         return "is a playlist, not a video"
@@ -92,6 +96,8 @@ def _open_error(path: Path, exc: Exception) -> str:
     if isinstance(exc, av.error.PermissionError):
         return "cannot be read (permission denied)"
     if isinstance(exc, av.error.InvalidDataError):
+        if _head(path)[4:8] == b"ftyp":  # an MP4 whose index (written last) never came
+            return "file is truncated or incomplete (the MP4 index, 'moov', is missing)"
         return "not a video file libav can read (unrecognised or corrupt data)"
     if isinstance(exc, av.error.FileNotFoundError | FileNotFoundError):
         return "file not found"
@@ -144,10 +150,10 @@ def _probe(path: Path, name: str, upload_id: int | None) -> ProbeResult:
             raise fail("not a video (no video stream)", container=fmt)
         if stream.disposition & av.stream.Disposition.still_image:
             raise fail("is a still image, not a video", container=fmt)
-        return _facts(container, stream, fmt, has_audio, fail)
+        return _facts(path, container, stream, fmt, has_audio, fail)
 
 
-def _facts(container, stream, fmt: str, has_audio: bool, fail) -> ProbeResult:
+def _facts(path: Path, container, stream, fmt: str, has_audio: bool, fail) -> ProbeResult:
     tb = stream.time_base or Fraction(1, 1000)
     first = _first_frame(container, stream)
     if first is None:
@@ -179,7 +185,8 @@ def _facts(container, stream, fmt: str, has_audio: bool, fail) -> ProbeResult:
         frames, exact = int(stream.frames), True
         end = float((stream.start_time or 0) * tb + stream.duration * tb)
     else:
-        frames, end = _scan(container, stream, header_fps)
+        with open_container(path) as fresh:  # from the start; raw streams cannot seek back
+            frames, end = _scan(fresh, video_stream(fresh), header_fps)
         exact = frames is not None
     duration = max(0.0, end - start) if end is not None else None
     fps = header_fps
@@ -223,7 +230,6 @@ def _first_frame(container, stream):
 def _scan(container, stream, fps: float | None) -> tuple[int | None, float | None]:
     """Count the video packets and find where the last one ends (demux only, no decoding)."""
     tb = stream.time_base
-    container.seek(0)  # back to the start; demuxers without an index seek by position
     count = 0
     times: list[int] = []
     durations: list[int] = []
@@ -239,6 +245,8 @@ def _scan(container, stream, fps: float | None) -> tuple[int | None, float | Non
         if count >= MAX_SCAN_PACKETS:
             logger.warning("stopped counting frames after %s packets", count)
             return None, _end(times, durations, tb, fps)
+    if not times and count and fps:  # raw elementary streams carry no times: count / rate
+        return count, count / fps
     return (count or None), _end(times, durations, tb, fps)
 
 

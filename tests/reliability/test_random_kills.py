@@ -195,16 +195,3 @@ def _no_stray_processes():
         except psutil.NoSuchProcess:
             pass
     assert not [p for p in leaked if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-
-
-def test_ffmpeg_killed_by_a_signal_is_transient_not_bad_input(tmp_path: Path) -> None:
-    """The OOM killer or an operator killing ffmpeg says nothing about the video."""
-    from core.errors import InternalError
-    from core.media import ExtractOptions, FFmpegExtractor
-
-    clip = samples.make_clip(tmp_path / "fine.mp4", seconds=1, width=160, height=120)
-    extractor = FFmpegExtractor(on_spawn=lambda pid: os.kill(pid, signal.SIGKILL))
-    with pytest.raises(InternalError) as caught:
-        extractor.extract(clip, 0.5, tmp_path / "f.jpg", ExtractOptions())
-    assert caught.value.transient and "killed (signal 9)" in caught.value.message
-    assert not (tmp_path / "f.jpg").exists() and not (tmp_path / "f.jpg.part").exists()
