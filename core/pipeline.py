@@ -72,7 +72,11 @@ class _Job:
         """The probe recorded at submit; uploads from before it are probed here (job child)."""
         if row.get("probe"):
             return media.ProbeResult.from_json(row["probe"])
-        return media.probe(video, upload_id=self.upload_id)
+        try:
+            return media.probe(video, upload_id=self.upload_id)
+        except InputError as exc:
+            exc.message = exc.message.replace(SCRATCH_NAME, row["original_name"], 1)
+            raise
 
     def extract(self, row: dict, video: Path, workdir: Path) -> tuple[int, dict[int, Path]]:
         db = self.app.db
@@ -89,7 +93,8 @@ class _Job:
                    [len(indices), self.upload_id])
         images: dict[int, Path] = {}
         extracted = 0
-        source = self.resources.enter_context(self.app.extractor.open(video, facts, options))
+        source = self.resources.enter_context(
+            self.app.extractor.open(video, facts, options, name=row["original_name"]))
         for k, index in enumerate(indices):
             if index in done:
                 continue

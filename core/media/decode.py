@@ -35,18 +35,21 @@ class PyAVExtractor:
         self.timeout = timeout
         self.upload_id = upload_id
 
-    def open(self, video: Path, facts: ProbeResult, options: ExtractOptions) -> PyAVSource:
+    def open(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
+             name: str | None = None) -> PyAVSource:
         return PyAVSource(Path(video), facts, options, timeout=self.timeout,
-                          upload_id=self.upload_id)
+                          upload_id=self.upload_id, name=name)
 
 
 class PyAVSource:
     """One opened video; see :class:`core.media.plan.FrameSource` for the contract."""
 
     def __init__(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
-                 timeout: float = 120.0, upload_id: int | None = None) -> None:
+                 timeout: float = 120.0, upload_id: int | None = None,
+                 name: str | None = None) -> None:
         from core.media.picture import Picture
 
+        self.name = name or video.name  # what messages call the video: never a path
         self.video, self.facts, self.options = video, facts, options
         self.timeout, self.upload_id = timeout, upload_id
         self.picture = Picture(facts, options.max_width)
@@ -64,7 +67,7 @@ class PyAVSource:
         try:
             self.container = open_container(self.video)
         except (av.error.FFmpegError, OSError) as exc:
-            raise self._input_error(f"libav could not open the video ({exc})") from None
+            raise self._input_error(f"libav could not open the video ({_reason(exc)})") from None
         self.stream = video_stream(self.container)
         if self.stream is None:
             raise self._input_error("has no video stream")
@@ -99,7 +102,7 @@ class PyAVSource:
         frame = self._frame_at(max(0.0, timestamp))
         image = self.picture.image(frame)
         seconds = round(float(frame.pts * self.time_base) - self.facts.start, 6)
-        if -1e-3 < seconds < 0:  # the recorded start is rounded to the microsecond
+        if -1e-3 < seconds <= 0:  # the recorded start is rounded to the microsecond
             seconds = 0.0
         part = dest.with_name(dest.name + ".part")
         try:
@@ -128,7 +131,7 @@ class PyAVSource:
             if frame is not None:
                 return frame
         logger.warning("upload %s: seeking gave no frame at or before %.3f s of %s; "
-                       "decoding from the start", self.upload_id, timestamp, self.video.name)
+                       "decoding from the start", self.upload_id, timestamp, self.name)
         self._open()
         frame, _ = self._decode_to(target, deadline, limit=MAX_FALLBACK_FRAMES)
         if frame is None:
@@ -142,7 +145,7 @@ class PyAVSource:
             self.container.seek(max(pts, 0) if pts < 0 else pts, stream=self.stream,
                                 backward=True, any_frame=False)
         except av.error.FFmpegError as exc:
-            logger.info("upload %s: seek failed in %s: %s", self.upload_id, self.video.name, exc)
+            logger.info("upload %s: seek failed in %s: %s", self.upload_id, self.name, _reason(exc))
             return False
         return True
 
@@ -175,14 +178,19 @@ class PyAVSource:
                         return best, best is None
                 if time.monotonic() > deadline:
                     raise JobTimeoutError(
-                        f"{self.video.name}: decoding took longer than {self.timeout:g} s "
+                        f"{self.name}: decoding took longer than {self.timeout:g} s "
                         "for one frame", upload_id=self.upload_id, timeout=self.timeout)
                 if limit is not None and decoded > limit:
                     break
         except av.error.FFmpegError as exc:
             if best is None:
-                raise self._input_error(f"libav could not decode the video ({exc})") from None
+                raise self._input_error(f"libav could not decode the video ({_reason(exc)})") from None
         return best, False
 
     def _input_error(self, reason: str, **evidence: object) -> InputError:
-        return InputError(f"{self.video.name}: {reason}", upload_id=self.upload_id, **evidence)
+        return InputError(f"{self.name}: {reason}", upload_id=self.upload_id, **evidence)
+
+
+def _reason(exc: Exception) -> str:
+    """libav's reason without the file name it quotes (a scratch path)."""
+    return str(getattr(exc, "strerror", None) or type(exc).__name__)

@@ -124,4 +124,7 @@ class FrameExtractor(Protocol):
     distance to the preceding keyframe, not with the video's length.
     """
 
-    def open(self, video: Path, facts: ProbeResult, options: ExtractOptions) -> FrameSource: ...
+    def open(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
+             name: str | None = None) -> FrameSource:
+        """``name`` is what messages call the video (the operator's name, never a path)."""
+        ...

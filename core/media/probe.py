@@ -36,6 +36,8 @@ MIN_SIDE = 2
 MAX_SCAN_PACKETS = 2_000_000
 """Bound on the packet scan that measures a stream without an index."""
 _FIRST_FRAME_PACKETS = 500
+TAIL_CHECK_S = 2.0
+"""How far before the indexed end the probe checks that the data is really there."""
 
 _MATRICES = {0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
              7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
@@ -184,6 +186,15 @@ def _facts(path: Path, container, stream, fmt: str, has_audio: bool, fail) -> Pr
     if stream.frames and stream.duration and fmt.startswith("mov"):
         frames, exact = int(stream.frames), True
         end = float((stream.start_time or 0) * tb + stream.duration * tb)
+        last = float(stream.start_time or 0) * float(tb) + float(stream.duration * tb)
+        with open_container(path) as fresh:
+            reached = _intact_until(fresh, video_stream(fresh), last)
+        step = 1 / header_fps if header_fps else 0.1
+        if reached is None or reached < last - 2 * step - 1e-6:
+            where = "before its first frame" if reached is None else (
+                f"at {max(0.0, reached - start):.1f} s of {max(0.0, last - start):.1f} s")
+            raise fail(f"file is truncated or incomplete (its video data stops {where})",
+                       container=fmt)
     else:
         with open_container(path) as fresh:  # from the start; raw streams cannot seek back
             frames, end = _scan(fresh, video_stream(fresh), header_fps)
@@ -227,6 +238,21 @@ def _first_frame(container, stream):
     return None
 
 
+def _intact_until(container, stream, end: float) -> float | None:
+    """Where the intact packets of the last seconds end (an index can promise more)."""
+    tb = stream.time_base
+    try:
+        container.seek(max(0, int((end - TAIL_CHECK_S) / tb)), stream=stream, backward=True)
+        reached = None
+        for packet in container.demux(stream):
+            if packet.size and not packet.is_corrupt and packet.pts is not None:
+                stop = float((packet.pts + (packet.duration or 0)) * tb)
+                reached = stop if reached is None else max(reached, stop)
+    except av.error.FFmpegError:
+        pass
+    return reached
+
+
 def _scan(container, stream, fps: float | None) -> tuple[int | None, float | None]:
     """Count the video packets and find where the last one ends (demux only, no decoding)."""
     tb = stream.time_base
@@ -234,7 +260,7 @@ def _scan(container, stream, fps: float | None) -> tuple[int | None, float | Non
     times: list[int] = []
     durations: list[int] = []
     for packet in container.demux(stream):
-        if packet.size == 0:
+        if packet.size == 0 or packet.is_corrupt:
             continue
         count += 1
         pts = packet.pts if packet.pts is not None else packet.dts

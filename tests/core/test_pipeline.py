@@ -62,19 +62,29 @@ def test_rerun_resumes_from_checkpointed_frames(app, clip_10s):
     upload_id = submit_file(app, clip_10s).upload_id
     jobs.claim(app.db, upload_id, "w1", lease_seconds=60)
     calls = []
-    real_extract = app.extractor.extract
+    real_extractor = app.extractor
 
-    def extract_three_then_die(video, timestamp, dest, options):
-        calls.append(timestamp)
-        if len(calls) > 3:
-            raise KeyboardInterrupt  # stands in for the process dying mid-job
-        return real_extract(video, timestamp, dest, options)
+    class ThreeThenDie:
+        """A FrameExtractor whose sources die after three frames."""
 
-    app.extractor.extract = extract_three_then_die
+        def open(self, video, facts, options, *, name=None):
+            source = real_extractor.open(video, facts, options, name=name)
+            real_extract = source.extract
+
+            def extract(timestamp, dest):
+                calls.append(timestamp)
+                if len(calls) > 3:
+                    raise KeyboardInterrupt  # stands in for the process dying mid-job
+                return real_extract(timestamp, dest)
+
+            source.extract = extract
+            return source
+
+    app.extractor = ThreeThenDie()
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(app, upload_id, "w1")
     assert len(frame_rows(app, upload_id)) == 3
-    app.extractor.extract = real_extract
+    app.extractor = real_extractor
     jobs.release(app.db, upload_id, "w1", reason="test")
     jobs.claim(app.db, upload_id, "w2", lease_seconds=60)
     result = pipeline.run(app, upload_id, "w2")
