@@ -89,12 +89,18 @@ def _refusal(path: Path) -> str:
         return "is a playlist, not a video"
     if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "is a still image, not a video"
-    return "is not a video container PeakOps accepts"
+    return _NOT_ACCEPTED
+
+
+_NOT_ACCEPTED = "is not a video container PeakOps accepts"
 
 
 def _open_error(path: Path, exc: Exception) -> str:
-    if isinstance(exc, av.error.ArgumentError) and getattr(exc, "errno", None) == 22:
-        return _refusal(path)
+    if isinstance(exc, av.error.ArgumentError | av.error.InvalidDataError):
+        # The whitelist refuses other demuxers (at probing or right after): say what it was.
+        refusal = _refusal(path)
+        if isinstance(exc, av.error.ArgumentError) or refusal != _NOT_ACCEPTED:
+            return refusal
     if isinstance(exc, av.error.PermissionError):
         return "cannot be read (permission denied)"
     if isinstance(exc, av.error.InvalidDataError):
