@@ -172,10 +172,11 @@ class PyAVSource:
                     if frame.pts is None:
                         continue
                     decoded += 1
-                    if frame.pts <= target:
-                        best = frame
-                    else:
+                    if frame.pts > target:
                         return best, best is None
+                    best = frame
+                    if frame.duration and frame.pts + frame.duration > target:
+                        return best, False  # the next frame starts after the target
                 if time.monotonic() > deadline:
                     raise JobTimeoutError(
                         f"{self.name}: decoding took longer than {self.timeout:g} s "

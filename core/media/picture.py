@@ -38,7 +38,7 @@ def scale_args(facts: ProbeResult, frame: av.VideoFrame, size: tuple[int, int]) 
     if matrix is None:
         matrix = "bt709" if frame.height >= 720 else "bt601"
     full = facts.color_range == "pc" or frame.format.name.startswith("yuvj")
-    args = [f"w={size[0]}", f"h={size[1]}", "flags=bicubic+accurate_rnd+full_chroma_int",
+    args = [f"w={size[0]}", f"h={size[1]}", "flags=area",
             f"in_color_matrix={matrix}", f"in_range={'full' if full else 'limited'}",
             "out_color_matrix=bt709", "out_range=full"]
     if facts.hdr:
