@@ -33,7 +33,7 @@ from core.media.plan import (
 __all__ = [
     "DEGRADE_LEVELS", "PLAYLIST_FORMATS", "VIDEO_FORMATS", "ExtractOptions", "ExtractedFrame",
     "FrameExtractor", "FrameSource", "ProbeResult", "decode_threads", "default_extractor",
-    "degrade_plan", "ffmpeg_exe", "frame_times", "plan_times", "probe", "probe_isolated",
+    "degrade_plan", "ffmpeg_exe", "frame_times", "plan_times", "probe", "probe_isolated", "start_probe",
 ]
 
 
@@ -59,6 +59,13 @@ def probe_isolated(path: Path, *, upload_id: int | None = None, name: str | None
 
     kwargs = {k: v for k, v in (("memory_mb", memory_mb), ("timeout", timeout)) if v}
     return probe_in_child(Path(path), upload_id=upload_id, name=name, **kwargs)
+
+
+def start_probe(path: Path, *, name: str | None = None):
+    """Start the submit-time probe child now; ``.result(upload_id=...)`` or ``.cancel()``."""
+    from core.media.child import ProbeChild
+
+    return ProbeChild(Path(path), name=name)
 
 
 def default_extractor(upload_id: int | None = None) -> FrameExtractor:
