@@ -58,6 +58,7 @@ $(PKGSTAMP): pyproject.toml | $(PY)
 
 .PHONY: package package-check
 package: $(PKGSTAMP)
+	sh scripts/ensure-system-deps.sh
 	$(PY) packaging/build.py
 
 # Builds the package, unpacks the .deb and runs the frozen app from there (CI step).

@@ -23,7 +23,7 @@ from core.errors import PeakOpsError
 logger = logging.getLogger("peakops")
 
 COMMAND_MODULES = ["batch.cli_uploads", "batch.cli_worker", "batch.cli_console",
-                   "batch.cli_batch"]
+                   "batch.cli_batch", "batch.cli_results"]
 """Modules that add subcommands: each has ``register(subparsers)``."""
 
 Handler = Callable[[Settings, argparse.Namespace], int]

@@ -22,6 +22,7 @@ import fcntl
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -36,12 +37,21 @@ from batch import offpeak
 from batch.offpeak import Plan, fmt_duration
 from batch.queue import Queue, make_queue
 from batch.windows import Schedule, parse_windows
-from core import jobs, maintenance
+from core import jobs, maintenance, report
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import StateError
 
 logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+"""What time it is, as an aware datetime. Entry points pass the wall clock; tests pass
+their own, so window decisions never depend on when a test happens to run."""
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
 
 REAP_EVERY_S = 60.0
 CLEANUP_AT = {"hour": 3, "minute": 30}
@@ -71,13 +81,16 @@ def acquire_lock(home: Path) -> IO[str]:
 class Runtime:
     """What the scheduler's jobs work on: settings, schedule, database, queue."""
 
-    def __init__(self, settings: Settings, scheduler: BackgroundScheduler) -> None:
+    def __init__(self, settings: Settings, scheduler: BackgroundScheduler,
+                 clock: Clock = wall_clock) -> None:
         self.settings = settings
+        self.clock = clock
         self.schedule: Schedule = parse_windows(settings.offpeak_windows, settings.timezone)
         self.scheduler = scheduler
         self.app: App = open_app(settings, check_same_thread=False)
         self.queue: Queue = make_queue(settings)
         self.was_open: bool | None = None
+        self.opened: offpeak.Opening | None = None  # the stretch a morning report covers
         self.last_deferred: dict[int, str] = {}
 
     def close(self) -> None:
@@ -123,10 +136,15 @@ class Runtime:
             assert plan.opening is not None
             logger.info("window opened (%s) until %s", plan.opening.source,
                         plan.opening.end.isoformat())
+            self.opened = plan.opening
         else:
             nxt = plan.next_open.isoformat() if plan.next_open else "never"
             logger.info("window closed (%s); next opens %s",
                         plan.pause or "outside the schedule", nxt)
+            if self.opened is not None:
+                report.write_at_close(self.app, start=self.opened.start, end=plan.now,
+                                      notes=self.last_deferred)
+                self.opened = None
 
     def next_boundary(self, plan: Plan) -> datetime | None:
         """When the open/closed answer next changes, as far as the window math knows."""
@@ -177,11 +195,13 @@ def _current() -> Runtime:
 
 
 def dispatch_tick() -> None:
-    _current().tick(datetime.now(UTC))
+    runtime = _current()
+    runtime.tick(runtime.clock())
 
 
 def boundary_tick() -> None:
-    _current().tick(datetime.now(UTC))
+    runtime = _current()
+    runtime.tick(runtime.clock())
 
 
 def reap_tick() -> None:
@@ -195,8 +215,9 @@ def cleanup_tick() -> None:
 class OffPeakScheduler:
     """The one APScheduler instance, in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = wall_clock) -> None:
         self.settings = settings
+        self.clock = clock
         self.scheduler = BackgroundScheduler(
             timezone=settings.timezone,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -207,7 +228,7 @@ class OffPeakScheduler:
         global _runtime
         if _runtime is not None:
             raise RuntimeError("a scheduler already runs in this process")
-        self.runtime = _runtime = Runtime(self.settings, self.scheduler)
+        self.runtime = _runtime = Runtime(self.settings, self.scheduler, self.clock)
         schedule = self.runtime.schedule
         logger.info("scheduler: windows %r in %s, end policy %s, dispatch every %g s",
                     str(schedule) or "(none)", self.settings.timezone,
@@ -232,10 +253,10 @@ class OffPeakScheduler:
         self.runtime = _runtime = None
 
 
-def run_scheduler(settings: Settings, stop: threading.Event) -> int:
+def run_scheduler(settings: Settings, stop: threading.Event, clock: Clock = wall_clock) -> int:
     """``peakops scheduler``: hold the lock and run until ``stop`` is set."""
     lock = acquire_lock(settings.home)
-    scheduler = OffPeakScheduler(settings)
+    scheduler = OffPeakScheduler(settings, clock)
     try:
         scheduler.start()
         while not stop.wait(1.0):
@@ -246,10 +267,9 @@ def run_scheduler(settings: Settings, stop: threading.Event) -> int:
     return 0
 
 
-def hold_for(settings: Settings, *, clock: Any = None):
+def hold_for(settings: Settings, *, clock: Clock = wall_clock):
     """The worker's hold for the batch service: off-peak uploads run only while open."""
     schedule = parse_windows(settings.offpeak_windows, settings.timezone)
-    clock = clock or (lambda: datetime.now(UTC))
 
     def hold(db: Any, row: dict[str, Any], starting: bool) -> str | None:
         if row.get("mode") != jobs.MODE_OFFPEAK:

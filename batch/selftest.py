@@ -214,6 +214,24 @@ def package_for(soname: str) -> str | None:
     return None
 
 
+_SONAME_RE = re.compile(r"(lib[\w.+-]+?)\.so\.(\d+)")
+
+
+def debian_package(soname: str) -> str:
+    """The Debian package that ships ``soname``, by Debian's library naming policy: the
+    name before ``.so`` plus the major version, joined by ``-`` when the name ends in a
+    digit (``libxcb-icccm.so.4`` -> ``libxcb-icccm4``, ``libxkbcommon-x11.so.0`` ->
+    ``libxkbcommon-x11-0``). The frozen app's own table, written at build time, wins."""
+    known = package_for(soname)
+    if known:
+        return known
+    match = _SONAME_RE.fullmatch(soname)
+    if not match:
+        return soname
+    name, major = match[1].lower(), match[2]
+    return f"{name}-{major}" if name[-1].isdigit() else f"{name}{major}"
+
+
 def xcb_problem() -> str | None:
     """Why Qt's X11 (xcb) platform plugin cannot load here, naming the libraries; None if
     it can. Qt's own message ("could not load the Qt platform plugin xcb even though it
@@ -230,15 +248,16 @@ def xcb_problem() -> str | None:
         names = missing_libraries(plugin) or ([first.group(1)] if first else [])
         if not names:
             return f"Qt's X11 plugin does not load: {exc}"
-    packages = sorted({package_for(n) or n for n in names})
+    packages = sorted({debian_package(n) for n in names})
     return (f"the console needs system libraries that are missing: {', '.join(names)}; "
             f"install them (Debian/Ubuntu: sudo apt-get install {' '.join(packages)})")
 
 
 # --------------------------------------------------------------------------- running
 
-def run(out=None) -> int:
-    """Run every check; one line each; 0 when all pass."""
+def run(out=None, *, x11_problem: Callable[[], str | None] = xcb_problem) -> int:
+    """Run every check; one line each; 0 when all pass. A console that cannot load Qt's
+    X11 plugin is a failure: the installed app would not open its window."""
     out = out or sys.stdout
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import: no display needed
     frozen = "frozen" if getattr(sys, "frozen", False) else "source"
@@ -257,8 +276,9 @@ def run(out=None) -> int:
             took = time.monotonic() - started
             print(f"{'ok  ' if ok else 'FAIL'}  {name:<9} {detail} [{took:.2f} s]", file=out,
                   flush=True)
-    problem = xcb_problem()
-    print(f"{'warn' if problem else 'ok  '}  {'x11':<9} "
+    problem = x11_problem()
+    failures += problem is not None
+    print(f"{'FAIL' if problem else 'ok  '}  {'x11':<9} "
           f"{problem or 'Qt X11 (xcb) plugin loads'}", file=out)
     print(f"self-test: {'all passed' if not failures else f'{failures} failed'}", file=out)
     return 1 if failures else 0

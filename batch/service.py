@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import logging
 
-from batch.scheduler import OffPeakScheduler, acquire_lock, hold_for
+from batch.scheduler import Clock, OffPeakScheduler, acquire_lock, hold_for, wall_clock
 from core.config import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def run_batch(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT; exit code 0. StateError if a scheduler already runs."""
+def run_batch(settings: Settings, clock: Clock = wall_clock) -> int:
+    """Run until SIGTERM/SIGINT; exit code 0. StateError if a scheduler already runs.
+
+    ``clock`` tells both the scheduler and the worker's hold what time it is."""
     from batch.worker import Worker
     lock = acquire_lock(settings.home)
     try:
-        hold = hold_for(settings)  # parses the windows: a bad spec fails before anything runs
+        hold = hold_for(settings, clock=clock)  # parses the windows: a bad spec fails before anything runs
         worker = Worker(settings, hold=hold)
-        scheduler = OffPeakScheduler(settings)
+        scheduler = OffPeakScheduler(settings, clock)
         scheduler.start()
         try:
             logger.info("batch service: worker %s with the off-peak scheduler", worker.name)

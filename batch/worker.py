@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psutil
-
 from batch.queue import Queue, make_queue, set_executor
 from batch.supervisor import JobChild, Limits, Outcome, tree_rss_kib, watch_job
 from core import heartbeat, jobs, maintenance, media
@@ -26,6 +24,7 @@ from core.app import App, open_app
 from core.config import Settings
 from core.db import connect
 from core.errors import MemoryLimitError, PeakOpsError, from_category
+from core.liveness import pid_running
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def owner_alive(owner: str) -> bool:
         return True  # not ours to judge: wait for the lease to expire
     if host != socket.gethostname():
         return True
-    return psutil.pid_exists(pid_number)
+    return pid_running(pid_number)
 
 
 class Worker:
@@ -89,8 +88,10 @@ class Worker:
 
     def run(self) -> int:
         set_executor(self)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self.request_stop)
+        if threading.current_thread() is threading.main_thread():
+            # A worker embedded in another program's thread is stopped by request_stop().
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self.request_stop)
         self.beat("starting", force=True)
         beater = threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True)
         beater.start()
@@ -232,11 +233,17 @@ class Worker:
             return jobs.fail(db, upload_id, error, owner=self.name,
                              max_attempts=self.settings.max_attempts,
                              retry_backoff=self.settings.retry_backoff)
+        started = time.monotonic()
         outcome = watch_job(child, {"upload_id": upload_id, "owner": self.name,
                                     "reanalyse": False},
                             self.limits, on_sample=self._on_sample,
                             should_stop=lambda: self.stopping or self._held(upload_id))
         status = self._settle(upload_id, row, outcome)
+        frames = db.execute("SELECT COUNT(*) FROM frames WHERE upload_id = ?",
+                            [upload_id]).fetchone()[0]
+        logger.info("upload %s: job ended %s (%s), %s frames, %.1f s, peak %.0f MB", upload_id,
+                    status, outcome.kind, frames, time.monotonic() - started,
+                    outcome.peak_kib / 1024)
         self.current = {}
         self.beat("idle", force=True)
         return status

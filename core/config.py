@@ -92,6 +92,11 @@ def _path(value: Any) -> Path:
     return Path(text).expanduser()
 
 
+def _optional_path(value: Any) -> Path | None:
+    text = _text(value)
+    return Path(text).expanduser() if text else None
+
+
 def _confidence(value: Any) -> float:
     number = _non_negative_float(value)
     if number > 100:
@@ -173,6 +178,10 @@ class Settings:
     log_level: str = _setting(
         "INFO", _choice("debug", "info", "warning", "error"), "debug, info, warning or error",
         "PEAKOPS_LOG_LEVEL")
+    hold_file: Path | None = _setting(
+        None, _optional_path,
+        "a file path; for tests: while it exists, a job waits before each frame past the "
+        "count the file holds", "PEAKOPS_HOLD_FILE")
     config_file: Path | None = field(default=None, metadata={"internal": True})
 
     @property

@@ -7,12 +7,11 @@ import shutil
 import time
 from dataclasses import dataclass
 
-import psutil
-
 from core import jobs
 from core.app import App
 from core.db import transaction
 from core.errors import StateError, StorageError
+from core.liveness import pid_running
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def sweep_temp(app: App) -> int:
             pid = int(folder.name.rsplit("-", 1)[1])
         except ValueError:
             continue
-        if not psutil.pid_exists(pid):
+        if not pid_running(pid):
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed

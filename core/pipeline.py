@@ -22,6 +22,7 @@ from core.analysis import measure
 from core.app import App, temp_dir_for
 from core.db import transaction
 from core.errors import CancelledError, InputError, InternalError, PeakOpsError
+from core.holdpoint import wait_at_hold_point
 from core.storage import frame_key
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class _Job:
             if index in done:
                 continue
             self.step("extracting", k, len(indices))
+            wait_at_hold_point(self.settings.hold_file, self.upload_id, k)
             frame = source.extract(times[index], workdir / f"{index:04d}.jpg")
             metrics = measure(frame.path)  # local metrics always, offline
             key = frame_key(self.upload_id, index)

@@ -230,6 +230,9 @@ class S3Store:
         return (f"S3 bucket {self.bucket}, prefix {self.prefix or '(none)'}, region "
                 f"{self.region or 'default'}, endpoint {safe_endpoint(self.endpoint)}")
 
+    def location(self, key: str) -> str:
+        return self._where(check_key(key))
+
     def check(self) -> None:
         """head_bucket, then write and delete a small probe object under the prefix."""
         probe = f"{self.prefix}.peakops-check-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -16,9 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import psutil
-
 from core.errors import InputError, StorageError
+from core.liveness import pid_running
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes moved since the previous call (a delta)."""
@@ -70,6 +69,9 @@ class ObjectStore(Protocol):
 
     def describe(self) -> str:
         """One line naming where objects go, safe to print (no secrets)."""
+
+    def location(self, key: str) -> str:
+        """Where a person finds the object under ``key`` (a file path or a URL)."""
 
     def check(self) -> None:
         """Raise StorageError if the store cannot be written to now (for doctor)."""
@@ -166,6 +168,9 @@ class LocalStore:
     def describe(self) -> str:
         return f"local folder {self.root}"
 
+    def location(self, key: str) -> str:
+        return str(self._path(key).resolve())
+
     def sweep_partials(self) -> int:
         """Remove partial files of puts whose process is gone (killed mid-copy)."""
         removed = 0
@@ -174,7 +179,7 @@ class LocalStore:
                 pid = int(part.name.split("-", 1)[0])
             except ValueError:
                 continue
-            if not psutil.pid_exists(pid):
+            if not pid_running(pid):
                 with contextlib.suppress(FileNotFoundError):
                     part.unlink()
                     removed += 1

@@ -31,6 +31,7 @@ from desktop.dialogs import Dialogs
 from desktop.filter_bar import FilterBar
 from desktop.menus import build_actions, show_context_menu
 from desktop.models import COLUMN_KEYS, F, UploadsFilter, UploadsModel, poll_uploads
+from desktop.results import ResultsActions
 from desktop.schedule_panel import (
     SchedulePanel,
     load_state,
@@ -131,6 +132,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(self.icon)
         build_actions(self)
         self.tray = Tray(self, self.icon)
+        self.results = ResultsActions(self)
         # Window geometry, docks and columns, per home folder (so tests never share them).
         self.ui_state = QSettings(str(settings.home / "console.ini"), QSettings.Format.IniFormat)
         self.remember_ui = remember_ui

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 
 class Dialogs:
@@ -23,12 +24,19 @@ class Dialogs:
     def info(self, parent: QWidget | None, title: str, text: str) -> None:
         QMessageBox.information(parent, title, text)
 
+    def save_path(self, parent: QWidget | None, title: str, suggested: Path,
+                  filters: str) -> Path | None:
+        """Where to save a file; None when the operator cancels."""
+        name, _ = QFileDialog.getSaveFileName(parent, title, str(suggested), filters)
+        return Path(name) if name else None
+
 
 class ScriptedDialogs(Dialogs):
     """For tests and the screenshot mode: answers given up front, every question recorded."""
 
-    def __init__(self, answer: bool = True) -> None:
+    def __init__(self, answer: bool = True, save_to: Path | None = None) -> None:
         self.answer = answer
+        self.save_to = save_to
         self.asked: list[tuple[str, str]] = []
         self.shown: list[tuple[str, str, str]] = []
 
@@ -41,3 +49,7 @@ class ScriptedDialogs(Dialogs):
 
     def info(self, parent: Any, title: str, text: str) -> None:
         self.shown.append(("info", title, text))
+
+    def save_path(self, parent: Any, title: str, suggested: Path, filters: str) -> Path | None:
+        self.asked.append((title, str(suggested)))
+        return self.save_to

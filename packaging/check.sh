@@ -6,22 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 
-# System tools the build needs; installed when we are root on Debian/Ubuntu (idempotent).
-missing=""
-command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
-command -v zstd >/dev/null 2>&1 || missing="$missing zstd"
-command -v objdump >/dev/null 2>&1 || missing="$missing binutils"
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-        echo "package-check: installing$missing" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        # shellcheck disable=SC2086  # word splitting of the package list is intended
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-    else
-        echo "package-check: missing system tools:$missing (apt-get install$missing)" >&2
-        exit 1
-    fi
-fi
+sh scripts/ensure-system-deps.sh  # build tools, Qt's X11 libraries, xvfb
 
 started=$(date +%s)
 if [ "${PEAKOPS_CHECK_NO_BUILD:-0}" != 1 ]; then

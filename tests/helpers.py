@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from core.config import Settings, load_settings
@@ -40,3 +41,34 @@ def run_cli(home: Path, *args: str, timeout: float = 120, check: bool = False,
 def cli_json(home: Path, *args: str, **env: str):
     proc = run_cli(home, *args, "--json", check=True, **env)
     return json.loads(proc.stdout)
+
+
+class HoldPoint:
+    """The test's side of :mod:`core.holdpoint`: stop a job at a known frame, act on it
+    while it surely runs (kill it, move the clock, pause the batch), then release it."""
+
+    def __init__(self, folder: Path) -> None:
+        from core.holdpoint import marker_for
+        self.path = folder / "hold"
+        self.marker = marker_for(self.path)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PEAKOPS_HOLD_FILE": str(self.path)}
+
+    def arm(self, after_frames: int = 0) -> None:
+        """Hold the next job that reaches plan position ``after_frames``."""
+        self.marker.unlink(missing_ok=True)
+        self.path.write_text(str(after_frames))
+
+    def wait_reached(self, timeout: float = 60.0) -> dict:
+        """The held job's ``{"upload_id", "position", "pid"}`` once it waits."""
+        deadline = time.monotonic() + timeout
+        while not self.marker.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no job reached the hold point within {timeout:g} s")
+            time.sleep(0.02)
+        return json.loads(self.marker.read_text())
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,114 +1,144 @@
-"""``peakops batch`` as real processes: windows under a shifted clock (libfaketime), soft
-and hard window end, pause after the current video, run-now.
+"""The off-peak batch with a real worker and real clips, on a clock the test sets.
 
-The shifted clock comes from Debian's ``faketime`` (scripts/ensure-system-deps.sh
-installs it). ``FAKETIME_DONT_RESET=1`` lets the job children continue the service's
-clock instead of starting again at the given time.
+The scheduler's runtime and the worker's hold take the clock as a parameter, so a window
+opens at 22:00 and closes at 06:00 because the test says what time it is, not because
+the machine happened to be at that point; a running video is met at a hold point the test
+controls. One smoke test runs the real ``peakops batch`` process in a window that is
+always open and asserts only outcomes.
 """
 
 from __future__ import annotations
 
-import shutil
+import logging
+import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
 
-from batch.windows import DAYS
-from core import samples
-from tests.helpers import REPO, cli_env, cli_json, run_cli
+from batch import offpeak
+from batch.scheduler import Runtime, hold_for
+from batch.worker import Worker
+from core import samples, state
+from core.config import Settings, load_settings
+from tests.helpers import HoldPoint, cli_env, cli_json, run_cli
+from tests.reliability.support import wait_for
 
-SHIM = Path(__file__).parent / "faketime_shim"
-FAST = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "4", "PEAKOPS_DISPATCH_INTERVAL": "1",
-        "PEAKOPS_RETRY_BACKOFF": "0", "TZ": "UTC"}
-NIGHTS = "tue 22:00-06:00"
-
-
-def epoch(text: str) -> float:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
-
-
-def faketime_env(start: str) -> dict[str, str]:
-    """Environment that runs a process (and its children) on a clock from ``start``."""
-    assert shutil.which("faketime"), "faketime missing: run scripts/ensure-system-deps.sh"
-    libraries = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
-    assert libraries, "libfaketime missing: run scripts/ensure-system-deps.sh"
-    return {"LD_PRELOAD": str(libraries[0]), "FAKETIME": f"@{start}",
-            "FAKETIME_DONT_RESET": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            "PYTHONPATH": f"{SHIM}:{REPO}", "TZ": "UTC"}
+FAST = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "6", "PEAKOPS_RETRY_BACKOFF": "0", "TZ": "UTC"}
+NIGHTS = {"PEAKOPS_OFFPEAK_WINDOWS": "tue 22:00-06:00"}
+ALWAYS = {"PEAKOPS_OFFPEAK_WINDOWS": "daily 00:00-24:00"}
 
 
-class Batch:
-    """A running ``peakops batch``; ``fake_start`` runs it under libfaketime."""
-
-    def __init__(self, home: Path, fake_start: str | None = None, **env: str) -> None:
-        self.home = home
-        self.log = home.parent / f"{home.name}-batch.log"
-        env = cli_env(home, **{**FAST, **env})
-        argv = [sys.executable, "-m", "batch.cli", "batch"]
-        if fake_start:
-            # The library directly, not the `faketime` wrapper: SIGTERM must reach the service.
-            env.update(faketime_env(fake_start))
-        self.started = time.monotonic()
-        with self.log.open("w") as log:
-            self.proc = subprocess.Popen(argv, cwd=home.parent, env=env,
-                                         stdout=subprocess.DEVNULL, stderr=log)
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def wait_elapsed(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds - self.elapsed()))
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        code = self.proc.wait(timeout=30)
-        text = self.log.read_text()
-        assert code == 0, text[-3000:]
-        return text
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def submit(home: Path, *clips: Path, **env: str) -> list[int]:
-    proc = run_cli(home, "submit", "--off-peak", *map(str, clips), check=True,
-                   **{**FAST, **env})
-    ids = [int(line.split("\t")[0]) for line in proc.stdout.splitlines()]
-    assert len(ids) == len(clips)
-    return ids
+class Clock:
+    """The time the scheduler and the worker's hold see: whatever the test set last."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
-def rows(home: Path, sql: str, params=()) -> list[tuple]:
-    conn = sqlite3.connect(home / "peakops.db", timeout=30)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+class Home:
+    """A home folder, its environment and settings, its runtime (the scheduler's jobs)."""
+
+    def __init__(self, path: Path, clock: Clock, **env: str) -> None:
+        self.path, self.clock = path, clock
+        self.env = cli_env(path, **{**FAST, **env})
+        self.settings: Settings = load_settings(self.env)
+        self.runtime = Runtime(self.settings, BackgroundScheduler(timezone="UTC"), clock)
+
+    def submit(self, *clips: Path) -> list[int]:
+        proc = run_cli(self.path, "submit", "--off-peak", *map(str, clips), check=True,
+                       **{k: v for k, v in self.env.items() if k.startswith("PEAKOPS_")})
+        ids = [int(line.split("\t")[0]) for line in proc.stdout.splitlines()]
+        assert len(ids) == len(clips)
+        return ids
+
+    def tick(self, when: datetime | None = None) -> offpeak.Plan:
+        if when is not None:
+            self.clock.now = when
+        return self.runtime.tick(self.clock())
+
+    def rows(self, sql: str, params=()) -> list[tuple]:
+        conn = sqlite3.connect(self.path / "peakops.db", timeout=30)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def status(self) -> dict[int, str]:
+        return dict(self.rows("SELECT id, status FROM uploads"))
+
+    def events(self, upload_id: int, kind: str) -> list[tuple[float, str]]:
+        return self.rows("SELECT at, message FROM events WHERE upload_id = ? AND kind = ? "
+                         "ORDER BY id", [upload_id, kind])
+
+    def _start_worker(self, *, burst: bool) -> tuple[threading.Thread, list[Worker]]:
+        """The batch service's worker in a thread (it opens its database there), held by
+        the window on ``clock``; its job child is a real process."""
+        made: list[Worker] = []
+        ready = threading.Event()
+
+        def run() -> None:
+            try:
+                worker = Worker(self.settings, burst=burst, child_env=self.env,
+                                hold=hold_for(self.settings, clock=self.clock))
+                made.append(worker)
+            finally:
+                ready.set()
+            worker.run()
+
+        thread = threading.Thread(target=run, name="worker")
+        thread.start()
+        ready.wait(timeout=60)
+        assert made, "the worker did not start"
+        return thread, made
+
+    def burst(self) -> None:
+        """Run what is QUEUED, then return (``peakops worker --burst`` on our clock)."""
+        thread, _ = self._start_worker(burst=True)
+        thread.join(timeout=180)
+        assert not thread.is_alive(), "the burst worker did not finish"
+
+    @contextmanager
+    def worker(self) -> Iterator[Worker]:
+        """A worker that runs until the block ends."""
+        thread, [worker] = self._start_worker(burst=False)
+        try:
+            yield worker
+        finally:
+            worker.request_stop()
+            thread.join(timeout=60)
+            assert not thread.is_alive(), "the worker did not stop"
+
+    def close(self) -> None:
+        self.runtime.close()
 
 
-def status(home: Path) -> dict[int, str]:
-    return dict(rows(home, "SELECT id, status FROM uploads"))
+@pytest.fixture
+def homes(tmp_path) -> Iterator[callable]:
+    made: list[Home] = []
 
+    def make(name: str, now: str, **env: str) -> Home:
+        home = Home(tmp_path / name, Clock(at(now)), **env)
+        made.append(home)
+        return home
 
-def events(home: Path, upload_id: int, kind: str) -> list[tuple[float, str]]:
-    return rows(home, "SELECT at, message FROM events WHERE upload_id = ? AND kind = ? "
-                "ORDER BY id", [upload_id, kind])
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def idle(home: Path) -> bool:
-    return not rows(home, "SELECT 1 FROM uploads WHERE status IN ('QUEUED', 'PROCESSING')")
+    yield make
+    for home in made:
+        home.close()
 
 
 @pytest.fixture(scope="module")
@@ -117,156 +147,147 @@ def clips(tmp_path_factory) -> dict[str, list[Path]]:
     return {
         "short": [samples.make_clip(folder / f"short-{i}.mp4", seconds=2 + i, width=160,
                                     height=120) for i in range(3)],
-        "medium": [samples.make_clip(folder / f"medium-{i}.mp4", seconds=10 + i, width=320,
-                                     height=240) for i in range(5)],
-        "long": [samples.make_clip(folder / f"long-{i}.mp4", seconds=20 + i, width=320,
-                                   height=240) for i in range(3)],
+        "long": [samples.make_clip(folder / f"long-{i}.mp4", seconds=10 + i, width=320,
+                                   height=240) for i in range(2)],
     }
 
 
-@pytest.fixture(scope="module")
-def slow_clip(tmp_path_factory) -> Path:
-    """Cheap by the estimate (30 s at 640x360: ~3.5 s at the default rate), slow to do:
-    one GOP, so each of 60 frames decodes from the start (~15 s in all, here)."""
-    folder = tmp_path_factory.mktemp("batch-slow")
-    return samples.make_clip(folder / "one-gop.mp4", seconds=30, width=640, height=360,
-                             keyint=750)
-
-
-def test_faketime_reaches_the_service_and_its_job_children(tmp_path) -> None:
-    probe = subprocess.run(
-        [sys.executable, "-c",
-         "import subprocess, sys, time; time.sleep(0.2); print(time.time()); "
-         "print(subprocess.run([sys.executable, '-c', 'import time; print(time.time())'], "
-         "capture_output=True, text=True).stdout)"],
-        env={**cli_env(tmp_path / "home"), **faketime_env("2026-12-01 21:59:50")},
-        capture_output=True, text=True, timeout=30, check=True)
-    parent, child = map(float, probe.stdout.split())
-    start = epoch("2026-12-01T21:59:50")
-    assert start + 0.2 <= parent < start + 10  # the clock runs on from the given time
-    assert parent <= child < start + 10  # children continue it (FAKETIME_DONT_RESET)
-
-
-def test_window_opens_at_22_and_dispatch_stops_at_06(tmp_path, clips) -> None:
-    """Two services side by side: one from Tue 21:59:52, one from Wed 05:59:54."""
-    evening, morning = tmp_path / "evening", tmp_path / "morning"
-    early = submit(evening, *clips["short"])
-    late = submit(morning, *clips["medium"], PEAKOPS_MAX_FRAMES_PER_VIDEO="20")
-    opens, closes = epoch("2026-12-01T22:00:00"), epoch("2026-12-02T06:00:00")
-    first = Batch(evening, "2026-12-01 21:59:52", PEAKOPS_OFFPEAK_WINDOWS=NIGHTS)
-    second = Batch(morning, "2026-12-02 05:59:54", PEAKOPS_OFFPEAK_WINDOWS=NIGHTS,
-                   PEAKOPS_MAX_FRAMES_PER_VIDEO="20")
-    try:
-        first.wait_elapsed(5.5)  # 21:59:57 for the evening service
-        assert set(status(evening).values()) == {"DEFERRED"}
-        wait_for(lambda: set(status(evening).values()) == {"DONE"}, 60, "evening DONE")
-        second.wait_elapsed(9)  # 06:00:03
-        wait_for(lambda: idle(morning), 60, "the morning's running video to finish")
-        time.sleep(2)
-        morning_status = status(morning)
-    finally:
-        evening_log, morning_log = first.stop(), second.stop()
-    for upload_id in early:
-        [(at, message)] = events(evening, upload_id, "dispatched")
-        assert opens <= at < opens + 60, (at, message)  # the service saw the shifted clock
+def test_window_opens_at_22_and_dispatch_stops_at_06(homes, clips, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="batch.scheduler")
+    evening = homes("evening", "2026-12-01T21:59:57", **NIGHTS)
+    ids = evening.submit(*clips["short"])
+    opens, closes = at("2026-12-01T22:00:00"), at("2026-12-02T06:00:00")
+    assert not evening.tick().open
+    assert set(evening.status().values()) == {"DEFERRED"}
+    assert "next opens 2026-12-01T22:00:00+00:00" in caplog.text
+    moment = opens
+    while set(evening.status().values()) != {"DONE"}:
+        assert moment < opens + timedelta(minutes=5), evening.status()
+        assert evening.tick(moment).open
+        evening.burst()
+        moment += timedelta(seconds=30)
+    assert "window opened (window) until 2026-12-02T06:00:00+00:00" in caplog.text
+    assert "dispatched 1 upload(s)" in caplog.text
+    for upload_id in ids:
+        [(when, message)] = evening.events(upload_id, "dispatched")
+        assert opens.timestamp() <= when < opens.timestamp() + 300, (when, message)
         assert "window until Wed 06:00" in message
-    assert "next opens 2026-12-01T22:00:00+00:00" in evening_log
-    assert "window opened (window) until 2026-12-02T06:00:00+00:00" in evening_log
-    assert "dispatched 1 upload(s)" in evening_log
-    done = [i for i in late if morning_status[i] == "DONE"]
-    deferred = [i for i in late if morning_status[i] == "DEFERRED"]
-    assert done and deferred and len(done) + len(deferred) == len(late), morning_status
-    dispatched = [at for i in late for at, _ in events(morning, i, "dispatched")]
-    assert dispatched and max(dispatched) < closes  # nothing dispatched after 06:00
-    for upload_id in deferred:
-        assert not events(morning, upload_id, "claimed")
-    assert "window closed (outside the schedule); next opens 2026-12-08T22:00" in morning_log
+
+    morning = homes("morning", "2026-12-02T05:59:54", **NIGHTS)
+    late = morning.submit(*clips["long"])
+    assert morning.tick().open
+    [first] = [i for i in late if morning.status()[i] == "QUEUED"]  # lookahead 1
+    morning.burst()
+    plan = morning.tick(at("2026-12-02T06:00:03"))
+    assert not plan.open and plan.to_dispatch() == []
+    morning.burst()
+    assert morning.status() == {i: "DONE" if i == first else "DEFERRED" for i in late}
+    for upload_id in late:
+        for when, _ in morning.events(upload_id, "dispatched"):
+            assert when < closes.timestamp()
+        if upload_id != first:
+            assert not morning.events(upload_id, "claimed")
+    assert "window closed (outside the schedule); next opens 2026-12-08T22:00" in caplog.text
 
 
-def test_soft_and_hard_window_end(tmp_path, clips, slow_clip) -> None:
-    """At 06:00 the soft service finishes its video; the hard one hands it back."""
-    closes = epoch("2026-12-02T06:00:00")
-    homes = {"soft": tmp_path / "soft", "hard": tmp_path / "hard"}
-    ids = {policy: submit(home, slow_clip, clips["short"][0],
-                          PEAKOPS_MAX_FRAMES_PER_VIDEO="60")
-           for policy, home in homes.items()}
-    services = {policy: Batch(home, "2026-12-02 05:59:50", PEAKOPS_OFFPEAK_WINDOWS=NIGHTS,
-                              PEAKOPS_WINDOW_END_POLICY=policy,
-                              PEAKOPS_MAX_FRAMES_PER_VIDEO="60")
-                for policy, home in homes.items()}
+@pytest.mark.parametrize("policy", ["soft", "hard"])
+def test_soft_and_hard_window_end(homes, clips, tmp_path, policy) -> None:
+    """At 06:00 a soft end lets the running video finish; a hard end hands it back."""
+    hold = HoldPoint(tmp_path)
+    home = homes(policy, "2026-12-02T05:59:50", **NIGHTS, PEAKOPS_WINDOW_END_POLICY=policy,
+                 **hold.env)
+    running, waiting = home.submit(clips["long"][0], clips["short"][0])
+    home.tick()
+    assert home.status() == {running: "QUEUED", waiting: "DEFERRED"}
+    hold.arm(after_frames=2)
     try:
-        services["soft"].wait_elapsed(12)  # 06:00:02
-        for home in homes.values():
-            wait_for(lambda h=home: idle(h), 60, "both services to settle after 06:00")
-        time.sleep(1.5)
-        final = {policy: status(home) for policy, home in homes.items()}
+        with home.worker():
+            assert hold.wait_reached()["upload_id"] == running
+            assert not home.tick(at("2026-12-02T06:00:02")).open
+            if policy == "soft":
+                hold.release()
+                wait_for(lambda: home.status()[running] == "DONE", what="the video to finish")
+            else:
+                wait_for(lambda: home.status()[running] == "DEFERRED",
+                         what="the hard window end to hand the video back")
+                hold.release()
     finally:
-        logs = {policy: service.stop() for policy, service in services.items()}
-    soft, hard = homes["soft"], homes["hard"]
-    (long_soft, short_soft), (long_hard, short_hard) = ids["soft"], ids["hard"]
-    # Soft: the long video started before 06:00 and finished after it.
-    assert final["soft"] == {long_soft: "DONE", short_soft: "DEFERRED"}, logs["soft"][-3000:]
-    started, finished = rows(soft, "SELECT started_at, finished_at FROM uploads WHERE id = ?",
-                             [long_soft])[0]
-    assert started < closes < finished
-    assert events(soft, short_soft, "withdrawn") and not events(soft, short_soft, "claimed")
-    # Hard: stopped at 06:00, back to DEFERRED with its checkpointed frames.
-    assert final["hard"] == {long_hard: "DEFERRED", short_hard: "DEFERRED"}, \
-        logs["hard"][-3000:]
-    [(at, message)] = events(hard, long_hard, "released")
-    assert closes <= at < closes + 5
+        hold.release()
+    assert home.status()[waiting] == "DEFERRED"
+    assert not home.events(waiting, "claimed")
+    if policy == "soft":
+        assert not home.events(running, "released")
+        return
+    [(_, message)] = home.events(running, "released")
     assert "window end policy hard" in message and message.endswith("back to DEFERRED")
-    frames = rows(hard, "SELECT COUNT(*) FROM frames WHERE upload_id = ?", [long_hard])[0][0]
-    assert 0 < frames < 60
-    assert rows(hard, "SELECT attempts FROM uploads WHERE id = ?", [long_hard]) == [(0,)]
-    assert not events(hard, short_hard, "claimed")
+    frames = home.rows("SELECT COUNT(*) FROM frames WHERE upload_id = ?", [running])
+    assert frames == [(2,)]  # checkpointed before the hold point: the next window resumes
+    assert home.rows("SELECT attempts FROM uploads WHERE id = ?", [running]) == [(0,)]
 
 
-def always_open(**env: str) -> dict[str, str]:
-    return {"PEAKOPS_OFFPEAK_WINDOWS": "daily 00:00-24:00", **env}
-
-
-def test_pause_after_current_then_resume(tmp_path, clips) -> None:
-    home = tmp_path / "home"
-    running, waiting = submit(home, clips["long"][1], clips["short"][1],
-                              PEAKOPS_MAX_FRAMES_PER_VIDEO="24")
-    service = Batch(home, **always_open(PEAKOPS_MAX_FRAMES_PER_VIDEO="24"))
+def test_pause_after_current_then_resume(homes, clips, tmp_path) -> None:
+    hold = HoldPoint(tmp_path)
+    home = homes("home", "2026-12-02T12:00:00", **ALWAYS, **hold.env)
+    running, waiting = home.submit(clips["long"][1], clips["short"][1])
+    home.tick()
+    hold.arm(after_frames=2)
     try:
-        wait_for(lambda: rows(home, "SELECT COUNT(*) FROM frames WHERE upload_id = ?",
-                              [running])[0][0] >= 2, 60, "the first video to be extracting")
-        run_cli(home, "pause", "--after-current", check=True)
-        wait_for(lambda: status(home)[running] == "DONE", 60, "the current video to finish")
-        time.sleep(2.5)
-        assert status(home)[waiting] == "DEFERRED"
-        assert not events(home, waiting, "claimed")
-        assert cli_json(home, "windows")["paused"].startswith("batch paused after the current")
-        run_cli(home, "resume", check=True)
-        wait_for(lambda: status(home)[waiting] == "DONE", 60, "the next video after resume")
+        with home.worker():
+            assert hold.wait_reached()["upload_id"] == running
+            run_cli(home.path, "pause", "--after-current", check=True)
+            hold.release()
+            wait_for(lambda: home.status()[running] == "DONE", what="the current video")
+            plan = home.tick(at("2026-12-02T12:01:00"))
+            assert plan.pause.startswith("batch paused after the current")
+            assert plan.to_dispatch() == [] and home.status()[waiting] == "DEFERRED"
+            report = cli_json(home.path, "windows", "--at", "2026-12-02T12:01:00")
+            assert report["paused"].startswith("batch paused after the current")
+            run_cli(home.path, "resume", check=True)
+            home.tick(at("2026-12-02T12:02:00"))
+            wait_for(lambda: home.status()[waiting] == "DONE", what="the next video")
     finally:
-        service.stop()
-    assert not events(home, running, "released")  # the current one was never interrupted
+        hold.release()
+    assert not home.events(running, "released")  # the current one was never interrupted
+    [(when, _)] = home.events(waiting, "dispatched")
+    assert when == at("2026-12-02T12:02:00").timestamp()  # only after the resume
 
 
-def test_run_now_opens_a_closed_schedule(tmp_path, clips) -> None:
+def test_run_now_opens_a_closed_schedule(homes, clips) -> None:
+    home = homes("home", "2026-12-02T12:00:00", **NIGHTS)  # Wednesday noon: closed
+    [upload_id] = home.submit(clips["short"][2])
+    assert not home.tick().open and home.status()[upload_id] == "DEFERRED"
+    until = at("2026-12-02T14:00:00")
+    state.put(home.runtime.app.db, offpeak.RUN_NOW_UNTIL, until.timestamp())  # what run-now writes
+    plan = home.tick(at("2026-12-02T12:00:05"))
+    assert plan.open and plan.opening.source == "run-now"
+    with home.worker():
+        wait_for(lambda: home.status()[upload_id] == "DONE", what="run-now to process it")
+    [(_, message)] = home.events(upload_id, "dispatched")
+    assert message.startswith("dispatched in run-now until Wed 14:00")
+    run_cli(home.path, "run-now", "--cancel", check=True)
+    assert not home.tick(at("2026-12-02T12:01:00")).open
+
+
+def test_batch_service_smoke_in_an_always_open_window(tmp_path, clips) -> None:
+    """The real ``peakops batch`` process: the backlog is done, SIGTERM stops it cleanly."""
     home = tmp_path / "home"
-    later = datetime.now(UTC) + timedelta(hours=12)
-    closed = f"{DAYS[later.weekday()]} {later:%H:%M}-{later + timedelta(minutes=1):%H:%M}"
-    env = {"PEAKOPS_OFFPEAK_WINDOWS": closed}
-    [upload_id] = submit(home, clips["short"][2], **env)
-    service = Batch(home, **env)
+    env = {**FAST, **ALWAYS, "PEAKOPS_DISPATCH_INTERVAL": "1"}
+    proc = run_cli(home, "submit", "--off-peak", *map(str, clips["short"][:2]), check=True,
+                   **env)
+    ids = [int(line.split("\t")[0]) for line in proc.stdout.splitlines()]
+    log = tmp_path / "batch.log"
+    with log.open("w") as out:
+        service = subprocess.Popen([sys.executable, "-m", "batch.cli", "batch"],
+                                   cwd=tmp_path, env=cli_env(home, **env),
+                                   stdout=subprocess.DEVNULL, stderr=out)
     try:
-        time.sleep(2.5)
-        assert status(home)[upload_id] == "DEFERRED"
-        until = (datetime.now(UTC) + timedelta(hours=2)).strftime("%H:%M")
-        run_cli(home, "run-now", "--until", until, check=True, **env)
-        report = cli_json(home, "windows", **env)
-        assert report["open"] is True and report["source"] == "run-now"
-        assert report["run_now_until"].startswith(
-            (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
-        wait_for(lambda: status(home)[upload_id] == "DONE", 60, "run-now to process it")
-        [(_, message)] = events(home, upload_id, "dispatched")
-        assert message.startswith("dispatched in run-now until ") and until in message
-        run_cli(home, "run-now", "--cancel", check=True, **env)
-        assert cli_json(home, "windows", **env)["open"] is False
+        wait_for(lambda: {u["id"]: u["status"] for u in cli_json(home, "list")}
+                 == dict.fromkeys(ids, "DONE"), timeout=120, what="the backlog to be done")
     finally:
-        service.stop()
+        service.send_signal(signal.SIGTERM)
+        code = service.wait(timeout=30)
+    assert code == 0, log.read_text()[-3000:]
+    for upload_id in ids:
+        kinds = [e["kind"] for e in cli_json(home, "show", str(upload_id))["events"]]
+        assert kinds.count("dispatched") == 1 and kinds.count("done") == 1, kinds
+    assert "Traceback" not in log.read_text()

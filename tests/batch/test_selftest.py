@@ -13,3 +13,24 @@ def test_self_test_passes_without_a_display(tmp_path):
     for name in ("qt", "ffmpeg", "sqlite", "huey", "scheduler", "boto3", "pillow"):
         assert any(line.startswith("ok") and line.split()[1] == name for line in lines), name
     assert lines[-1] == "self-test: all passed"
+
+
+def test_missing_display_libraries_are_named_as_debian_packages():
+    from batch.selftest import debian_package
+    assert debian_package("libxcb-icccm.so.4") == "libxcb-icccm4"
+    assert debian_package("libxcb-keysyms.so.1") == "libxcb-keysyms1"
+    assert debian_package("libxkbcommon-x11.so.0") == "libxkbcommon-x11-0"
+    assert debian_package("libEGL.so.1") == "libegl1"
+
+
+def test_a_console_that_cannot_load_its_x11_plugin_fails_the_self_test():
+    import io
+
+    from batch.selftest import run
+    out = io.StringIO()
+    problem = ("the console needs system libraries that are missing: libxcb-icccm.so.4; "
+               "install them (Debian/Ubuntu: sudo apt-get install libxcb-icccm4)")
+    assert run(out, x11_problem=lambda: problem) == 1
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("FAIL") and "libxcb-icccm4" in line for line in lines)
+    assert lines[-1] == "self-test: 1 failed"

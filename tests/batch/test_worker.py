@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from core import samples
-from tests.helpers import cli_env, cli_json, run_cli
+from tests.helpers import HoldPoint, cli_env, cli_json, run_cli
 
 FAST = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "6", "PEAKOPS_RETRY_BACKOFF": "0"}
 
@@ -107,42 +107,54 @@ def test_hard_limit_kills_degrades_then_fails_and_worker_goes_on(home, three_cli
 def test_kill_9_of_the_job_child_is_retried_to_done(home, tmp_path):
     clip = samples.make_clip(tmp_path / "long.mp4", seconds=10, width=320, height=240)
     [upload_id] = submit(home, clip, PEAKOPS_MAX_FRAMES_PER_VIDEO="20")
-    worker = start_worker(home, PEAKOPS_MAX_FRAMES_PER_VIDEO="20")
+    hold = HoldPoint(tmp_path)
+    hold.arm(after_frames=2)
+    worker = start_worker(home, PEAKOPS_MAX_FRAMES_PER_VIDEO="20", **hold.env)
     try:
-        wait_for(lambda: extracting(home, upload_id, 2), what="extraction to start")
-        child_pid = wait_for(lambda: db_rows(home, "SELECT child_pid FROM workers")[0][0],
-                             what="the heartbeat to name the child")
-        os.kill(child_pid, signal.SIGKILL)
+        held = hold.wait_reached()
+        assert held["upload_id"] == upload_id
+        os.kill(held["pid"], signal.SIGKILL)  # the job child, waiting before frame 2
+        wait_for(lambda: db_rows(home, "SELECT cause FROM restarts"), what="the crash record")
+        hold.release()
         wait_for(lambda: uploads(home)[upload_id]["status"] == "DONE", timeout=120,
                  what="retry to finish")
     finally:
+        hold.release()
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
     row = uploads(home)[upload_id]
-    assert row["attempts"] == 2
     assert db_rows(home, "SELECT cause FROM restarts") == [("crash",)]
+    assert row["attempts"] == 2  # the killed attempt and the retry, nothing else ran
+    assert db_rows(home, "SELECT COUNT(*), COUNT(DISTINCT idx) FROM frames") == [(20, 20)]
     assert db_rows(home, "SELECT COUNT(*) FROM uploads WHERE status = 'PROCESSING'") == [(0,)]
 
 
 def test_kill_9_of_the_whole_worker_resumes_from_checkpoint(home, tmp_path):
     clip = samples.make_clip(tmp_path / "long.mp4", seconds=10, width=320, height=240)
     [upload_id] = submit(home, clip, PEAKOPS_MAX_FRAMES_PER_VIDEO="20")
-    worker = start_worker(home, PEAKOPS_MAX_FRAMES_PER_VIDEO="20")
-    wait_for(lambda: extracting(home, upload_id, 4), what="extraction to start")
-    tree = [worker.pid] + [c.pid for c in psutil.Process(worker.pid).children(recursive=True)]
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=10)
-    wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
-                             for p in tree), timeout=10, what="the job child to die with it")
+    hold = HoldPoint(tmp_path)
+    hold.arm(after_frames=4)
+    worker = start_worker(home, PEAKOPS_MAX_FRAMES_PER_VIDEO="20", **hold.env)
+    try:
+        held = hold.wait_reached()
+        tree = [worker.pid] + [c.pid for c in psutil.Process(worker.pid).children(recursive=True)]
+        assert held["pid"] in tree
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                                 for p in tree), timeout=10, what="the job child to die with it")
+    finally:
+        hold.release()
     done_before = db_rows(home, "SELECT COUNT(*) FROM frames WHERE upload_id = ?",
                           [upload_id])[0][0]
+    assert done_before == 4
     assert uploads(home)[upload_id]["status"] == "PROCESSING"
     burst(home, PEAKOPS_MAX_FRAMES_PER_VIDEO="20")
     row = uploads(home)[upload_id]
     assert row["status"] == "DONE"
     done_event = cli_json(home, "show", str(upload_id))["events"][-1]["message"]
     extracted_now = int(done_event.split("(")[1].split(" extracted")[0])
-    assert extracted_now == 20 - done_before < 20
+    assert extracted_now == 20 - done_before
     assert db_rows(home, "SELECT COUNT(*), COUNT(DISTINCT idx) FROM frames") == [(20, 20)]
 
 
@@ -161,10 +173,16 @@ def test_max_tasks_per_child_replaces_the_child(home, tmp_path):
 def test_sigterm_hands_the_job_back(home, tmp_path):
     clip = samples.make_clip(tmp_path / "long.mp4", seconds=10, width=320, height=240)
     [upload_id] = submit(home, clip, PEAKOPS_MAX_FRAMES_PER_VIDEO="20")
-    worker = start_worker(home, PEAKOPS_MAX_FRAMES_PER_VIDEO="20")
-    wait_for(lambda: extracting(home, upload_id, 2), what="extraction to start")
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=30) == 0
+    hold = HoldPoint(tmp_path)
+    hold.arm(after_frames=2)
+    worker = start_worker(home, PEAKOPS_MAX_FRAMES_PER_VIDEO="20", **hold.env)
+    try:
+        assert hold.wait_reached()["upload_id"] == upload_id
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        hold.release()
     row = uploads(home)[upload_id]
     assert row["status"] == "QUEUED" and row["attempts"] == 0
     assert "released" in [e["kind"] for e in cli_json(home, "show", str(upload_id))["events"]]
+    assert db_rows(home, "SELECT COUNT(*) FROM frames WHERE upload_id = ?", [upload_id]) == [(2,)]

@@ -52,6 +52,11 @@ class StoreContract:
         store.delete("frames/2/0001.jpg")
         assert not store.exists("frames/2/0001.jpg")
 
+    def test_location_names_the_object_and_refuses_foreign_keys(self, store):
+        assert store.location("frames/7/0001.jpg").endswith("/frames/7/0001.jpg")
+        with pytest.raises(ValueError):
+            store.location("../outside")
+
     def test_overwrite_replaces(self, store, tmp_path):
         source = tmp_path / "s"
         source.write_bytes(b"one")

@@ -1,0 +1,193 @@
+"""Subcommands that get results out: export, sheet, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from batch.cli import print_json
+from batch.windows import Schedule, parse_windows
+from core import export, jobs, report
+from core.app import open_app
+from core.config import Settings
+from core.errors import InputError
+from core.sheet import default_sheet_path, make_sheet
+
+SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".db": "sqlite",
+                  ".sqlite": "sqlite", ".sqlite3": "sqlite"}
+STATUSES = jobs.TERMINAL + jobs.ACTIVE
+
+
+def usage(command: str, message: str) -> int:
+    print(f"peakops {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def parse_since(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date or time like 2026-11-24 or 2026-11-24T22:00, got {text!r}") from None
+
+
+def parse_window(text: str) -> date | str:
+    if text.strip().lower() == "last":
+        return "last"
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'last' or a date like 2026-11-24, got {text!r}") from None
+
+
+def parse_status(text: str) -> str:
+    status = text.strip().upper()
+    if status not in STATUSES:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(s.lower() for s in STATUSES)}, got {text!r}")
+    return status
+
+
+# ------------------------------------------------------------------ export
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    dest = Path(args.output) if args.output and args.output != "-" else None
+    fmt = args.format or (SUFFIX_FORMATS.get(dest.suffix.lower(), "csv") if dest else "csv")
+    if fmt == "sqlite" and dest is None:
+        return usage("export", "--format sqlite needs -o FILE (a database file)")
+    if args.json and dest is None:
+        return usage("export", "--json prints a summary; give -o FILE for the data")
+    app = open_app(settings)
+    for upload_id in args.ids:
+        jobs.get_upload(app.db, upload_id)  # NotFoundError: one line, exit 1
+    since = None
+    if args.since is not None:
+        moment = args.since
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=parse_windows("", settings.timezone).tz)
+        since = moment.timestamp()
+    selection = export.Selection(ids=tuple(args.ids), statuses=tuple(args.status or ()),
+                                 since=since)
+    frames_dir = Path(args.frames).resolve() if args.frames else None
+    result = export.export(app, fmt, selection, dest=dest, frames_dir=frames_dir)
+    summary = (f"exported {result.frames} frame(s) of {result.uploads} upload(s), "
+               f"{result.labels} label(s), as {fmt}" + (f" to {dest}" if dest else ""))
+    if frames_dir is not None:
+        summary += f"; {result.images_copied} image(s) copied under {frames_dir}"
+    if args.json:
+        print_json({**result.as_dict(),
+                    "frames_dir": str(frames_dir) if frames_dir else None})
+    else:
+        print(summary, file=sys.stdout if dest else sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------ sheet
+
+
+def cmd_sheet(settings: Settings, args: argparse.Namespace) -> int:
+    app = open_app(settings)
+    dest = Path(args.output) if args.output else default_sheet_path(app, args.id)
+    sheet = make_sheet(app, args.id, dest)
+    if args.json:
+        print_json({"upload_id": args.id, "path": str(sheet.path), "width": sheet.width,
+                    "height": sheet.height, "frames": len(sheet.cells)})
+    else:
+        print(sheet.path)
+    return 0
+
+
+# ------------------------------------------------------------------ report
+
+
+def last_window(schedule: Schedule, now: datetime) -> tuple[datetime, datetime] | None:
+    """The most recent scheduled window that has closed by ``now``."""
+    closed = [(s, e) for s, e in schedule.intervals(now - timedelta(days=15), now)
+              if e.timestamp() <= now.timestamp()]
+    return closed[-1] if closed else None
+
+
+def window_on(schedule: Schedule, day: date) -> tuple[datetime, datetime] | None:
+    """The scheduled window that started on local date ``day``, else the first one open
+    during that day (a weekend window merged with Friday night started on Friday)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=schedule.tz)
+    found = schedule.intervals(start, start + timedelta(days=1))
+    for s, e in found:
+        if s.astimezone(schedule.tz).date() == day:
+            return s, e
+    return found[0] if found else None
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    if args.window is None:
+        latest = report.latest_report(settings.home)
+        if latest is not None:
+            if args.json:
+                print_json({"path": str(latest), "regenerated": False})
+            else:
+                print(latest)
+            return 0
+    schedule = parse_windows(settings.offpeak_windows, settings.timezone)
+    if args.window in (None, "last"):
+        window = last_window(schedule, now)
+        what = "no off-peak window has closed in the last 15 days"
+    else:
+        window = window_on(schedule, args.window)
+        what = f"no off-peak window is open on {args.window.isoformat()}"
+    if window is None:
+        raise InputError(f"{what} (offpeak_windows = {settings.offpeak_windows!r})")
+    start, end = window
+    if end.timestamp() > now.timestamp():
+        end = now  # still open: report on it so far
+    app = open_app(settings)
+    data = report.write_report(app, start=start, end=end, now=now)
+    if args.json:
+        print_json({"regenerated": True, **data.summary()})
+    else:
+        print(data.path)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export", help="export frames and labels as CSV, JSON lines or SQLite",
+        description="Export one row per frame (upload, timestamp, labels with confidences, "
+                    "image path). CSV and JSON lines go to stdout without -o.")
+    p.add_argument("ids", type=int, nargs="*", metavar="ID", help="only these uploads")
+    p.add_argument("--format", choices=export.FORMATS,
+                   help="output format (default: from the -o suffix, else csv)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    p.add_argument("--since", type=parse_since, metavar="DATE",
+                   help="only uploads submitted at or after this date or ISO time "
+                        "(local time zone setting)")
+    p.add_argument("--status", type=parse_status, action="append", metavar="STATUS",
+                   help="only uploads in this status (repeatable): "
+                        + ", ".join(s.lower() for s in STATUSES))
+    p.add_argument("--frames", metavar="DIR",
+                   help="also copy the frame images to DIR/<upload-name>/<time>.jpg")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (needs -o)")
+    p.set_defaults(handler=cmd_export)
+
+    p = subparsers.add_parser("sheet", help="write a contact sheet (one JPEG) of an upload",
+                              description="Write one JPEG grid of an upload's frames with "
+                                          "their times and top labels; prints its path.")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write it (default: HOME/sheets/<name> (id N).jpg)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_sheet)
+
+    p = subparsers.add_parser(
+        "report", help="print the latest morning report's path, or regenerate one",
+        description="Without --window: print the path of the latest morning report (made "
+                    "for the last closed window if there is none). With --window: "
+                    "regenerate the report of that window and print its path.")
+    p.add_argument("--window", type=parse_window, metavar="last|DATE",
+                   help="the last closed window, or the one that started on DATE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_report)
