@@ -21,8 +21,9 @@ from core.errors import InputError, InternalError
 from core.media.facts import ProbeResult
 from core.procenv import clean_env
 
-PROBE_MEMORY_MB = 1024
-"""Address-space cap of the probe child: libav, Python and one decoded frame fit well under."""
+PROBE_MEMORY_MB = 512
+"""Address-space cap of the probe child. Python, libav and one decoded frame of an
+8000x8000 H.264 video fit in 300 MB (4K: under 200 MB)."""
 PROBE_TIMEOUT_S = 120.0
 CHILD_COMMAND = "_probe-child"
 

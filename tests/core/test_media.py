@@ -101,6 +101,19 @@ def test_probe_rejects_unusable_files(fixture: str, reason: str,
     assert str(path.parent) not in error.message  # basename only
 
 
+def test_gif_is_a_video_only_with_more_than_one_frame(tmp_path: Path) -> None:
+    def gif(name: str, frames: int) -> Path:
+        path = tmp_path / name
+        subprocess.run([media.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                        "testsrc2=size=64x48:rate=10", "-frames:v", str(frames), "-y", str(path)],
+                       check=True, stdin=subprocess.DEVNULL, timeout=60)
+        return path
+
+    assert probe(gif("moving.gif", 5)).frames == 5
+    with pytest.raises(errors.InputError, match=r"^still\.gif: is a still image, not a video$"):
+        probe(gif("still.gif", 1))
+
+
 @pytest.fixture
 def missing_path(tmp_path: Path) -> Path:
     return tmp_path / "gone.mp4"
