@@ -70,6 +70,11 @@ def cmd_job_child(settings: Settings | None, args: argparse.Namespace) -> int:
     return main()
 
 
+def cmd_probe_child(settings: Settings, args: argparse.Namespace) -> int:
+    from core.media.child import main
+    return main([args.memory_mb, args.path])
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("worker", help="run the worker (one video at a time)",
                               description="Run the queue consumer and its job supervisor.")
@@ -81,4 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_status)
     p = subparsers.add_parser("_job-child", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_job_child, own_settings=True)
+    # The frozen app's probe child (core.media.child): memory cap and path as arguments.
+    p = subparsers.add_parser("_probe-child", help=argparse.SUPPRESS)
+    p.add_argument("memory_mb")
+    p.add_argument("path")
+    p.set_defaults(handler=cmd_probe_child, own_settings=True)
 

@@ -14,7 +14,7 @@ from core.analysis import Analyzer, LocalAnalyzer
 from core.config import Settings
 from core.db import connect
 from core.errors import ConfigError
-from core.media import FFmpegExtractor, FrameExtractor
+from core.media import FrameExtractor, default_extractor
 from core.storage import LocalStore, ObjectStore
 
 QueueSender = Callable[[list[int], str], None]
@@ -77,7 +77,7 @@ def open_app(settings: Settings, *, store: ObjectStore | None = None,
                db=connect(settings.db_path, check_same_thread=check_same_thread),
                store=store or make_store(settings),
                analyzer=analyzer or make_analyzer(settings),
-               extractor=extractor or FFmpegExtractor(), send_queued=send_queued)
+               extractor=extractor or default_extractor(), send_queued=send_queued)
 
 
 def process_owner(role: str = "cli") -> str:

@@ -181,10 +181,16 @@ _V4 = [
                      COALESCE((SELECT MAX("id") FROM "labels"), 0) + 1, false)"""),
 ]
 
+_V5 = [  # the structured probe (core.media.ProbeResult as JSON) and its most asked facts
+    'ALTER TABLE "uploads" ADD COLUMN "container" TEXT',
+    'ALTER TABLE "uploads" ADD COLUMN "frame_count" {bigint}',
+    'ALTER TABLE "uploads" ADD COLUMN "probe" TEXT',
+]
+
 Statement = str | tuple[str, str]
 """SQL for both dialects, or ``(dialect, sql)`` for one of them only."""
 
-MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4]
+MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5]
 """Append-only: migration N (1-based) upgrades a database at version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
