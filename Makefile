@@ -30,7 +30,7 @@ test: $(DEVSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEVSTAMP)
-	$(VENV)/bin/ruff check core batch desktop tests bench
+	$(VENV)/bin/ruff check core batch desktop cli tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,7 +1,8 @@
 """The job child: runs the pipeline for one upload at a time, on the supervisor's word.
 
-Protocol: JSON lines. The supervisor writes ``{"upload_id", "owner", "reanalyse"}`` on
-stdin; the child writes ``{"event": "progress", ...}`` lines and one ``{"event":
+Protocol: JSON lines. The supervisor first writes ``{"settings": {...}}`` (its resolved
+Settings, so the child never reads the environment for them), then one
+``{"upload_id", "owner", "reanalyse"}`` per job on stdin; the child writes ``{"event": "progress", ...}`` lines and one ``{"event":
 "result", ...}`` per job on stdout (nothing else may write to stdout). The child dies
 with its supervisor (PR_SET_PDEATHSIG), so a job never runs twice.
 """
@@ -16,9 +17,9 @@ import signal
 import sys
 from typing import Any
 
-from core import pipeline
+from core import pipeline, redact
 from core.app import open_app
-from core.config import load_settings
+from core.config import settings_from_dict
 from core.errors import InternalError, PeakOpsError
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,12 @@ def main() -> int:
         out.write(json.dumps(message) + "\n")
         out.flush()
 
-    app = open_app(load_settings())
+    start = json.loads(sys.stdin.readline() or "{}")
+    settings = settings_from_dict(start["settings"])
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.protect(settings.s3_endpoint_url, settings.rekognition_endpoint_url)
+    app = open_app(settings)
     send({"event": "ready", "pid": os.getpid()})
     for line in sys.stdin:
         job = json.loads(line)
@@ -68,3 +74,7 @@ def main() -> int:
             send({"event": "result", "ok": False, "category": error.category,
                   "message": error.message, "transient": True, "error": "InternalError"})
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,6 @@ back at once.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -28,21 +27,13 @@ class ProcessOutcome:
     interrupted: bool
 
 
-def child_env(settings: Settings) -> dict[str, str]:
-    """The job child's environment: this process's, with the home and config it uses."""
-    env = dict(os.environ, PEAKOPS_HOME=str(settings.home))
-    if settings.config_file is not None and settings.config_file.exists():
-        env["PEAKOPS_CONFIG"] = str(settings.config_file)
-    return env
-
-
 def process_upload(settings: Settings, upload_id: int) -> ProcessOutcome:
     """Run ``upload_id`` (QUEUED) to an end: DONE, FAILED, or handed back if interrupted.
 
     Memory kills move down the degrade ladder and transient failures are retried after
     their backoff, as in the worker, until the upload is DONE or FAILED.
     """
-    worker = Worker(settings, burst=True, child_env=child_env(settings))
+    worker = Worker(settings, burst=True)
     worker.name = process_owner("process")
     previous = {sig: signal.signal(sig, worker.request_stop)
                 for sig in (signal.SIGINT, signal.SIGTERM)}

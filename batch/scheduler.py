@@ -33,14 +33,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from batch import offpeak
-from batch.offpeak import Plan, fmt_duration
 from batch.queue import Queue, make_queue
-from batch.windows import Schedule, parse_windows
-from core import jobs, maintenance, report
+from core import jobs, maintenance, offpeak, report
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import StateError
+from core.offpeak import Plan, fmt_duration
+from core.windows import Schedule, parse_windows
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,8 @@ from typing import Any
 import psutil
 
 from batch.cgroup import MemoryCage
+from core.config import Settings
+from core.settle import JobOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def child_command() -> list[str]:
     """argv that starts a job child with this same program (frozen app or Python)."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "_job-child"]
-    return [sys.executable, "-m", "batch.cli", "_job-child"]
+    return [sys.executable, "-m", "batch.child"]
 
 
 def tree_rss_kib(pid: int) -> int:
@@ -55,23 +57,11 @@ def tree_rss_kib(pid: int) -> int:
     return total // 1024
 
 
-@dataclass
-class Outcome:
-    """How one job ended, as the supervisor saw it."""
-
-    kind: str                   # "result", "hard-limit", "timeout", "stall", "crash", "stopped"
-    ok: bool = False
-    category: str | None = None
-    message: str = ""
-    transient: bool = False
-    peak_kib: int = 0
-    detail: dict[str, Any] | None = None
-
-
 class JobChild:
     """One child process serving jobs over JSON lines."""
 
-    def __init__(self, env: dict[str, str], cage: MemoryCage | None = None) -> None:
+    def __init__(self, env: dict[str, str], settings: Settings,
+                 cage: MemoryCage | None = None) -> None:
         env = {**env, "PEAKOPS_SUPERVISOR_PID": str(os.getpid())}
         self.proc = subprocess.Popen(
             child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -81,6 +71,7 @@ class JobChild:
         self.jobs_done = 0
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._read, name=f"child-{self.pid}-reader", daemon=True).start()
+        self.send({"settings": settings.to_dict()})
         ready = self.next_message(READY_TIMEOUT_S)
         if not ready or ready.get("event") != "ready":
             self.kill()
@@ -144,7 +135,7 @@ class Limits:
 
 def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
               on_sample: Callable[[int, dict[str, Any] | None], None],
-              should_stop: Callable[[], bool]) -> Outcome:
+              should_stop: Callable[[], bool]) -> JobOutcome:
     """Send ``job`` to ``child`` and watch it until it reports, crosses a limit or dies.
 
     ``on_sample(rss_kib, progress)`` runs every sample (heartbeat, lease renewal);
@@ -166,10 +157,10 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
         peak = max(peak, rss)
         if message is None or (not message and not child.alive()):
             code = child.proc.wait()
-            return Outcome("crash", message=f"job child {child.pid} died (exit code {code})",
+            return JobOutcome("crash", message=f"job child {child.pid} died (exit code {code})",
                            transient=True, category="internal", peak_kib=peak)
         if message.get("event") == "result":
-            return Outcome("result", ok=message["ok"], category=message.get("category"),
+            return JobOutcome("result", ok=message["ok"], category=message.get("category"),
                            message=message.get("message", ""),
                            transient=message.get("transient", False), peak_kib=peak,
                            detail=message)
@@ -185,18 +176,18 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
                 "job child %s: hard limit %s KiB crossed: sample %.3f %s KiB over, previous "
                 "sample %.3f %s KiB; tree killed at %.3f", child.pid, limits.hard_kib,
                 sampled_at, rss, below_at, below_kib, time.time())
-            return Outcome("hard-limit", category="memory", peak_kib=peak, message=(
+            return JobOutcome("hard-limit", category="memory", peak_kib=peak, message=(
                 f"process tree reached {rss} KiB, over the hard limit of {limits.hard_kib} KiB "
                 f"(peak {peak} KiB)"))
         if limits.job_timeout_s and now - started > limits.job_timeout_s:
             child.kill()
-            return Outcome("timeout", category="timeout", transient=True, peak_kib=peak,
+            return JobOutcome("timeout", category="timeout", transient=True, peak_kib=peak,
                            message=f"job ran longer than {limits.job_timeout_s:g} s")
         if limits.stall_timeout_s and now - last_progress > limits.stall_timeout_s:
             child.kill()
-            return Outcome("stall", category="timeout", transient=True, peak_kib=peak,
+            return JobOutcome("stall", category="timeout", transient=True, peak_kib=peak,
                            message=f"no progress for {limits.stall_timeout_s:g} s")
         if should_stop():
             child.kill()
-            return Outcome("stopped", peak_kib=peak, message="stopped by the worker")
+            return JobOutcome("stopped", peak_kib=peak, message="stopped by the worker")
         previous_sample = (sampled_at, rss)

@@ -20,14 +20,15 @@ from collections.abc import Callable
 from typing import Any
 
 from batch.cgroup import MemoryCage, make_cage
-from batch.queue import Queue, make_queue, set_executor
-from batch.supervisor import JobChild, Limits, Outcome, tree_rss_kib, watch_job
+from batch.queue import Queue, QueueUnreachableError, make_queue, set_executor
+from batch.supervisor import JobChild, Limits, tree_rss_kib, watch_job
 from core import heartbeat, jobs, maintenance, media
 from core.app import App, open_app
 from core.config import Settings
 from core.db import connect, is_locked, when_unlocked
-from core.errors import MemoryLimitError, PeakOpsError, from_category
+from core.errors import from_category
 from core.liveness import pid_running
+from core.settle import COMPLETE, RELEASE, Decision, JobOutcome, replace_after_job, settle
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ REAP_EVERY_S = 30.0
 BEAT_EVERY_S = 1.0
 BEAT_BUSY_TIMEOUT_S = 5.0
 HOLD_EVERY_S = 1.0
+QUEUE_RETRY_S = 1.0
 
 Hold = Callable[[Any, dict[str, Any], bool], str | None]
 """``hold(db, upload_row, starting)``: a reason why the upload must not start
@@ -74,6 +76,7 @@ class Worker:
         self.child_starts = 0
         self.jobs_done = 0
         self.stopping = False
+        self.queue_down = False
         self.current: dict[str, Any] = {}
         self.rss_kib = self.peak_kib = 0
         self.state = "starting"
@@ -106,7 +109,14 @@ class Worker:
         last_reap = time.monotonic()
         try:
             while not self.stopping:
-                task = self.queue.huey.dequeue()
+                try:
+                    task = self.queue.receive()
+                except QueueUnreachableError as exc:
+                    self.wait_for_queue(exc)
+                    continue
+                if self.queue_down:
+                    logger.info("%s: %s is reachable again", self.name, self.queue.where)
+                    self.queue_down = False
                 if task is not None:
                     self.queue.huey.execute(task)
                     continue
@@ -134,16 +144,30 @@ class Worker:
 
     def waiting_work(self) -> bool:
         """QUEUED uploads not yet ready (backoff) still count as work for burst mode."""
-        return bool(self.app.db.execute(
-            "SELECT 1 FROM uploads WHERE status = 'QUEUED' LIMIT 1").fetchone())
+        return jobs.has_status(self.app.db, jobs.QUEUED)
 
     def resend_lost(self) -> bool:
         upload_id = jobs.next_queued(self.app.db)
         if upload_id is None:
             return False
         logger.info("upload %s: QUEUED but not in the queue; re-sent", upload_id)
-        self.queue.process_video_upload(upload_id)
+        try:
+            self.queue.enqueue([upload_id])
+        except QueueUnreachableError as exc:
+            self.wait_for_queue(exc)
+            return False
         return True
+
+    def wait_for_queue(self, error: QueueUnreachableError) -> None:
+        """The queue's server is down (a Redis restart): the work waits in the state
+        database, so wait and retry; a burst run ends with the error instead."""
+        if self.burst:
+            raise error
+        if not self.queue_down:
+            logger.warning("%s: %s; retrying every %.0f s", self.name, error, QUEUE_RETRY_S)
+            self.queue_down = True
+        self.beat("idle")
+        time.sleep(QUEUE_RETRY_S)
 
     def reap(self) -> None:
         changed = jobs.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,
@@ -202,7 +226,7 @@ class Worker:
             if not self.cage_tried:  # the kernel enforces the hard limit where it can
                 self.cage_tried = True
                 self.cage = make_cage(self.limits.hard_kib)
-            self.child = JobChild(self.child_env, self.cage)
+            self.child = JobChild(self.child_env, self.settings, self.cage)
             self.child_starts += 1
             logger.info("%s: job child %s started", self.name, self.child.pid)
         return self.child
@@ -218,26 +242,19 @@ class Worker:
 
     # -- tasks -----------------------------------------------------------------------
 
-    def cleanup(self) -> Any:
-        return maintenance.cleanup_expired(self.app)
-
     def run_upload(self, upload_id: int, *, kind: str) -> str:
-        """Claim and run one upload in the job child; returns its new status."""
+        """Claim and run one upload in the job child; returns its new status.
+
+        ``kind`` (process, reprocess, analyze) only names the message: the entry point
+        that sent it already made the upload QUEUED (frames or labels dropped), and the
+        pipeline resumes from what is recorded.
+        """
         db = self.app.db
-        try:
-            if kind == "reprocess":
-                for key in jobs.reprocess(db, upload_id):
-                    self.app.store.delete(key)
-            elif kind == "analyze":
-                jobs.request_reanalysis(db, upload_id)
-        except PeakOpsError as exc:  # e.g. the upload is running or was deleted meanwhile
-            logger.warning("upload %s: %s not started: %s", upload_id, kind, exc)
-            return "skipped"
         if self.hold is not None and self._held_at_start(upload_id):
             return jobs.DEFERRED
         if jobs.claim(db, upload_id, self.name, lease_seconds=self.settings.lease_seconds) is None:
-            logger.debug("upload %s: nothing to claim (duplicate message or not QUEUED)",
-                         upload_id)
+            logger.debug("upload %s: nothing to claim for %s (duplicate message or not QUEUED)",
+                         upload_id, kind)
             return "skipped"
         row = jobs.get_upload(db, upload_id)
         self.held, self.last_hold_check = None, 0.0
@@ -297,78 +314,58 @@ class Worker:
             self.current.update(stage=progress["stage"], done=progress["done"],
                                 total=progress["total"])
 
-    def _settle(self, upload_id: int, row: dict[str, Any], outcome: Outcome) -> str:
-        """Record how the job ended and decide whether the child is replaced."""
+    def _settle(self, upload_id: int, row: dict[str, Any], outcome: JobOutcome) -> str:
+        """Record how the job ended (the policy is :func:`core.settle.settle`) and decide
+        whether the child is replaced."""
         db, settings = self.app.db, self.settings
+        if outcome.kind == "crash" and self.cage is not None \
+                and self.cage.oom_kills() > self.cage_kills:  # the kernel's hard-limit kill
+            self.cage_kills = self.cage.oom_kills()
+            top = max(outcome.peak_kib, self.cage.peak_kib() or 0, self.limits.hard_kib)
+            outcome = dataclasses.replace(
+                outcome, kind="hard-limit", category="memory", peak_kib=top,
+                message=f"the kernel stopped the process tree at the hard limit of "
+                        f"{self.limits.hard_kib} KiB (cgroup memory.max; peak {top} KiB)")
         peak = outcome.peak_kib
-        if outcome.kind == "stopped":
-            self.child = None  # watch_job killed it
-            if self.held and not self.stopping:
-                logger.info("upload %s: stopped and handed back: %s", upload_id, self.held)
-                jobs.release(db, upload_id, self.name, reason=self.held, target=jobs.DEFERRED)
+        decision = settle(outcome, row, settings, held=None if self.stopping else self.held,
+                          degrade_levels=media.DEGRADE_LEVELS)
+        if outcome.kind != "result":
+            self.child = None  # watch_job killed it, or it died
+        if decision.action == RELEASE:
+            if decision.status == jobs.DEFERRED:
+                logger.info("upload %s: stopped and handed back: %s", upload_id, decision.reason)
                 self.held = None
-                return jobs.DEFERRED
-            jobs.release(db, upload_id, self.name, reason="worker shutting down")
-            return jobs.QUEUED
+            jobs.release(db, upload_id, self.name, reason=decision.reason,
+                         target=decision.status)
+            return decision.status
         if outcome.kind == "result":
             self.jobs_done += 1
             assert self.child is not None
             self.child.jobs_done += 1
-            if outcome.ok:
-                detail = outcome.detail or {}
-                when_unlocked(lambda: jobs.complete(
-                    db, upload_id, self.name, peak_rss_kib=peak,
-                    note=f" ({detail.get('extracted', 0)} extracted in this run, "
-                         f"peak tree memory {peak} KiB)"), what=f"upload {upload_id}'s outcome")
+            if decision.action == COMPLETE:
+                when_unlocked(lambda: jobs.complete(db, upload_id, self.name, peak_rss_kib=peak,
+                                                    note=decision.note),
+                              what=f"upload {upload_id}'s outcome")
                 status = jobs.DONE
             else:
-                error = from_category(outcome.category or "internal", outcome.message,
-                                      transient=outcome.transient, upload_id=upload_id,
-                                      costs_attempt=(outcome.detail or {}).get(
-                                          "costs_attempt", True))
-                status = when_unlocked(lambda: jobs.fail(
-                    db, upload_id, error, owner=self.name, max_attempts=settings.max_attempts,
-                    retry_backoff=settings.retry_backoff, peak_rss_kib=peak),
-                    what=f"upload {upload_id}'s outcome")
+                status = self._fail(upload_id, decision, peak)
             after = self.rss_kib = _child_rss(self.child)
-            if self.child.jobs_done >= settings.max_tasks_per_child:
-                self.replace_child("tasks", f"{self.child.jobs_done} jobs done "
-                                   f"(max_tasks_per_child={settings.max_tasks_per_child})",
-                                   upload_id, after)
-            elif after > settings.max_memory_per_child:
-                self.replace_child("memory-after-job", f"child tree at {after} KiB after the job,"
-                                   f" over max_memory_per_child={settings.max_memory_per_child}",
-                                   upload_id, after)
+            replace = replace_after_job(self.child.jobs_done, after, settings)
+            if replace is not None:
+                self.replace_child(*replace, upload_id, after)
             return status
-        # The child was killed (limit, timeout) or died on its own.
-        if outcome.kind == "crash" and self.cage is not None \
-                and self.cage.oom_kills() > self.cage_kills:
-            self.cage_kills = self.cage.oom_kills()
-            peak = max(peak, self.cage.peak_kib() or 0, self.limits.hard_kib)
-            outcome = dataclasses.replace(
-                outcome, kind="hard-limit", category="memory", peak_kib=peak,
-                message=f"the kernel stopped the process tree at the hard limit of "
-                        f"{self.limits.hard_kib} KiB (cgroup memory.max; peak {peak} KiB)")
-        self.child = None
         maintenance.sweep_temp(self.app)  # its scratch copy of the video, at once
-        cause = {"hard-limit": "hard-limit", "timeout": "timeout", "stall": "stall"}.get(
-            outcome.kind, "crash")
-        heartbeat.record_restart(db, self.name, cause, message=outcome.message,
-                                 upload_id=upload_id, rss_kib=peak)
-        if outcome.kind == "hard-limit":
-            level = row["degrade_level"] or 0
-            message = outcome.message + f" at degrade level {level}"
-            if level + 1 >= media.DEGRADE_LEVELS:
-                message = (f"needs more memory than the hard limit of {self.limits.hard_kib} KiB "
-                           f"even at the lowest degrade level (peak {peak} KiB)")
-            return jobs.fail(db, upload_id, MemoryLimitError(message, upload_id=upload_id),
-                             owner=self.name, max_attempts=settings.max_attempts, degrade=True,
-                             degrade_levels=media.DEGRADE_LEVELS, peak_rss_kib=peak)
-        error = from_category(outcome.category or "internal", outcome.message,
-                              transient=True, upload_id=upload_id)
-        return jobs.fail(db, upload_id, error, owner=self.name,
-                         max_attempts=settings.max_attempts,
-                         retry_backoff=settings.retry_backoff, peak_rss_kib=peak)
+        heartbeat.record_restart(db, self.name, decision.restart or "crash",
+                                 message=outcome.message, upload_id=upload_id, rss_kib=peak)
+        return self._fail(upload_id, decision, peak)
+
+    def _fail(self, upload_id: int, decision: Decision, peak: int) -> str:
+        assert decision.error is not None
+        return when_unlocked(lambda: jobs.fail(
+            self.app.db, upload_id, decision.error, owner=self.name,
+            max_attempts=self.settings.max_attempts, retry_backoff=self.settings.retry_backoff,
+            degrade=decision.degrade, degrade_levels=media.DEGRADE_LEVELS, peak_rss_kib=peak),
+            what=f"upload {upload_id}'s outcome")
 
 
 def _child_rss(child: JobChild | None) -> int:

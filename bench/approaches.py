@@ -36,7 +36,7 @@ def peakops_env(home: Path) -> dict[str, str]:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "batch.cli", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 def run(approach: str, video: Path, duration: float, workdir: Path, *,

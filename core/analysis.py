@@ -7,6 +7,7 @@ that remote analyzers can skip frames that add nothing.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +59,44 @@ class Analyzer(Protocol):
     the frames of the same upload already analysed, so near-duplicates can be reported
     (and skipped by analyzers that cost money). Raises :class:`AnalysisError` when the
     frame cannot be analysed; ``transient`` tells whether a retry may help.
+
+    Budget hooks: analyzers that pay per call count them. The pipeline calls
+    :meth:`begin_upload` before an upload's frames with the calls it already made (kept
+    across retries) and stores :attr:`calls_made` after each frame. When
+    :meth:`current_period` names a period, it calls :meth:`begin_period` before each frame
+    with the calls every worker made in it (``core.state`` key :func:`calls_key`) and adds
+    the growth of :attr:`period_calls`. A free analyzer keeps both counts at 0 and has no
+    period.
     """
 
     name: str
+    calls_made: int
+    """Paid calls made for the current upload."""
+    period_calls: int
+    """Paid calls made in the current period, by every upload."""
 
-    def analyze(self, image: Path, previous_hashes: Sequence[int] = ()) -> FrameAnalysis: ...
+    def analyze(self, image: Path, previous_hashes: Sequence[int] = ()) -> FrameAnalysis:
+        """Metrics and labels of one frame."""
+
+    def check(self) -> None:
+        """Raise AnalysisError if the analyzer cannot work now (for doctor)."""
+
+    def describe(self) -> str:
+        """One line naming the analyzer and where it runs, safe to print."""
+
+    def begin_upload(self, upload_id: int, calls_made: int = 0) -> None:
+        """Start counting for ``upload_id``, which has already made ``calls_made`` calls."""
+
+    def current_period(self) -> str | None:
+        """The budget period now, or None for an analyzer without a period budget."""
+
+    def begin_period(self, period: str, calls_made: int = 0) -> None:
+        """Count against ``period``, in which ``calls_made`` calls were already made."""
+
+
+def calls_key(analyzer_name: str, period: str) -> str:
+    """The ``core.state`` key counting an analyzer's paid calls in ``period``."""
+    return f"{analyzer_name}.calls.{period}"
 
 
 def dhash(image: Image.Image) -> int:
@@ -103,8 +137,8 @@ def measure(image_path: Path) -> Metrics:
     if grey.width > _WORK_WIDTH:
         grey = grey.resize((_WORK_WIDTH, max(1, grey.height * _WORK_WIDTH // grey.width)))
     # The edge filter's border rows are artefacts; normalising by contrast keeps a
-    # dim but focused frame from reading as blurry. A picture too small or too thin to
-    # have an inside (2x2, 1280x4) is measured whole rather than refused.
+    # dim but focused frame from reading as blurry. A picture too thin to lose its
+    # border (a few pixels high or wide) keeps it.
     edges = grey.filter(ImageFilter.FIND_EDGES)
     if grey.width > 4 and grey.height > 4:
         edges = edges.crop((2, 2, grey.width - 2, grey.height - 2))
@@ -149,9 +183,35 @@ def quality_labels(metrics: Metrics, near_duplicate: bool) -> list[Label]:
 
 
 class LocalAnalyzer:
-    """Offline analysis with Pillow: sharpness, exposure and near-duplicates."""
+    """Offline analysis with Pillow: sharpness, exposure and near-duplicates. Free: no
+    call budget, no period."""
 
     name = SOURCE_LOCAL
+    calls_made = 0
+    period_calls = 0
+
+    def check(self) -> None:
+        """Encode and decode a small JPEG with Pillow."""
+        buffer = io.BytesIO()
+        try:
+            Image.new("RGB", (32, 32), (128, 128, 128)).save(buffer, "JPEG")
+            buffer.seek(0)
+            with Image.open(buffer) as image:
+                image.load()
+        except (OSError, ValueError) as exc:
+            raise AnalysisError(f"Pillow cannot encode and decode JPEG: {exc}") from None
+
+    def describe(self) -> str:
+        return "local (Pillow: sharpness, exposure, near-duplicates)"
+
+    def begin_upload(self, upload_id: int, calls_made: int = 0) -> None:
+        """Nothing to count: local analysis is free."""
+
+    def current_period(self) -> str | None:
+        return None
+
+    def begin_period(self, period: str, calls_made: int = 0) -> None:
+        """Nothing to count: local analysis is free."""
 
     def analyze(self, image: Path, previous_hashes: Sequence[int] = ()) -> FrameAnalysis:
         metrics = measure(image)

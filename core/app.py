@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,13 @@ from core import home
 from core.analysis import Analyzer, LocalAnalyzer
 from core.config import Settings
 from core.db import connect
-from core.media import FFmpegExtractor, FrameExtractor
+from core.errors import ConfigError
+from core.media import FrameExtractor, default_extractor
 from core.storage import LocalStore, ObjectStore
+
+QueueSender = Callable[[list[int], str], None]
+"""An entry point's hook that puts uploads an operation made QUEUED on the worker's
+queue: ``send(upload_ids, kind)``, kind ``process``, ``reprocess`` or ``analyze``."""
 
 
 @dataclass
@@ -27,6 +33,18 @@ class App:
     store: ObjectStore
     analyzer: Analyzer
     extractor: FrameExtractor
+    send_queued: QueueSender | None = None
+
+    def queued(self, upload_ids: Iterable[int], kind: str = "process") -> list[int]:
+        """Hand uploads made QUEUED to the entry point's queue hook; return the ids.
+
+        Without a hook nothing is sent: a running worker still finds QUEUED uploads, as
+        it re-sends them whenever its queue is empty.
+        """
+        ids = list(upload_ids)
+        if ids and self.send_queued is not None:
+            self.send_queued(ids, kind)
+        return ids
 
     def close(self) -> None:
         self.db.conn.close()
@@ -48,7 +66,13 @@ def make_analyzer(settings: Settings) -> Analyzer:
 
 def open_app(settings: Settings, *, store: ObjectStore | None = None,
              analyzer: Analyzer | None = None, extractor: FrameExtractor | None = None,
-             check_same_thread: bool = True) -> App:
+             check_same_thread: bool = True, send_queued: QueueSender | None = None) -> App:
+    if settings.database_dialect == "postgresql":
+        # Refuse rather than quietly keep this machine's own SQLite file: a fleet's
+        # workers would each see a different record of truth.
+        raise ConfigError("PEAKOPS_DATABASE_URL: the upload lifecycle does not run on "
+                          "PostgreSQL yet; `peakops doctor` can check the database",
+                          key="database_url")
     home.prepare(settings)
     home.check_database(settings)
     try:
@@ -58,7 +82,7 @@ def open_app(settings: Settings, *, store: ObjectStore | None = None,
     return App(settings=settings, db=db,
                store=store or make_store(settings),
                analyzer=analyzer or make_analyzer(settings),
-               extractor=extractor or FFmpegExtractor())
+               extractor=extractor or default_extractor(), send_queued=send_queued)
 
 
 def process_owner(role: str = "cli") -> str:

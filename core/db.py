@@ -1,9 +1,11 @@
 """The state database: the single record of truth (SQLite through sqlite-utils, WAL).
 
-Schema changes are numbered migrations applied in place on open; ``PRAGMA user_version``
-holds the number applied. Multi-statement writes go through :func:`transaction`, which
-takes the write lock up front (``BEGIN IMMEDIATE``) so concurrent writers wait on the
-busy timeout instead of failing with "database is locked" on a lock upgrade.
+Schema changes are the numbered migrations of :mod:`core.schema`, applied in place on
+open; ``PRAGMA user_version`` holds the number applied. Multi-statement writes go through
+:func:`transaction`, which takes the write lock up front (``BEGIN IMMEDIATE``) so
+concurrent writers wait on the busy timeout instead of failing with "database is locked"
+on a lock upgrade. :func:`open_database` opens the fleet's PostgreSQL database instead
+when the settings name one (:mod:`core.sqldb`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from typing import TypeVar
 
 import sqlite_utils
 
+from core import schema
+from core.config import Settings
+from core.sqldb import PostgresDatabase, SqlDatabase, SqliteDatabase
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -26,87 +32,7 @@ BUSY_TIMEOUT_S = 30.0
 
 UPLOAD_STATUSES = ("UPLOADING", "QUEUED", "DEFERRED", "PROCESSING", "DONE", "FAILED", "CANCELLED")
 
-
-def _v1(db: sqlite_utils.Database) -> None:
-    db["uploads"].create({
-        "id": int, "original_name": str, "sha256": str, "size": int,
-        "status": str, "mode": str, "priority": int,
-        "error_category": str, "error_message": str,
-        "attempts": int, "degrade_level": int, "not_before": float,
-        "storage_key": str,
-        "duration": float, "width": int, "height": int, "codec": str, "fps": float,
-        "rotation": int, "has_audio": int,
-        "stage": str, "progress_done": int, "progress_total": int,
-        "created_at": float, "updated_at": float, "started_at": float, "finished_at": float,
-        "lease_owner": str, "lease_expires_at": float, "peak_rss_kib": int,
-        "frames_planned": int,
-    }, pk="id", not_null={"original_name", "status", "mode", "created_at", "updated_at"},
-        defaults={"attempts": 0, "degrade_level": 0, "priority": 0})
-    db["uploads"].create_index(["status", "priority", "id"])
-    db["uploads"].create_index(["sha256"])
-    db["uploads"].create_index(["updated_at"])
-    db["frames"].create({
-        "id": int, "upload_id": int, "idx": int, "timestamp": float, "storage_key": str,
-        "width": int, "height": int, "sharpness": float, "brightness": float,
-        "overexposed": float, "dhash": str, "created_at": float, "analyzed_at": float,
-    }, pk="id", foreign_keys=[("upload_id", "uploads", "id")])
-    db["frames"].create_index(["upload_id", "idx"], unique=True)
-    db["labels"].create({
-        "id": int, "frame_id": int, "name": str, "confidence": float, "source": str,
-    }, pk="id", foreign_keys=[("frame_id", "frames", "id")])
-    db["labels"].create_index(["frame_id"])
-    db["events"].create({
-        "id": int, "at": float, "upload_id": int, "kind": str, "message": str,
-    }, pk="id")
-    db["events"].create_index(["upload_id", "id"])
-
-
-def _v2(db: sqlite_utils.Database) -> None:
-    """Worker heartbeats and the record of job-child replacements."""
-    db["workers"].create({
-        "name": str, "pid": int, "host": str, "state": str, "upload_id": int, "stage": str,
-        "progress_done": int, "progress_total": int, "rss_kib": int, "peak_kib": int,
-        "soft_limit_kib": int, "hard_limit_kib": int, "jobs_done": int, "child_pid": int,
-        "child_starts": int, "started_at": float, "last_seen": float,
-    }, pk="name")
-    db["restarts"].create({
-        "id": int, "at": float, "worker": str, "cause": str, "upload_id": int,
-        "rss_kib": int, "message": str,
-    }, pk="id")
-    db["restarts"].create_index(["worker", "id"])
-    # Small shared state (scheduler pause, run-now override): key -> JSON text.
-    db["state"].create({"key": str, "value": str, "updated_at": float}, pk="key")
-
-
-def _v3(db: sqlite_utils.Database) -> None:
-    """Paid analyzer calls per upload (cost visibility and the per-upload budget)."""
-    db["uploads"].add_column("rekognition_calls", int, not_null_default=0)
-
-
-LIVE_SHA256 = ("status != 'CANCELLED' AND NOT (status = 'FAILED' AND storage_key IS NULL) "
-               "AND duplicate_of IS NULL")
-"""Uploads whose content counts for duplicate detection: one per content hash."""
-
-
-def _v4(db: sqlite_utils.Database) -> None:
-    """At most one live upload per content hash, enforced by the database (two submits
-    of one file at the same moment cannot both get in). Duplicates that got in before
-    are kept and pointed at the first; they no longer count."""
-    db["uploads"].add_column("duplicate_of", int)
-    db.execute(
-        "UPDATE uploads SET duplicate_of = (SELECT MIN(first.id) FROM uploads AS first "
-        "WHERE first.sha256 = uploads.sha256 AND first.id < uploads.id "
-        "AND first.status != 'CANCELLED' "
-        "AND NOT (first.status = 'FAILED' AND first.storage_key IS NULL)) "
-        "WHERE status != 'CANCELLED' AND NOT (status = 'FAILED' AND storage_key IS NULL)")
-    db.execute(f"CREATE UNIQUE INDEX uploads_live_sha256 ON uploads (sha256) "
-               f"WHERE {LIVE_SHA256}")
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
-"""Append-only: migration N (1-based) upgrades a database at user_version N-1."""
-
-SCHEMA_VERSION = len(MIGRATIONS)
+SCHEMA_VERSION = schema.SCHEMA_VERSION
 
 
 def connect(path: Path, *, check_same_thread: bool = True,
@@ -116,6 +42,15 @@ def connect(path: Path, *, check_same_thread: bool = True,
     Opening takes no write lock unless the schema needs upgrading (or the file is new),
     so readers never queue behind a writer.
     """
+    db = sqlite_utils.Database(open_sqlite(path, check_same_thread=check_same_thread,
+                                           busy_timeout_s=busy_timeout_s))
+    migrate(db)
+    return db
+
+
+def open_sqlite(path: Path, *, check_same_thread: bool = True,
+                busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+    """A connection to the SQLite file at ``path`` (autocommit, WAL), schema untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None,
                            check_same_thread=check_same_thread)
@@ -124,26 +59,53 @@ def connect(path: Path, *, check_same_thread: bool = True,
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    db = sqlite_utils.Database(conn)
-    migrate(db)
-    return db
+    # PostgreSQL's spelling of the two-argument MAX/MIN, so that SQL is written once.
+    conn.create_function("greatest", -1, _greatest, deterministic=True)
+    conn.create_function("least", -1, _least, deterministic=True)
+    return conn
+
+
+def _greatest(*values):
+    """PostgreSQL's GREATEST: the largest argument, NULLs ignored."""
+    return max((v for v in values if v is not None), default=None)
+
+
+def _least(*values):
+    return min((v for v in values if v is not None), default=None)
+
+
+def schema_version(db: sqlite_utils.Database | SqlDatabase) -> int:
+    """The migration number the database is at."""
+    return _sql(db).schema_version()
 
 
 _migrate_lock = threading.Lock()
 
 
-def migrate(db: sqlite_utils.Database) -> int:
+def migrate(db: sqlite_utils.Database | SqlDatabase) -> int:
     """Apply pending migrations, each in its own transaction; return the new version."""
-    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-        return SCHEMA_VERSION  # the common case: a read, no write lock
+    version = _sql(db).schema_version()
+    if version >= SCHEMA_VERSION:
+        return version  # the common case: a read, no write lock
     with _migrate_lock:
-        while True:
-            with transaction(db):
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version >= SCHEMA_VERSION:
-                    return version
-                MIGRATIONS[version](db)
-                db.execute(f"PRAGMA user_version = {version + 1}")
+        return schema.migrate(_sql(db))
+
+
+def open_database(settings: Settings, *, check_same_thread: bool = True) -> SqlDatabase:
+    """The state database ``settings`` name (PostgreSQL or SQLite), schema upgraded."""
+    if settings.database_dialect == "postgresql":
+        db: SqlDatabase = PostgresDatabase.connect(settings.database_url)
+        try:
+            schema.migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+    return SqliteDatabase(connect(settings.db_path, check_same_thread=check_same_thread).conn)
+
+
+def _sql(db: sqlite_utils.Database | SqlDatabase) -> SqlDatabase:
+    return db if isinstance(db, SqlDatabase) else SqliteDatabase(db.conn)
 
 
 def is_locked(exc: BaseException) -> bool:
@@ -170,17 +132,11 @@ def when_unlocked(fn: Callable[[], T], *, patience_s: float = 300.0,
 
 
 @contextlib.contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """One write transaction holding the write lock from its first statement."""
-    conn = db.conn
-    if conn.in_transaction:  # nested: join the outer transaction
+def transaction(db: sqlite_utils.Database | SqlDatabase) -> Iterator[sqlite_utils.Database]:
+    """One write transaction holding the write lock from its first statement.
+
+    Nested use joins the outer transaction. Works on sqlite-utils' Database and on
+    either :class:`~core.sqldb.SqlDatabase`.
+    """
+    with _sql(db).transaction():
         yield db
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        conn.execute("COMMIT")

@@ -22,7 +22,7 @@ from core import jobs, media
 from core.app import App, process_owner
 from core.db import when_unlocked
 from core.errors import InputError, InternalError, PeakOpsError, StorageError
-from core.pipeline import scratch_name
+from core.naming import safe_name
 from core.storage import CHUNK, ProgressCallback, disk_full, video_key
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def stage(app: App, source: BinaryIO, name: str, on_progress: ProgressCallback |
     except OSError as exc:
         raise StorageError(f"cannot stage {name}: {exc.strerror}", errno=exc.errno,
                            transient=disk_full(exc)) from None
-    staged = folder / scratch_name(name)
+    staged = folder / safe_name(name, fallback="video", keep_suffix=True)
     digest, size = hashlib.sha256(), 0
     try:
         with staged.open("wb") as out:
@@ -194,7 +194,7 @@ def _store_staged(app: App, key: str, staged: Staged,
 
 
 def _drop_unreferenced(app: App, key: str) -> None:
-    if not app.db.execute("SELECT 1 FROM uploads WHERE storage_key = ?", [key]).fetchone():
+    if not jobs.key_shared(app.db, key):
         try:
             app.store.delete(key)
         except PeakOpsError as exc:
@@ -259,15 +259,21 @@ def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: in
     with source:
         staged = stage(app, source, name, on_progress if stages_locally else None)
     try:
+        probing = media.start_probe(staged.path, name=name)  # while the record is made
         owner = process_owner("submit")
-        recorded = _record(app, name, staged, mode, priority, owner)
+        try:
+            recorded = _record(app, name, staged, mode, priority, owner)
+        except BaseException:
+            probing.cancel()
+            raise
         if isinstance(recorded, SubmitResult):
+            probing.cancel()
             return recorded
         upload_id = recorded
         key = video_key(staged.sha256)
         stored = False
         try:
-            facts = media.probe(staged.path)
+            facts = probing.result(upload_id=upload_id)
             _store_staged(app, key, staged, None if stages_locally else on_progress)
             stored = True
             status = when_unlocked(lambda: jobs.mark_stored(
@@ -280,6 +286,7 @@ def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: in
                 _drop_unreferenced(app, key)
             raise
         except BaseException as exc:  # interrupted: never leave the record in UPLOADING
+            probing.cancel()
             jobs.fail(app.db, upload_id,
                       InternalError(f"{name}: submission interrupted ({exc!r})"),
                       owner=owner, max_attempts=0)

@@ -8,17 +8,18 @@ retry takes a subset of the same plan, so earlier frames stay valid.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import shutil
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import frames as frame_records
 from core import jobs, media, state
-from core.analysis import measure
+from core.analysis import calls_key, measure
 from core.app import App, temp_dir_for
 from core.db import is_locked, transaction, when_unlocked
 from core.errors import (
@@ -34,6 +35,9 @@ from core.storage import disk_full, frame_key
 
 logger = logging.getLogger(__name__)
 
+SCRATCH_NAME = "video"
+"""The fetched copy's name: neutral, so no user-chosen suffix sways libav's demuxer choice."""
+
 ProgressFn = Callable[[str, int, int], None]
 """Called with (stage, done, total) whenever the job moves on."""
 
@@ -47,13 +51,14 @@ class JobResult:
     labels: int
 
 
-class _Job:
+class _PipelineRun:
     """One run of the pipeline for one upload, by one lease owner."""
 
     def __init__(self, app: App, upload_id: int, owner: str, on_progress: ProgressFn | None):
         self.app, self.upload_id, self.owner = app, upload_id, owner
         self.on_progress = on_progress
         self.settings = app.settings
+        self.resources = contextlib.ExitStack()  # the open video; closed when the run ends
 
     def step(self, stage: str, done: int, total: int) -> None:
         """Renew the lease with progress; stop if the upload is no longer ours."""
@@ -67,10 +72,20 @@ class _Job:
 
     def fetch(self, row: dict, workdir: Path) -> Path:
         self.step("fetching", 0, 1)
-        video = workdir / "source" / scratch_name(row["original_name"])
+        video = workdir / "source" / SCRATCH_NAME
         video.parent.mkdir(exist_ok=True)
         self.app.store.get_file(row["storage_key"], video)
         return video
+
+    def facts(self, row: dict, video: Path) -> media.ProbeResult:
+        """The probe recorded at submit; uploads from before it are probed here (job child)."""
+        if row.get("probe"):
+            return media.ProbeResult.from_json(row["probe"])
+        try:
+            return media.probe(video, upload_id=self.upload_id)
+        except InputError as exc:
+            exc.message = exc.message.replace(SCRATCH_NAME, row["original_name"], 1)
+            raise
 
     def extract(self, row: dict, video: Path, workdir: Path) -> tuple[int, dict[int, Path]]:
         db = self.app.db
@@ -78,34 +93,27 @@ class _Job:
                                               self.settings.max_frames_per_video)
         options = dataclasses.replace(
             options, max_width=min(options.max_width, self.settings.frame_max_width))
-        duration = row["duration"]
-        if duration is None:
-            duration = media.probe(video).duration
-        times = media.frame_times(duration, self.settings.max_frames_per_video)
+        facts = self.facts(row, video)
+        times = media.plan_times(facts, self.settings.max_frames_per_video)
         indices = [i for i in indices if i < len(times)]
-        done = {r[0] for r in db.execute("SELECT idx FROM frames WHERE upload_id = ?",
-                                         [self.upload_id])}
-        db.execute("UPDATE uploads SET frames_planned = ? WHERE id = ?",
-                   [len(indices), self.upload_id])
+        done = frame_records.indices(db, self.upload_id)
+        frame_records.set_planned(db, self.upload_id, len(indices))
         images: dict[int, Path] = {}
         extracted = 0
+        source = self.resources.enter_context(
+            self.app.extractor.open(video, facts, options, name=row["original_name"]))
         for k, index in enumerate(indices):
             if index in done:
                 continue
             self.step("extracting", k, len(indices))
             wait_at_hold_point(self.settings.hold_file, self.upload_id, k)
-            frame = self.app.extractor.extract(video, times[index],
-                                               workdir / f"{index:04d}.jpg", options)
+            frame = source.extract(times[index], workdir / f"{index:04d}.jpg")
             metrics = measure(frame.path)  # local metrics always, offline
             key = frame_key(self.upload_id, index)
             self.app.store.put_file(key, frame.path)
-            db.execute(
-                "INSERT OR IGNORE INTO frames (upload_id, idx, timestamp, storage_key, width, "
-                "height, sharpness, brightness, overexposed, dhash, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [self.upload_id, index, frame.timestamp, key, frame.width, frame.height,
-                 metrics.sharpness, metrics.brightness, metrics.overexposed,
-                 f"{metrics.dhash:016x}", time.time()])
+            frame_records.record(db, self.upload_id, index, timestamp=frame.timestamp,
+                                 storage_key=key, width=frame.width, height=frame.height,
+                                 metrics=metrics)
             images[index] = frame.path
             extracted += 1
         self.step("extracting", len(indices), len(indices))
@@ -114,22 +122,14 @@ class _Job:
     def analyse(self, images: dict[int, Path], workdir: Path) -> tuple[int, int]:
         """Label every frame of the upload not analysed yet, in index order."""
         db = self.app.db
-        frames = list(db.query(
-            "SELECT id, idx, storage_key, dhash, analyzed_at FROM frames WHERE upload_id = ? "
-            "ORDER BY idx", [self.upload_id]))
+        frames = frame_records.for_analysis(db, self.upload_id)
         previous = [int(f["dhash"], 16) for f in frames if f["analyzed_at"] is not None]
         pending = [f for f in frames if f["analyzed_at"] is None]
         # Paid analyzers count calls per upload (budget and cost), kept across retries,
         # and per budget period across uploads and workers (in core.state).
         analyzer = self.app.analyzer
-        counts_calls = hasattr(analyzer, "begin_upload")
-        if counts_calls:
-            used = db.execute("SELECT rekognition_calls FROM uploads WHERE id = ?",
-                              [self.upload_id]).fetchone()[0]
-            analyzer.begin_upload(self.upload_id, used or 0)
-        counts_period = hasattr(analyzer, "begin_period")
-        if counts_period:
-            from core.rekognition import period_calls_key  # boto3 is loaded already
+        calls_recorded = frame_records.paid_calls(db, self.upload_id)
+        analyzer.begin_upload(self.upload_id, calls_recorded)
         analysed = labels = 0
         for k, frame in enumerate(pending):
             self.step("analysing", k, len(pending))
@@ -137,45 +137,24 @@ class _Job:
             if image is None or not image.exists():
                 image = workdir / f"stored-{frame['idx']:04d}.jpg"
                 self.app.store.get_file(frame["storage_key"], image)
-            if counts_period:  # read per frame: other workers count too, and periods end
-                period = analyzer.current_period()
-                period_key = period_calls_key(period)
+            period = analyzer.current_period()
+            if period is not None:  # read per frame: other workers count too, and periods end
+                period_key = calls_key(analyzer.name, period)
                 analyzer.begin_period(period, state.get(db, period_key, 0))
                 period_calls = analyzer.period_calls
             result = analyzer.analyze(image, previous)
             previous.append(result.metrics.dhash)
             with transaction(db):
-                db.execute("DELETE FROM labels WHERE frame_id = ?", [frame["id"]])
-                for label in result.labels:
-                    db.execute("INSERT INTO labels (frame_id, name, confidence, source) "
-                               "VALUES (?, ?, ?, ?)",
-                               [frame["id"], label.name, label.confidence, label.source])
-                db.execute("UPDATE frames SET analyzed_at = ? WHERE id = ?",
-                           [time.time(), frame["id"]])
-                if counts_calls:
-                    db.execute("UPDATE uploads SET rekognition_calls = ? WHERE id = ?",
-                               [analyzer.calls_made, self.upload_id])
-                if counts_period and analyzer.period_calls > period_calls:
+                frame_records.record_labels(db, frame["id"], result.labels)
+                if analyzer.calls_made != calls_recorded:
+                    calls_recorded = analyzer.calls_made
+                    frame_records.set_paid_calls(db, self.upload_id, calls_recorded)
+                if period is not None and analyzer.period_calls > period_calls:
                     state.increment(db, period_key, analyzer.period_calls - period_calls)
             analysed += 1
             labels += len(result.labels)
         self.step("analysing", len(pending), len(pending))
         return analysed, labels
-
-
-def scratch_name(original_name: str, max_bytes: int = 120) -> str:
-    """The operator's file name for the scratch copy, so ffmpeg's messages name their file.
-
-    Its own folder keeps it apart from the frames; too long a name keeps its suffix.
-    """
-    name = original_name.replace("/", "_").replace("\\", "_").replace("\0", "")
-    if name in ("", ".", ".."):
-        return "video"
-    if len(name.encode()) > max_bytes:
-        suffix = Path(name).suffix[:16]
-        stem = name.encode()[:max_bytes - len(suffix.encode()) - 3].decode(errors="ignore")
-        name = stem + "…" + suffix
-    return name
 
 
 def _owned_row(app: App, upload_id: int, owner: str) -> dict:
@@ -197,24 +176,22 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
     ``reanalyse`` drops existing labels first and re-runs only the analysis stage when
     all planned frames exist.
     """
-    job = _Job(app, upload_id, owner, on_progress)
+    job = _PipelineRun(app, upload_id, owner, on_progress)
     row = _owned_row(app, upload_id, owner)
     if reanalyse:
-        app.db.execute("UPDATE frames SET analyzed_at = NULL WHERE upload_id = ?", [upload_id])
+        frame_records.reset_analysis(app.db, upload_id)
     workdir = temp_dir_for(app.settings, upload_id)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         indices, _ = media.degrade_plan(row["degrade_level"] or 0,
                                         app.settings.max_frames_per_video)
-        have = {r[0] for r in app.db.execute("SELECT idx FROM frames WHERE upload_id = ?",
-                                             [upload_id])}
+        have = frame_records.indices(app.db, upload_id)
         extracted, images = 0, {}
         if not set(indices) <= have:
             video = job.fetch(row, workdir)
             extracted, images = job.extract(row, video, workdir)
         else:  # a lower level's attempt already stored every frame this level plans
-            app.db.execute("UPDATE uploads SET frames_planned = ? WHERE id = ?",
-                           [len(indices), upload_id])
+            frame_records.set_planned(app.db, upload_id, len(indices))
         analysed, labels = job.analyse(images, workdir)
     except InputError as exc:
         exc.upload_id = upload_id
@@ -233,9 +210,9 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
         raise DatabaseBusyError(f"upload {upload_id}: the state database stayed locked by "
                                 "another writer", upload_id=upload_id) from None
     finally:
+        job.resources.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    total = app.db.execute("SELECT COUNT(*) FROM frames WHERE upload_id = ?",
-                           [upload_id]).fetchone()[0]
+    total = frame_records.count(app.db, upload_id)
     logger.info("upload %s: %s frames (%s extracted now), %s analysed, %s labels",
                 upload_id, total, extracted, analysed, labels)
     return JobResult(upload_id, total, extracted, analysed, labels)

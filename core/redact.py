@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
+from core.urls import redacted_url
+
 MASK = "***"
 
 _ENV_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
@@ -88,16 +90,7 @@ def redact(text: str) -> str:
 
 def safe_endpoint(url: str | None, default: str = "AWS") -> str:
     """An endpoint URL without any user:password part, for messages."""
-    if not url:
-        return default
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-    except ValueError:
-        return redact(url)
-    return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
+    return redacted_url(url, keep_user=False) or default
 
 
 class RedactingFormatter(logging.Formatter):

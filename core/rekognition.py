@@ -34,7 +34,14 @@ from botocore.exceptions import (
 )
 from PIL import Image
 
-from core.analysis import FrameAnalysis, Label, measure, nearest_duplicate, quality_labels
+from core.analysis import (
+    FrameAnalysis,
+    Label,
+    calls_key,
+    measure,
+    nearest_duplicate,
+    quality_labels,
+)
 from core.config import Settings
 from core.errors import AnalysisError, ConfigError
 from core.redact import safe_endpoint
@@ -114,7 +121,7 @@ def budget_period(moment: datetime, timezone: str = "UTC") -> str:
 
 def period_calls_key(period: str) -> str:
     """The ``core.state`` key counting the DetectLabels calls made in ``period``."""
-    return f"rekognition.calls.{period}"
+    return calls_key(SOURCE_REKOGNITION, period)
 
 
 class RateLimit:

@@ -32,8 +32,8 @@ from s3transfer.subscribers import BaseSubscriber
 
 from core.config import Settings
 from core.errors import InputError, StorageError
-from core.redact import safe_endpoint
 from core.storage import MissingObjectError, ProgressCallback, check_key
+from core.urls import redacted_url
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ def make_client(settings: Settings, **config: Any):
                           endpoint_url=settings.s3_endpoint_url,
                           config=client_config(path_style=bool(settings.s3_endpoint_url),
                                                **config))
+
+
+def safe_endpoint(url: str | None) -> str:
+    """The endpoint URL without any user:password part, for messages."""
+    return redacted_url(url, keep_user=False) if url else "AWS"
 
 
 class ClampedProgress(BaseSubscriber):
@@ -221,6 +226,13 @@ class S3Store:
 
     def location(self, key: str) -> str:
         return self._where(check_key(key))
+
+    def sweep_partials(self) -> int:
+        """Abort the multipart uploads this store could not abort when they failed (S3
+        never shows a partial object under a key); return how many were aborted now."""
+        with self._lock:
+            pending = len(self._pending_aborts)
+        return pending - self._retry_aborts()
 
     def check(self) -> None:
         """head_bucket, then write and delete a small probe object under the prefix."""

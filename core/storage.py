@@ -81,6 +81,10 @@ class ObjectStore(Protocol):
     def check(self) -> None:
         """Raise StorageError if the store cannot be written to now (for doctor)."""
 
+    def sweep_partials(self) -> int:
+        """Remove what writers that died mid-put left behind (never a finished object);
+        return how many leftovers were removed. The reaper calls it."""
+
 
 class LocalStore:
     """Objects as files under one folder (the default, under the home folder).

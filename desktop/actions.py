@@ -1,7 +1,9 @@
 """What the operator can do to uploads: which actions fit which statuses, and the calls.
 
-Each operation runs on the write thread with that thread's App and returns a short
-summary; uploads that changed state meanwhile are reported, not fatal.
+Which action fits which status is :data:`core.lifecycle.ACTIONS`, the table the CLI's
+commands obey too. Each operation runs on the write thread with that thread's App and
+returns a short summary; uploads that changed state meanwhile are reported, not fatal.
+Uploads made QUEUED go to ``app.queued`` (the queue hook the console was started with).
 """
 
 from __future__ import annotations
@@ -10,22 +12,14 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from core import jobs, maintenance
+from core import jobs, lifecycle, maintenance, queries
 from core.app import App
 from core.errors import PeakOpsError
 
 logger = logging.getLogger(__name__)
 
-ALLOWED: dict[str, tuple[str, ...]] = {
-    "retry": (jobs.FAILED, jobs.CANCELLED),
-    "reprocess": (jobs.DONE, jobs.FAILED, jobs.CANCELLED),
-    "reanalyse": (jobs.DONE, jobs.FAILED),
-    "cancel": jobs.ACTIVE,
-    "offpeak": (jobs.QUEUED,),
-    "now": (jobs.DEFERRED,),
-    "delete": (jobs.QUEUED, jobs.DEFERRED) + jobs.TERMINAL,
-}
-"""Action -> statuses it applies to (the lifecycle in core.jobs decides the rest)."""
+ALLOWED = lifecycle.ACTIONS
+"""Action -> statuses it applies to: the lifecycle's one table."""
 
 
 def applicable(action: str, statuses: Iterable[str]) -> bool:
@@ -35,7 +29,7 @@ def applicable(action: str, statuses: Iterable[str]) -> bool:
 
 
 @dataclass
-class Outcome:
+class ActionResult:
     action: str
     changed: list[int] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
@@ -47,16 +41,9 @@ class Outcome:
         return text
 
 
-def _enqueue(app: App, ids: list[int], kind: str = "process") -> None:
-    if not ids:
-        return
-    from batch.queue import enqueue  # the worker's queue: ids only
-    enqueue(app.settings, ids, kind)
-
-
 def _each(app: App, action: str, ids: Iterable[int],
-          fn: Callable[[App, int], object]) -> Outcome:
-    outcome = Outcome(action)
+          fn: Callable[[App, int], object]) -> ActionResult:
+    outcome = ActionResult(action)
     for upload_id in ids:
         try:
             fn(app, upload_id)
@@ -66,55 +53,49 @@ def _each(app: App, action: str, ids: Iterable[int],
     return outcome
 
 
-def retry(app: App, ids: list[int]) -> Outcome:
+def retry(app: App, ids: list[int]) -> ActionResult:
     outcome = _each(app, "retry", ids, lambda a, i: jobs.retry(a.db, i))
-    _enqueue(app, outcome.changed)
+    app.queued(outcome.changed)
     return outcome
 
 
-def retry_all_failed(app: App, category: str | None = None) -> Outcome:
-    sql = "SELECT id FROM uploads WHERE status = 'FAILED'"
-    params: list[str] = []
-    if category:
-        sql += " AND error_category = ?"
-        params.append(category)
-    ids = [r[0] for r in app.db.execute(sql + " ORDER BY id", params)]
-    return retry(app, ids)
+def retry_all_failed(app: App, category: str | None = None) -> ActionResult:
+    return retry(app, queries.ids_with_status(app.db, jobs.FAILED, category=category))
 
 
-def reprocess(app: App, ids: list[int]) -> Outcome:
+def reprocess(app: App, ids: list[int]) -> ActionResult:
     def one(a: App, upload_id: int) -> None:
         for key in jobs.reprocess(a.db, upload_id):
             a.store.delete(key)
     outcome = _each(app, "reprocess", ids, one)
-    _enqueue(app, outcome.changed)
+    app.queued(outcome.changed, "reprocess")
     return outcome
 
 
-def reanalyse(app: App, ids: list[int]) -> Outcome:
+def reanalyse(app: App, ids: list[int]) -> ActionResult:
     outcome = _each(app, "re-analyse", ids, lambda a, i: jobs.request_reanalysis(a.db, i))
-    _enqueue(app, outcome.changed)
+    app.queued(outcome.changed, "analyze")
     return outcome
 
 
-def cancel(app: App, ids: list[int]) -> Outcome:
+def cancel(app: App, ids: list[int]) -> ActionResult:
     return _each(app, "cancel", ids, lambda a, i: jobs.cancel(a.db, i))
 
 
-def set_mode(app: App, ids: list[int], mode: str) -> Outcome:
+def set_mode(app: App, ids: list[int], mode: str) -> ActionResult:
     outcome = _each(app, f"mode {mode}", ids, lambda a, i: jobs.set_mode(a.db, i, mode))
     if mode == jobs.MODE_NOW:
-        _enqueue(app, outcome.changed)
+        app.queued(outcome.changed)
     return outcome
 
 
-def reset_stuck(app: App) -> Outcome:
+def reset_stuck(app: App) -> ActionResult:
     changed = jobs.reset_stuck(app.db, max_attempts=app.settings.max_attempts)
-    _enqueue(app, [i for i, status in changed if status == jobs.QUEUED])
-    return Outcome("reset stuck", [i for i, _ in changed])
+    app.queued(i for i, status in changed if status == jobs.QUEUED)
+    return ActionResult("reset stuck", [i for i, _ in changed])
 
 
-def delete(app: App, ids: list[int]) -> Outcome:
+def delete(app: App, ids: list[int]) -> ActionResult:
     return _each(app, "delete", ids, maintenance.delete_upload)
 
 

@@ -135,8 +135,7 @@ class AddVideosBatch(QObject):
             return FileResult(index, name, True, f"already there: upload {result.upload_id} "
                               f"({result.status})", result.upload_id, result.status)
         if result.status == jobs.QUEUED:
-            from batch.queue import enqueue  # so a running worker picks it up
-            enqueue(app.settings, [result.upload_id])
+            app.queued([result.upload_id])  # so a running worker picks it up at once
         return FileResult(index, name, True, f"upload {result.upload_id}: {result.status}",
                           result.upload_id, result.status)
 

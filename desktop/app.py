@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 import core
 from core import jobs
+from core.app import QueueSender
 from core.config import Settings, default_config_path
 from desktop import actions, service
 from desktop.add_videos import AddVideosBatch, AddVideosDialog
@@ -53,11 +54,12 @@ class MainWindow(QMainWindow):
     uploads_loaded = Signal()  # after every applied poll
 
     def __init__(self, settings: Settings, *, dialogs: Dialogs | None = None,
-                 start_worker: bool = False, remember_ui: bool = True) -> None:
+                 start_worker: bool = False, remember_ui: bool = True,
+                 send_queued: QueueSender | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.dialogs = dialogs or Dialogs()
-        self.runner = TaskRunner(settings, self)
+        self.runner = TaskRunner(settings, self, send_queued=send_queued)
         self.start_worker = start_worker
         self.service_proc: subprocess.Popen | None = None
         self.polling = self.first_load_done = False
@@ -167,7 +169,7 @@ class MainWindow(QMainWindow):
 
     def write(self, fn: Any, *args: Any, then: Any = None) -> None:
         def done(result: Any) -> None:
-            if isinstance(result, actions.Outcome):
+            if isinstance(result, actions.ActionResult):
                 self.statusBar().showMessage(result.summary(), 8000)
                 if result.refused:
                     self.dialogs.error(self, "Not possible for every upload",

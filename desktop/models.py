@@ -21,8 +21,9 @@ import sqlite_utils
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from core import queries
 from core.app import App
-from core.db import UPLOAD_STATUSES
+from core.lifecycle import STATUSES as UPLOAD_STATUSES
 from desktop.plain import tooltip
 
 FIELDS = ("id", "original_name", "status", "mode", "stage", "progress_done", "progress_total",
@@ -66,16 +67,14 @@ def fetch_changes(db: sqlite_utils.Database, since: float | None,
     ``known`` is (rows held, highest id held): when fewer rows exist than that plus the
     new ones, some were deleted and every id is returned so the model can drop them.
     """
-    cols = ", ".join(FIELDS)
     if since is None:
-        rows = db.execute(f"SELECT {cols} FROM uploads ORDER BY id").fetchall()
+        rows = queries.upload_rows(db, FIELDS)
         return Changes(rows, len(rows), True)
-    rows = db.execute(f"SELECT {cols} FROM uploads WHERE updated_at > ? ORDER BY updated_at",
-                      [since - OVERLAP_S]).fetchall()
-    total = db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+    rows = queries.upload_rows(db, FIELDS, changed_after=since - OVERLAP_S)
+    total = queries.upload_count(db)
     ids = None
     if known is not None and total < known[0] + sum(1 for r in rows if r[0] > known[1]):
-        ids = [r[0] for r in db.execute("SELECT id FROM uploads")]
+        ids = queries.upload_ids(db)
     return Changes(rows, total, False, ids)
 
 

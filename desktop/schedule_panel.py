@@ -1,64 +1,54 @@
 """Schedule panel: off-peak windows, open or closed, countdown, pause/resume/run-now.
 
-The window math is :mod:`batch.windows` (pure, takes ``now``). The buttons write the
-``scheduler.*`` keys of :mod:`core.state` the off-peak scheduler reads; until that
-scheduler exists (no such key, no ``batch.scheduler`` module) they stay disabled.
+The window math is :mod:`core.windows` (pure, takes ``now``); the buttons call
+:mod:`core.control`, the same operations as ``peakops pause --after-current``,
+``peakops resume`` and ``peakops run-now``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from core import jobs, state
+from core import control, jobs, offpeak
 from core.app import App
 from core.config import Settings
+from core.offpeak import PAUSE_AFTER_CURRENT, PAUSE_UNTIL, RUN_NOW_UNTIL
 
-PAUSE_UNTIL, PAUSE_AFTER_CURRENT = "scheduler.pause_until", "scheduler.pause_after_current"
-RUN_NOW_UNTIL = "scheduler.run_now_until"
 KEYS = (PAUSE_UNTIL, PAUSE_AFTER_CURRENT, RUN_NOW_UNTIL)
-NOT_YET = "arrives with the off-peak scheduler"
+FROM_CONSOLE = " (from the console)"
 
 
 def load_state(app: App) -> dict[str, Any]:
-    rows = app.db.execute("SELECT key, value FROM state WHERE key LIKE 'scheduler.%'").fetchall()
-    values = {key: state.get(app.db, key) for key, _ in rows}
-    values["_scheduler"] = bool(rows) or importlib.util.find_spec("batch.scheduler") is not None
-    values["_deferred"] = app.db.execute(
-        "SELECT COUNT(*) FROM uploads WHERE status = 'DEFERRED'").fetchone()[0]
-    return values
+    current = offpeak.read_control(app.db)
+    return {PAUSE_UNTIL: current.pause_until, PAUSE_AFTER_CURRENT: current.pause_after_current,
+            RUN_NOW_UNTIL: current.run_now_until,
+            "_deferred": jobs.counts_by_status(app.db).get(jobs.DEFERRED, 0)}
 
 
-def write_pause(app: App) -> None:
+def write_pause(app: App, now: datetime | None = None) -> control.Change:
     """Soft pause: the running video finishes, nothing off-peak starts until resumed."""
-    state.put(app.db, PAUSE_AFTER_CURRENT, True)
-    jobs.record_event(app.db, None, "paused",
-                      "batch paused after the current video (from the console)")
+    return control.pause(app.db, now=now or datetime.now(UTC), after_current=True,
+                         origin=FROM_CONSOLE)
 
 
-def write_resume(app: App) -> None:
-    for key in (PAUSE_UNTIL, PAUSE_AFTER_CURRENT):
-        state.delete(app.db, key)
-    jobs.record_event(app.db, None, "resumed", "batch resumed (from the console)")
+def write_resume(app: App, now: datetime | None = None) -> control.Change:
+    return control.resume(app.db, now=now or datetime.now(UTC), origin=FROM_CONSOLE)
 
 
-def write_run_now(app: App, until: float) -> None:
+def write_run_now(app: App, until: float, now: datetime | None = None) -> control.Change:
     """Run the deferred backlog as if a window were open until ``until``; ends a pause."""
-    state.put(app.db, RUN_NOW_UNTIL, until)
-    for key in (PAUSE_UNTIL, PAUSE_AFTER_CURRENT):
-        state.delete(app.db, key)
-    jobs.record_event(app.db, None, "run-now", f"batch runs now until "
-                      f"{datetime.fromtimestamp(until, UTC).isoformat()} (from the console)")
+    return control.run_now(app.db, until=datetime.fromtimestamp(until, UTC),
+                           now=now or datetime.now(UTC), origin=FROM_CONSOLE)
 
 
 def is_paused(values: dict[str, Any], now: float) -> bool:
-    until = values.get(PAUSE_UNTIL)
-    return bool(values.get(PAUSE_AFTER_CURRENT)) or (until is not None and until > now)
+    return offpeak.Control(values.get(PAUSE_UNTIL), bool(values.get(PAUSE_AFTER_CURRENT)),
+                           values.get(RUN_NOW_UNTIL)).pause_reason(
+        datetime.fromtimestamp(now, UTC)) is not None
 
 
 def countdown(delta: timedelta) -> str:
@@ -125,7 +115,7 @@ class SchedulePanel(QWidget):
         self.set_settings(settings)
 
     def set_settings(self, settings: Settings) -> None:
-        from batch.windows import parse_windows  # pure window math, read-only here
+        from core.windows import parse_windows  # pure window math, read-only here
         self.settings = settings
         try:
             self.schedule = parse_windows(settings.offpeak_windows, settings.timezone)
@@ -153,29 +143,24 @@ class SchedulePanel(QWidget):
             self.change.setText(line)
         v = self.values
         notes = []
-        paused = is_paused(v, time.time())
+        now_s = now.timestamp()
+        paused = is_paused(v, now_s)
         if paused:
             until = v.get(PAUSE_UNTIL)
             notes.append(f"paused until {datetime.fromtimestamp(until):%a %H:%M}"
-                         if until and until < 1e11 else "paused until resumed")
-        if v.get(RUN_NOW_UNTIL) and v[RUN_NOW_UNTIL] > time.time():
+                         if until and now_s < until < offpeak.PAUSE_FOREVER
+                         else "paused until resumed")
+        if v.get(RUN_NOW_UNTIL) and v[RUN_NOW_UNTIL] > now_s:
             notes.append(f"running now until {datetime.fromtimestamp(v[RUN_NOW_UNTIL]):%a %H:%M}")
         if "_deferred" in v:
             notes.append(f"{v['_deferred']} upload(s) waiting for off-peak")
         self.override.setText(" · ".join(notes))
-        enabled = bool(v.get("_scheduler"))
-        for button, on in ((self.pause_button, enabled and not paused),
-                           (self.resume_button, enabled and paused),
-                           (self.run_now_button, enabled)):
+        for button, on in ((self.pause_button, not paused), (self.resume_button, paused),
+                           (self.run_now_button, True)):
             button.setEnabled(on)
-            button.setToolTip("" if enabled else NOT_YET)
 
     def _run_now(self) -> None:
-        """Treat the window as open until the next regular opening (at most 12 h)."""
-        now = datetime.now(UTC)
-        until = now + timedelta(hours=12)
-        if self.schedule is not None and not self.schedule.is_open(now):
-            nxt = self.schedule.next_open(now)
-            if nxt is not None:
-                until = min(until, nxt)
+        """Treat the window as open until the next regular opening (at most 12 h), as
+        ``peakops run-now`` without ``--until`` does."""
+        until = control.default_run_now_end(self.schedule, datetime.now(UTC))
         self.run_now_requested.emit(until.timestamp())

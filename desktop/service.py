@@ -1,7 +1,8 @@
 """Starting and stopping the local worker service (``peakops batch`` or ``peakops worker``).
 
-The only place the console reaches into ``batch``: it runs the same executable as a
-separate process (argv list, no shell) and stops it by its pid.
+The console never imports ``batch``: it runs ``peakops batch`` with the same executable as
+a separate process (argv list, no shell) on its own home and config file, and stops it
+by its pid.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def peakops_argv(*args: str) -> list[str]:
     """argv that runs ``peakops ARGS`` with this same interpreter or frozen executable."""
     if getattr(sys, "frozen", False):
         return [sys.executable, *args]
-    return [sys.executable, "-m", "batch.cli", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 def _global_args(settings: Settings) -> list[str]:
@@ -37,14 +38,8 @@ def _global_args(settings: Settings) -> list[str]:
 
 
 def service_command(settings: Settings) -> list[str]:
-    """``peakops batch`` (worker + scheduler) when this build has it, else ``peakops worker``."""
-    try:
-        probe = subprocess.run(peakops_argv("batch", "--help"), capture_output=True,
-                               timeout=30, stdin=subprocess.DEVNULL)
-        command = "batch" if probe.returncode == 0 else "worker"
-    except (OSError, subprocess.TimeoutExpired):
-        command = "worker"
-    return peakops_argv(*_global_args(settings), command)
+    """``peakops batch`` (worker + off-peak scheduler) on this console's home and config."""
+    return peakops_argv(*_global_args(settings), "batch")
 
 
 def running_worker(workers: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -76,7 +71,7 @@ def stop_pid(pid: int, host: str | None) -> str:
         cmdline = " ".join(proc.cmdline())
     except psutil.Error:
         return f"worker pid {pid} is not running"
-    if "batch.cli" not in cmdline and "peakops" not in cmdline and not getattr(
+    if "-m cli" not in cmdline and "peakops" not in cmdline and not getattr(
             sys, "frozen", False):
         return f"pid {pid} is not a PeakOps worker ({cmdline[:60]})"
     os.kill(pid, signal.SIGTERM)

@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from core.app import App, open_app
+from core.app import App, QueueSender, open_app
 from core.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class _Relay(QObject):
     finished = Signal(object, object, object, object)  # on_result, on_error, result, error
 
 
-class _Job(QRunnable):
+class _PoolTask(QRunnable):
     def __init__(self, runner: TaskRunner, fn: Callable[..., Any], args: tuple,
                  on_result: Callback | None, on_error: Callback | None, with_app: bool,
                  write: bool = False) -> None:
@@ -74,9 +74,10 @@ class TaskRunner(QObject):
     idle = Signal()
 
     def __init__(self, settings: Settings, parent: QObject | None = None,
-                 *, max_threads: int = 3) -> None:
+                 *, max_threads: int = 3, send_queued: QueueSender | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.send_queued = send_queued  # the entry point's queue hook, for every App
         self.relay = _Relay()
         self.relay.finished.connect(self._deliver)
         self.reads = QThreadPool()
@@ -94,7 +95,8 @@ class TaskRunner(QObject):
     def thread_app(self) -> App:
         app = getattr(self._local, "app", None)
         if app is None:
-            app = open_app(self.settings, check_same_thread=False)
+            app = open_app(self.settings, check_same_thread=False,
+                           send_queued=self.send_queued)
             self._local.app = app
             with self._lock:
                 self._apps.append(app)
@@ -105,7 +107,7 @@ class TaskRunner(QObject):
         if self.closed:
             return
         self.pending += 1
-        pool.start(_Job(self, fn, args, on_result, on_error, with_app, pool is self.writes))
+        pool.start(_PoolTask(self, fn, args, on_result, on_error, with_app, pool is self.writes))
 
     def read(self, fn: Callable[..., Any], *args: Any, on_result: Callback | None = None,
              on_error: Callback | None = None) -> None:

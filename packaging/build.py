@@ -167,7 +167,7 @@ def compute_depends() -> tuple[list[str], list[str]]:
         table.append(f"{soname} {package}")
         if soname in needed:
             by_package.setdefault(package, []).append(soname)
-    # soname -> package, for the app's "missing library" messages (batch/selftest.py)
+    # soname -> package, for the app's "missing library" messages (cli/selftest.py)
     (INTERNAL / "peakops-system-libs.txt").write_text("\n".join(table) + "\n")
     depends, reasons = [], []
     for package, sonames in sorted(by_package.items()):

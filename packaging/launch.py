@@ -6,7 +6,7 @@ batch/supervisor.py), so nothing here may branch on argv.
 
 import sys
 
-from batch.cli import main
+from cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

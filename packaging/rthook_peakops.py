@@ -1,4 +1,4 @@
-# PyInstaller runtime hook of the frozen PeakOps: runs before batch.cli.
+# PyInstaller runtime hook of the frozen PeakOps: runs before cli.main.
 import os
 import sys
 
@@ -16,7 +16,7 @@ def _prepare_qt() -> None:
     # A missing system library would otherwise surface as Qt's "could not load the Qt
     # platform plugin xcb even though it was found", which names no library.
     if "console" in sys.argv[1:] and env.get("QT_QPA_PLATFORM") == "xcb":
-        from batch.selftest import xcb_problem
+        from cli.selftest import xcb_problem
 
         problem = xcb_problem()
         if problem:

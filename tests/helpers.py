@@ -29,7 +29,7 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
 def run_cli(home: Path, *args: str, timeout: float = 120, check: bool = False,
             **env: str) -> subprocess.CompletedProcess:
     """Run ``peakops ARGS`` as a real process with its home in ``home``."""
-    proc = subprocess.run([sys.executable, "-m", "batch.cli", *args], cwd=home.parent,
+    proc = subprocess.run([sys.executable, "-m", "cli", *args], cwd=home.parent,
                           env=cli_env(home, **env), capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:

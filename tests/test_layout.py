@@ -2,27 +2,64 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers import REPO
 
 
 def test_import_core_loads_no_qt_huey_or_apscheduler():
     code = ("import sys, core, core.app, core.pipeline, core.intake, core.jobs, core.maintenance, "
-            "core.heartbeat, core.state; "
+            "core.heartbeat, core.state, core.api, core.windows, core.offpeak, core.estimate, "
+            "core.control, core.settle, core.lifecycle, core.queries, core.frames; "
+            "core.process, core.open; "
             "print(sorted({'PySide6', 'huey', 'apscheduler', 'boto3'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == "[]"
 
 
-def test_core_never_imports_upward():
-    offenders = [str(p.relative_to(REPO)) for p in (REPO / "core").glob("*.py")
-                 if any(line.lstrip().startswith(("import batch", "from batch", "import desktop",
-                                                  "from desktop"))
-                        for line in p.read_text().splitlines())]
-    assert offenders == []
+ALLOWED = {
+    "core": {"core"},
+    "batch": {"core", "batch"},
+    "desktop": {"core", "desktop"},
+    "cli": {"core", "batch", "desktop", "cli"},
+}
+"""Package -> our packages it may import: cli -> desktop, batch -> core; no arrow back."""
+
+
+def imported_packages(path: Path) -> set[tuple[str, int]]:
+    """(our top-level package, line) for every import in the file, nested ones included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        found |= {(name.split(".")[0], node.lineno) for name in names
+                  if name.split(".")[0] in ALLOWED}
+    return found
+
+
+def test_imports_point_one_way():
+    arrows_back = []
+    for package, allowed in ALLOWED.items():
+        for path in sorted((REPO / package).rglob("*.py")):
+            for target, line in sorted(imported_packages(path)):
+                if target not in allowed:
+                    arrows_back.append(f"{path.relative_to(REPO)}:{line} imports {target}")
+    assert arrows_back == []
+
+
+def test_the_import_check_sees_nested_and_dotted_imports(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\nimport batch.queue\n\ndef f():\n    from desktop.app import X\n"
+                      "    from . import sibling\n")
+    assert imported_packages(sample) == {("batch", 2), ("desktop", 5)}
 
 
 def test_packaging_is_not_a_python_package():

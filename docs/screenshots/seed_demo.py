@@ -41,7 +41,7 @@ def main(home: Path) -> None:
     worker_env.update(PEAKOPS_HOME=str(home), PEAKOPS_CONFIG=os.devnull,
                       PEAKOPS_HARD_MEMORY_LIMIT="30000", PEAKOPS_MAX_MEMORY_PER_CHILD="30000",
                       PEAKOPS_MAX_FRAMES_PER_VIDEO="8")
-    subprocess.run([sys.executable, "-m", "batch.cli", "worker", "--burst"], env=worker_env,
+    subprocess.run([sys.executable, "-m", "cli", "worker", "--burst"], env=worker_env,
                    check=False, timeout=300, capture_output=True)
     print("memory-limited upload:", jobs.get_upload(app.db, big.upload_id)["status"])
 

@@ -23,10 +23,9 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from batch import offpeak
 from batch.scheduler import Runtime, hold_for
 from batch.worker import Worker
-from core import samples, state
+from core import offpeak, samples, state
 from core.config import Settings, load_settings
 from tests.helpers import HoldPoint, cli_env, cli_json, run_cli
 from tests.reliability.support import wait_for
@@ -277,7 +276,7 @@ def test_batch_service_smoke_in_an_always_open_window(tmp_path, clips) -> None:
     ids = [int(line.split("\t")[0]) for line in proc.stdout.splitlines()]
     log = tmp_path / "batch.log"
     with log.open("w") as out:
-        service = subprocess.Popen([sys.executable, "-m", "batch.cli", "batch"],
+        service = subprocess.Popen([sys.executable, "-m", "cli", "batch"],
                                    cwd=tmp_path, env=cli_env(home, **env),
                                    stdout=subprocess.DEVNULL, stderr=out)
     try:

@@ -11,14 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from batch import offpeak
-from batch.estimate import History, estimate_seconds, history_from, load_history
-from batch.offpeak import Control, hold_reason, open_interval, plan
 from batch.scheduler import Runtime, acquire_lock
-from batch.windows import parse_windows
-from core import jobs, state
+from core import jobs, offpeak, state
 from core.app import open_app
 from core.errors import StateError
+from core.estimate import History, estimate_seconds, history_from, load_history
+from core.offpeak import Control, hold_reason, open_interval, plan
+from core.windows import parse_windows
 from tests.helpers import cli_env, cli_json, make_settings, run_cli
 
 NIGHTS = parse_windows("mon-fri 22:00-06:00")  # UTC
@@ -241,7 +240,7 @@ def test_lock_is_exclusive_per_home(tmp_path) -> None:
 
 def test_second_scheduler_process_exits_1_with_a_clear_message(tmp_path) -> None:
     home = tmp_path / "home"
-    first = subprocess.Popen([sys.executable, "-m", "batch.cli", "scheduler"],
+    first = subprocess.Popen([sys.executable, "-m", "cli", "scheduler"],
                              cwd=tmp_path, env=cli_env(home), stderr=subprocess.PIPE,
                              text=True)
     try:

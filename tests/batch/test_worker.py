@@ -47,7 +47,7 @@ def db_rows(home, sql, params=()):
 
 
 def start_worker(home, **env):
-    return subprocess.Popen([sys.executable, "-m", "batch.cli", "worker"], cwd=home.parent,
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker"], cwd=home.parent,
                             env=cli_env(home, **{**FAST, **env}), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 

@@ -86,13 +86,14 @@ def test_unreadable_frame_is_an_analysis_error(tmp_path):
         LocalAnalyzer().analyze(bad)
 
 
-@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 3), (1280, 4), (4, 1280), (5, 5),
-                                  (4000, 1), (1, 4000)])
-def test_tiny_and_extreme_aspect_frames_are_analysed(tmp_path, size):
-    path = scene(tmp_path / f"frame-{size[0]}x{size[1]}.jpg", size=size)
-    analysis = LocalAnalyzer().analyze(path, [])
-    metrics = analysis.metrics
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (4, 4), (1280, 4), (4, 1280), (8, 8)])
+def test_tiny_and_thin_pictures_are_measured_without_a_crash(tmp_path, size):
+    path = tmp_path / "tiny.jpg"
+    image = Image.new("RGB", size, (200, 40, 40))
+    image.putpixel((0, 0), (0, 0, 0))
+    image.save(path)
+    metrics = measure(path)
     assert (metrics.width, metrics.height) == size
     assert 0 <= metrics.brightness <= 255 and metrics.sharpness >= 0
-    assert 0 <= metrics.dhash < 2 ** 64
-    assert {"sharp", "blurry"} & names(analysis)
+    analysis = LocalAnalyzer().analyze(path)
+    assert analysis.labels

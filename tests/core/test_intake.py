@@ -14,7 +14,7 @@ import pytest
 
 from core import jobs
 from core.app import open_app
-from core.errors import InputError
+from core.errors import InputError, StorageError
 from core.intake import submit_file
 from tests.helpers import cli_json, make_settings, run_cli
 
@@ -195,7 +195,7 @@ def test_a_second_submit_waits_for_the_first_ones_outcome(app, clip_h264, first_
             jobs.mark_stored(app.db, first, storage_key="videos/" + sha[:2] + "/" + sha,
                              probe={})
         else:  # e.g. the disk was full for the first one
-            jobs.fail(app.db, first, jobs.errors.StorageError("disk full"), max_attempts=0)
+            jobs.fail(app.db, first, StorageError("disk full"), max_attempts=0)
         second.join(60)
     finally:
         logging.getLogger("core.intake").removeHandler(reached)

@@ -333,8 +333,8 @@ def test_missing_credentials_and_region_are_permanent(tmp_path, monkeypatch, mot
 
 
 def test_doctor_and_status_show_rekognition(aws, moto_endpoint, tmp_path):  # noqa: F811
-    from batch.cli_uploads import doctor_checks
-    from batch.cli_worker import status_report
+    from cli.uploads import doctor_checks
+    from cli.worker import status_report
 
     settings = make_settings(tmp_path / "home", enable_aws_rekognition=True,
                              rekognition_endpoint_url=moto_endpoint, aws_region="us-east-1",

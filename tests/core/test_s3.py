@@ -318,7 +318,7 @@ def test_objects_are_readable_with_the_aws_cli(client, bucket, aws, moto_endpoin
 
 
 def test_doctor_reports_s3_in_one_line(bucket, aws, moto_endpoint, tmp_path):  # noqa: F811
-    from batch.cli_uploads import doctor_checks
+    from cli.uploads import doctor_checks
 
     good = make_settings(tmp_path / "a", storage="s3", s3_bucket=bucket,
                          s3_endpoint_url=moto_endpoint, aws_region="us-east-1")

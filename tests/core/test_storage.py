@@ -57,6 +57,13 @@ class StoreContract:
         with pytest.raises(ValueError):
             store.location("../outside")
 
+    def test_sweep_partials_keeps_finished_objects(self, store, tmp_path):
+        source = tmp_path / "s"
+        source.write_bytes(b"kept")
+        store.put_file("frames/4/0000.jpg", source)
+        assert store.sweep_partials() == 0  # no writer died here
+        assert store.exists("frames/4/0000.jpg")
+
     def test_overwrite_replaces(self, store, tmp_path):
         source = tmp_path / "s"
         source.write_bytes(b"one")

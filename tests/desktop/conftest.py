@@ -29,8 +29,9 @@ def dialogs():
 
 @pytest.fixture
 def window(qtbot, settings, dialogs):
+    from batch.queue import sender  # as `peakops console` wires it
     from desktop.app import MainWindow
-    win = MainWindow(settings, dialogs=dialogs)
+    win = MainWindow(settings, dialogs=dialogs, send_queued=sender(settings))
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.first_load_done and win.worker_panel.loaded, timeout=10000)

@@ -33,7 +33,7 @@ def status_of(window, upload_id):
 
 
 def run_worker(home):
-    return subprocess.Popen([sys.executable, "-m", "batch.cli", "worker", "--burst"],
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker", "--burst"],
                             cwd=REPO, env=cli_env(home, PEAKOPS_MAX_FRAMES_PER_VIDEO="4"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

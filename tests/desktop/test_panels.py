@@ -13,7 +13,7 @@ from core.config import load_settings
 from core.errors import StateError
 from core.maintenance import delete_upload
 from desktop import actions
-from desktop.schedule_panel import NOT_YET, PAUSE_AFTER_CURRENT, RUN_NOW_UNTIL, countdown
+from desktop.schedule_panel import PAUSE_AFTER_CURRENT, RUN_NOW_UNTIL, countdown
 from desktop.settings_dialog import SettingsDialog
 from desktop.tray import Notifier
 from desktop.worker_panel import worker_state
@@ -60,7 +60,6 @@ def test_schedule_buttons_write_the_scheduler_state(qtbot, window, settings):
     qtbot.waitUntil(lambda: "_deferred" in panel.values, timeout=5000)
     assert panel.status.text().startswith("Off-peak window")
     assert "in " in panel.change.text() or "around the clock" in panel.change.text()
-    assert panel.values["_scheduler"]  # batch.scheduler is part of this build
     qtbot.waitUntil(lambda: panel.pause_button.isEnabled(), timeout=5000)
     panel.pause_button.click()
     qtbot.waitUntil(lambda: panel.resume_button.isEnabled(), timeout=5000)
@@ -81,14 +80,16 @@ def test_schedule_buttons_write_the_scheduler_state(qtbot, window, settings):
     assert "running now until" in panel.override.text()
 
 
-def test_schedule_buttons_wait_for_a_scheduler(qtbot, settings):
+def test_schedule_buttons_follow_the_pause_state(qtbot, settings):
     from desktop.schedule_panel import SchedulePanel
     panel = SchedulePanel(settings)
     qtbot.addWidget(panel)
-    panel.update_state({"_scheduler": False, "_deferred": 2})
-    assert not panel.pause_button.isEnabled() and not panel.run_now_button.isEnabled()
-    assert panel.pause_button.toolTip() == NOT_YET
+    panel.update_state({"_deferred": 2})
+    assert panel.pause_button.isEnabled() and panel.run_now_button.isEnabled()
+    assert not panel.resume_button.isEnabled()
     assert "2 upload(s) waiting for off-peak" in panel.override.text()
+    panel.update_state({PAUSE_AFTER_CURRENT: True, "_deferred": 2})
+    assert not panel.pause_button.isEnabled() and panel.resume_button.isEnabled()
 
 
 def test_schedule_text_for_a_fixed_moment(qtbot, settings):
@@ -137,7 +138,8 @@ def test_notifier_reports_failures_and_the_end_of_a_batch():
 
 def test_actions_follow_the_lifecycle_and_delete_refuses_running_uploads(settings):
     assert actions.applicable("retry", {"FAILED", "DONE"})
-    assert not actions.applicable("retry", {"DONE", "QUEUED"})
+    assert actions.applicable("retry", {"DONE"})  # as `peakops retry` (core.lifecycle)
+    assert not actions.applicable("retry", {"QUEUED", "PROCESSING"})
     assert actions.applicable("cancel", {"PROCESSING"})
     assert not actions.applicable("delete", {"PROCESSING"})
     app = open_app(settings)

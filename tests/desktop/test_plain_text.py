@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from core import jobs
 from core.app import open_app
+from core.errors import InputError
 from core.intake import submit_file
 from desktop.models import COLUMN_KEYS, TOOLTIP
 
@@ -45,7 +46,7 @@ def test_details_title_tooltips_and_table_show_a_hostile_name_literally(
     (tmp_path / "seal.png").write_bytes(b"not really a picture")
     app = open_app(settings)
     upload_id = submit_file(app, hostile).upload_id
-    jobs.fail(app.db, upload_id, jobs.errors.InputError(f"{NAME}: <b>not</b> a video"),
+    jobs.fail(app.db, upload_id, InputError(f"{NAME}: <b>not</b> a video"),
               max_attempts=0)
     app.close()
     qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5000)

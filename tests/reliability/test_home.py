@@ -19,7 +19,7 @@ from tests.reliability.test_disk_full import fill, remount, tmpfs
 
 
 def one_line_failure(home: Path, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "batch.cli", *args], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO,
                           env=cli_env(home), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

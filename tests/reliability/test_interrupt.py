@@ -23,7 +23,7 @@ def test_interrupted_process_releases_the_upload_at_once(tmp_path, signum):
     hold = tmp_path / "hold"
     hold.write_text("1")  # wait before the second frame
     proc = subprocess.Popen(
-        [sys.executable, "-m", "batch.cli", "process", str(clip)], cwd=tmp_path,
+        [sys.executable, "-m", "cli", "process", str(clip)], cwd=tmp_path,
         env=cli_env(home, PEAKOPS_HOLD_FILE=str(hold), PEAKOPS_MAX_FRAMES_PER_VIDEO="4",
                     PEAKOPS_LEASE_SECONDS="3600"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

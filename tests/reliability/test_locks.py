@@ -16,7 +16,7 @@ from core.app import App, open_app
 from core.db import connect
 from core.errors import InputError
 from core.intake import submit_file
-from core.media import FFmpegExtractor
+from core.media import default_extractor
 from tests.helpers import cli_env, make_settings, run_cli
 from tests.reliability.support import WorkerProcess, wait_for
 
@@ -56,7 +56,7 @@ def test_write_commands_wait_out_a_long_lock_and_then_succeed(tmp_path, clip_h26
         procs = {}
         for name, log in logs.items():
             with log.open("w") as out:
-                procs[name] = subprocess.Popen([sys.executable, "-m", "batch.cli", *argv[name]],
+                procs[name] = subprocess.Popen([sys.executable, "-m", "cli", *argv[name]],
                                                cwd=tmp_path, env=cli_env(home), stdout=out,
                                                stderr=subprocess.STDOUT, text=True)
         for log in logs.values():
@@ -69,20 +69,20 @@ def test_write_commands_wait_out_a_long_lock_and_then_succeed(tmp_path, clip_h26
     assert "2\tQUEUED" in logs["submit"].read_text()
 
 
-class LockingExtractor(FFmpegExtractor):
-    """Takes the write lock on another connection when the first frame is extracted, and
-    gives it back when the job says it is waiting for the database to record the outcome."""
+class LockingExtractor:
+    """The real extractor, which takes the write lock on another connection when the job
+    opens the video, as another writer might while frames are extracted."""
 
     def __init__(self, db_path: Path) -> None:
-        super().__init__()
+        self.inner = default_extractor()
         self.db_path = db_path
         self.lock: contextlib.ExitStack | None = None
 
-    def extract(self, *args, **kwargs):
+    def open(self, *args, **kwargs):
         if self.lock is None:
             self.lock = contextlib.ExitStack()
             self.lock.enter_context(write_lock(self.db_path))
-        return super().extract(*args, **kwargs)
+        return self.inner.open(*args, **kwargs)
 
 
 class ReleaseWhenWaiting(logging.Handler):

@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlite_utils
 
+from core.queries import recent_done
+
 HISTORY_SIZE = 50
 DEFAULT_RATE = 0.5
 """Seconds per video second per megapixel when nothing has been measured yet."""
@@ -68,11 +70,7 @@ def history_from(rows: list[dict[str, Any]]) -> History:
 def load_history(db: sqlite_utils.Database, *, limit: int = HISTORY_SIZE) -> History:
     """History of the last ``limit`` DONE uploads. ``started_at`` is the start of the last
     attempt, so a job resumed from a checkpoint counts only its last run."""
-    rows = list(db.query(
-        "SELECT started_at, finished_at, duration, width, height FROM uploads "
-        "WHERE status = 'DONE' AND started_at IS NOT NULL AND finished_at IS NOT NULL "
-        "ORDER BY finished_at DESC LIMIT ?", [limit]))
-    return history_from(rows)
+    return history_from(recent_done(db, limit))
 
 
 def estimate_seconds(upload: dict[str, Any], history: History, *,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from batch.windows import Schedule, Window, parse_windows
 from core.errors import ConfigError
+from core.windows import Schedule, Window, parse_windows
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -7,13 +7,13 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from batch.cli import print_json
-from batch.windows import Schedule, parse_windows
+from cli.main import print_json
 from core import export, jobs, report
 from core.app import open_app
 from core.config import Settings
 from core.errors import InputError
 from core.sheet import default_sheet_path, make_sheet
+from core.windows import Schedule, parse_windows
 
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".db": "sqlite",
                   ".sqlite": "sqlite", ".sqlite3": "sqlite"}

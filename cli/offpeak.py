@@ -6,18 +6,17 @@ import argparse
 import re
 import signal
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from batch import offpeak
-from batch.cli import print_json
-from batch.estimate import load_history
-from batch.offpeak import Plan, fmt_duration
-from batch.windows import parse_windows
-from core import jobs, state
+from cli.main import print_json
+from core import control, offpeak
 from core.app import open_app
 from core.config import Settings
 from core.errors import InputError
+from core.estimate import load_history
+from core.offpeak import Plan, fmt_duration
+from core.windows import parse_windows
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
@@ -36,18 +35,6 @@ def parse_clock(text: str) -> tuple[int, int]:
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
         raise argparse.ArgumentTypeError(f"expected a time HH:MM like 07:00, got {text!r}")
     return int(match[1]), int(match[2])
-
-
-def next_clock_time(hour: int, minute: int, now: datetime) -> datetime:
-    """The next ``hour:minute`` on the wall clock of ``now``'s zone, after ``now``."""
-    for days in range(3):
-        day = now.date() + timedelta(days=days)
-        moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=now.tzinfo)
-        # Round-trip through UTC so a time inside a DST gap lands after the gap.
-        moment = moment.astimezone(UTC).astimezone(now.tzinfo)
-        if moment.timestamp() > now.timestamp():
-            return moment
-    raise AssertionError("unreachable: a wall time recurs within 3 days")
 
 
 # ------------------------------------------------------------------ services
@@ -149,62 +136,41 @@ def cmd_windows(settings: Settings, args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ pause, resume, run-now
 
 
-def _withdraw_queued(db: Any, reason: str) -> list[int]:
-    """Queued off-peak uploads go back to DEFERRED at once (the scheduler would anyway)."""
-    return [r["id"] for r in offpeak.offpeak_rows(db, jobs.QUEUED)
-            if jobs.withdraw(db, r["id"], reason=reason)]
-
-
 def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
     app = open_app(settings)
     try:
-        now = datetime.now(UTC)
-        if args.after_current:
-            state.put(app.db, offpeak.PAUSE_AFTER_CURRENT, True)
-            message = "batch paused after the current video (until `peakops resume`)"
-        else:
-            until = now.timestamp() + args.pause_for if args.pause_for else offpeak.PAUSE_FOREVER
-            state.put(app.db, offpeak.PAUSE_UNTIL, until)
-            message = (f"batch paused for {fmt_duration(args.pause_for)}" if args.pause_for
-                       else "batch paused (until `peakops resume`)")
-        withdrawn = _withdraw_queued(app.db, "batch paused")
-        jobs.record_event(app.db, None, "paused", message)
+        change = control.pause(app.db, now=datetime.now(UTC), for_seconds=args.pause_for,
+                               after_current=args.after_current)
     finally:
         app.close()
-    print(message + (f"; {len(withdrawn)} queued upload(s) back to DEFERRED" if withdrawn
-                     else ""))
+    print(change.message + (f"; {len(change.withdrawn)} queued upload(s) back to DEFERRED"
+                            if change.withdrawn else ""))
     return 0
 
 
 def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     app = open_app(settings)
     try:
-        state.delete(app.db, offpeak.PAUSE_UNTIL)
-        state.delete(app.db, offpeak.PAUSE_AFTER_CURRENT)
-        jobs.record_event(app.db, None, "resumed", "batch resumed")
+        print(control.resume(app.db, now=datetime.now(UTC)).message)
     finally:
         app.close()
-    print("batch resumed")
     return 0
 
 
 def cmd_run_now(settings: Settings, args: argparse.Namespace) -> int:
+    schedule = parse_windows(settings.offpeak_windows, settings.timezone)
+    now = datetime.now(schedule.tz)
     app = open_app(settings)
     try:
         if args.cancel:
-            state.delete(app.db, offpeak.RUN_NOW_UNTIL)
-            jobs.record_event(app.db, None, "run-now", "run-now override cancelled")
-            print("run-now cancelled")
-            return 0
-        tz = parse_windows("", settings.timezone).tz
-        until = next_clock_time(*args.until, datetime.now(tz))
-        state.put(app.db, offpeak.RUN_NOW_UNTIL, until.timestamp())
-        state.delete(app.db, offpeak.PAUSE_UNTIL)  # the operator wants it running
-        state.delete(app.db, offpeak.PAUSE_AFTER_CURRENT)
-        jobs.record_event(app.db, None, "run-now", f"batch runs now until {until.isoformat()}")
+            change = control.cancel_run_now(app.db, now=now)
+        else:
+            until = (control.next_clock_time(*args.until, now) if args.until
+                     else control.default_run_now_end(schedule, now).astimezone(schedule.tz))
+            change = control.run_now(app.db, until=until, now=now)
     finally:
         app.close()
-    print(f"batch runs now until {until:%a %Y-%m-%d %H:%M %Z}")
+    print(change.message)
     return 0
 
 
@@ -228,8 +194,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("resume", help="end a pause")
     p.set_defaults(handler=cmd_resume)
     p = subparsers.add_parser("run-now", help="run the batch now, as if a window were open")
-    group = p.add_mutually_exclusive_group(required=True)
+    group = p.add_mutually_exclusive_group()
     group.add_argument("--until", type=parse_clock, metavar="HH:MM",
-                       help="until this wall-clock time (today or tomorrow)")
+                       help="until this wall-clock time (today or tomorrow); default: until "
+                            "the next regular opening, at most 12 h")
     group.add_argument("--cancel", action="store_true", help="end the override")
     p.set_defaults(handler=cmd_run_now)

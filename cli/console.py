@@ -38,17 +38,20 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     from PySide6.QtWidgets import QApplication
 
+    from batch.queue import sender
     from desktop.app import MainWindow
     from desktop.dialogs import ScriptedDialogs
 
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("PeakOps")
     if not args.screenshot:
-        window = MainWindow(settings, start_worker=args.start_worker)
+        window = MainWindow(settings, start_worker=args.start_worker,
+                            send_queued=sender(settings))
         window.show()
         close_on_signals(qt_app, window)
         return qt_app.exec()
-    window = MainWindow(settings, dialogs=ScriptedDialogs(), remember_ui=False)
+    window = MainWindow(settings, dialogs=ScriptedDialogs(), remember_ui=False,
+                        send_queued=sender(settings))
     width, height = (int(v) for v in args.size.lower().split("x"))
     window.resize(width, height)
     window.show()

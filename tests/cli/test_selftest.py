@@ -16,7 +16,7 @@ def test_self_test_passes_without_a_display(tmp_path):
 
 
 def test_missing_display_libraries_are_named_as_debian_packages():
-    from batch.selftest import debian_package
+    from cli.selftest import debian_package
     assert debian_package("libxcb-icccm.so.4") == "libxcb-icccm4"
     assert debian_package("libxcb-keysyms.so.1") == "libxcb-keysyms1"
     assert debian_package("libxkbcommon-x11.so.0") == "libxkbcommon-x11-0"
@@ -26,7 +26,7 @@ def test_missing_display_libraries_are_named_as_debian_packages():
 def test_a_console_that_cannot_load_its_x11_plugin_fails_the_self_test():
     import io
 
-    from batch.selftest import run
+    from cli.selftest import run
     out = io.StringIO()
     problem = ("the console needs system libraries that are missing: libxcb-icccm.so.4; "
                "install them (Debian/Ubuntu: sudo apt-get install libxcb-icccm4)")

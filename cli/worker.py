@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from batch.cli import print_json
+from cli.main import print_json
 from core import heartbeat, jobs, state
 from core.app import open_app
 from core.config import Settings
@@ -65,9 +65,14 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_job_child(settings: Settings, args: argparse.Namespace) -> int:
-    from batch.child import main
+def cmd_job_child(settings: Settings | None, args: argparse.Namespace) -> int:
+    from batch.child import main  # its settings come from the supervisor, not from here
     return main()
+
+
+def cmd_probe_child(settings: Settings, args: argparse.Namespace) -> int:
+    from core.media.child import main
+    return main([args.memory_mb, args.path])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,5 +85,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_status)
     p = subparsers.add_parser("_job-child", help=argparse.SUPPRESS)
-    p.set_defaults(handler=cmd_job_child)
+    p.set_defaults(handler=cmd_job_child, own_settings=True)
+    # The frozen app's probe child (core.media.child): memory cap and path as arguments.
+    p = subparsers.add_parser("_probe-child", help=argparse.SUPPRESS)
+    p.add_argument("memory_mb")
+    p.add_argument("path")
+    p.set_defaults(handler=cmd_probe_child, own_settings=True)
 

@@ -8,13 +8,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from batch.cli import fmt_time, print_json
+from cli.main import fmt_time, open_with_queue, print_json
 from core import jobs, maintenance, media
-from core.app import open_app
+from core.app import App, make_analyzer, make_store, open_app
 from core.config import Settings
-from core.db import when_unlocked
+from core.db import open_database, when_unlocked
 from core.errors import PeakOpsError
 from core.intake import submit_file
 from core.redact import redact
@@ -31,7 +32,7 @@ def _human_size(size: int | None) -> str:
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
+    app = open_with_queue(settings)
     mode = jobs.MODE_OFFPEAK if args.off_peak else jobs.MODE_NOW
     rejected = 0
     results = []
@@ -54,17 +55,29 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{result.upload_id}\t{result.status}\t{result.name}")
     if args.json:
         print_json(results)
-    new = [r["upload_id"] for r in results
-           if r.get("status") == jobs.QUEUED and not r.get("duplicate_of")]
-    if mode == jobs.MODE_NOW and new:  # a duplicate is queued already: no second message
-        _enqueue_hook(settings, new)
+    if mode == jobs.MODE_NOW:  # a duplicate is queued already: no second message
+        app.queued(r["upload_id"] for r in results
+                   if r.get("status") == jobs.QUEUED and not r.get("duplicate_of"))
     return 1 if rejected else 0
 
 
-def _enqueue_hook(settings: Settings, upload_ids: list[int], kind: str = "process") -> None:
-    """Put the uploads on the worker's queue (the queue carries only ids)."""
-    from batch.queue import enqueue
-    enqueue(settings, upload_ids, kind)
+def _each(app: App, ids: list[int], kind: str, change: Callable[[App, int], str]) -> int:
+    """Apply ``change`` to each upload at once, printing ``ID<TAB>STATUS``; a refusal is one
+    line on stderr and the upload is left as it was. Those made QUEUED are sent to the
+    queue as ``kind``. Exit 1 if any was refused."""
+    queued, refused = [], 0
+    for upload_id in ids:
+        try:
+            status = change(app, upload_id)
+        except PeakOpsError as exc:
+            refused += 1
+            print(f"peakops: {exc}", file=sys.stderr)
+            continue
+        print(f"{upload_id}\t{status}")
+        if status == jobs.QUEUED:
+            queued.append(upload_id)
+    app.queued(queued, kind)
+    return 1 if refused else 0
 
 
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
@@ -139,40 +152,37 @@ def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
-    for upload_id in args.ids:
-        print(f"{upload_id}\t{jobs.retry(app.db, upload_id)}")
-    _enqueue_hook(settings, args.ids)
-    return 0
+    return _each(open_with_queue(settings), args.ids, "process",
+                 lambda app, upload_id: jobs.retry(app.db, upload_id))
+
+
+def reprocess_one(app: App, upload_id: int) -> str:
+    """Frames and labels dropped, back to QUEUED; the frame images leave the store."""
+    for key in jobs.reprocess(app.db, upload_id):
+        app.store.delete(key)
+    return jobs.QUEUED
 
 
 def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
-    _enqueue_hook(settings, args.ids, "reprocess")
-    print(f"{len(args.ids)} upload(s) sent for reprocessing from the stored video")
-    return 0
+    return _each(open_with_queue(settings), args.ids, "reprocess", reprocess_one)
 
 
 def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
-    for upload_id in args.ids:
-        jobs.request_reanalysis(app.db, upload_id)
-    _enqueue_hook(settings, args.ids)
-    print(f"{len(args.ids)} upload(s) queued for analysis of their recorded frames")
-    return 0
+    return _each(open_with_queue(settings), args.ids, "analyze",
+                 lambda app, upload_id: jobs.request_reanalysis(app.db, upload_id))
 
 
 def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
-    for upload_id in args.ids:
-        status = when_unlocked(lambda: jobs.cancel(app.db, upload_id),  # noqa: B023 (run now)
-                               what=f"the cancel of upload {upload_id}")
-        print(f"{upload_id}\t{status}")
-    return 0
+    return _each(open_app(settings), args.ids, "process",
+                 lambda app, upload_id: when_unlocked(  # a long lock is waited out
+                     lambda: jobs.cancel(app.db, upload_id),
+                     what=f"the cancel of upload {upload_id}"))
 
 
 def cmd_reset_stuck(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_app(settings)
+    app = open_with_queue(settings)
     changed = jobs.reset_stuck(app.db, max_attempts=settings.max_attempts)
+    app.queued(upload_id for upload_id, status in changed if status == jobs.QUEUED)
     if args.json:
         print_json([{"upload_id": i, "status": s} for i, s in changed])
     else:
@@ -220,33 +230,36 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
             pass
         return f"{settings.home} (writable, {free} MB free)"
 
-    app_holder = {}
-
     def database() -> str:
-        app_holder["app"] = open_app(settings)
-        version = app_holder["app"].db.execute("PRAGMA user_version").fetchone()[0]
-        counts = jobs.counts_by_status(app_holder["app"].db)
-        return f"{settings.db_path} (schema {version}, {sum(counts.values())} uploads)"
+        db = open_database(settings)
+        try:
+            uploads = db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+            return f"{db.describe()} (schema {db.schema_version()}, {uploads} uploads)"
+        finally:
+            db.close()
+
+    def queue() -> str:
+        from batch.queue import describe_queue
+        return describe_queue(settings)
 
     def storage() -> str:
-        store = app_holder["app"].store
+        store = make_store(settings)
         store.check()
         return store.describe()
 
     def analyzer() -> str:
-        analyzer = app_holder["app"].analyzer
-        if hasattr(analyzer, "check"):
-            analyzer.check()
-        described = analyzer.describe() if hasattr(analyzer, "describe") else analyzer.name
-        return described + ("" if settings.enable_aws_rekognition
+        analyzer = make_analyzer(settings)
+        analyzer.check()
+        return analyzer.describe() + ("" if settings.enable_aws_rekognition
                             else " (offline; ENABLE_AWS_REKOGNITION=false)")
 
+    # Each part on its own, so the report names the one that is unreachable.
     check("ffmpeg", ffmpeg)
     check("home", home)
     check("database", database)
-    if "app" in app_holder:
-        check("storage", storage)
-        check("analyzer", analyzer)
+    check("queue", queue)
+    check("storage", storage)
+    check("analyzer", analyzer)
     return checks
 
 
@@ -302,6 +315,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("reset-stuck", cmd_reset_stuck, "return uploads with expired leases to the queue")
     p = add("cleanup", cmd_cleanup, "delete finished uploads past retention, and their files")
     p.add_argument("--days", type=float, help="retention in days (default: retention_days)")
-    add("doctor", cmd_doctor, "check ffmpeg, home folder, database, storage and analyzer")
+    add("doctor", cmd_doctor, "check ffmpeg, home folder, database, queue, storage and analyzer")
     add("demo", cmd_demo, "generate a short clip and process it (headless demo)",
         json_flag=False)

@@ -18,13 +18,13 @@ from typing import Any
 
 import core
 from core import home, redact
+from core.app import App, open_app
 from core.config import Settings, load_settings
 from core.errors import PeakOpsError
 
 logger = logging.getLogger("peakops")
 
-COMMAND_MODULES = ["batch.cli_uploads", "batch.cli_worker", "batch.cli_console",
-                   "batch.cli_batch", "batch.cli_results"]
+COMMAND_MODULES = ["cli.uploads", "cli.worker", "cli.console", "cli.offpeak", "cli.results"]
 """Modules that add subcommands: each has ``register(subparsers)``."""
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def open_with_queue(settings: Settings) -> App:
+    """The App of a command that may make uploads QUEUED: ``app.queued(ids)`` sends them
+    to the worker's queue (the command line's one queue hook)."""
+    from batch.queue import sender
+    return open_app(settings, send_queued=sender(settings))
+
+
 def configure_logging(settings: Settings, verbose: bool) -> None:
     level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr,
@@ -73,12 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.self_test:
-        from batch.selftest import run
+        from cli.selftest import run
         return run()
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 2
+    if getattr(args, "own_settings", False):  # the frozen job child: settings come on stdin
+        return handler(None, args)
     settings: Settings | None = None
     try:
         settings = load_settings(config_file=Path(args.config) if args.config else None,

@@ -26,9 +26,9 @@ from typing import Any
 
 import sqlite_utils
 
-from batch.estimate import History, estimate_seconds, load_history
-from batch.windows import Schedule
-from core import jobs, state
+from core import jobs, queries, state
+from core.estimate import History, estimate_seconds, load_history
+from core.windows import Schedule
 
 PAUSE_UNTIL = "scheduler.pause_until"
 PAUSE_AFTER_CURRENT = "scheduler.pause_after_current"
@@ -267,13 +267,9 @@ def _next_window(schedule: Schedule, result: Plan, upcoming: datetime | None):
     return decide
 
 
-_ROWS = ("SELECT u.*, (SELECT COUNT(*) FROM frames f WHERE f.upload_id = u.id) AS frames_done "
-         "FROM uploads u WHERE u.status = ? AND u.mode = ? ORDER BY u.priority DESC, u.id")
-
-
 def offpeak_rows(db: sqlite_utils.Database, status: str) -> list[dict[str, Any]]:
     """Off-peak uploads in ``status`` in dispatch order, each with ``frames_done``."""
-    return list(db.query(_ROWS, [status, jobs.MODE_OFFPEAK]))
+    return queries.waiting_in_mode(db, status, jobs.MODE_OFFPEAK)
 
 
 def load_plan(db: sqlite_utils.Database, schedule: Schedule, *, lookahead: int,

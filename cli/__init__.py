@@ -1,0 +1,1 @@
+"""The ``peakops`` command line: a thin shell above ``batch`` and ``desktop``."""

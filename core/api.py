@@ -1,0 +1,224 @@
+"""What ``import core`` offers a script: process a video, or work with a PeakOps home.
+
+    import core
+
+    result = core.process("clip.mp4", home="peakops-home")
+    print(result.status, result.error)
+    for frame in result.frames:
+        print(frame.timestamp, frame.path, [label.name for label in frame.labels])
+
+:func:`process` runs the whole pipeline in this process and returns when the upload is
+DONE or FAILED. :func:`open` returns a :class:`PeakOps` handle on a home folder, for
+scripts that submit, inspect, retry or cancel uploads a worker (``peakops worker``) runs.
+Results are plain frozen objects; nothing here needs Qt, Huey or APScheduler.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from core.config import Settings, load_settings
+from core.errors import PeakOpsError
+
+__all__ = ["Frame", "Label", "PeakOps", "Result", "open", "process"]
+
+QueuedHook = Callable[[list[int]], None]
+"""Called with the ids of uploads an operation made QUEUED (to put them on a queue)."""
+
+
+@dataclass(frozen=True)
+class Label:
+    """One label of a frame: what the analyzer saw, with its confidence (0-100)."""
+
+    name: str
+    confidence: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One extracted frame: its time in the video (seconds), its image and its labels.
+
+    ``path`` is the image file when the home stores objects in a local folder, else None
+    (S3); :meth:`open` works with every store.
+    """
+
+    index: int
+    timestamp: float
+    key: str
+    width: int | None
+    height: int | None
+    labels: tuple[Label, ...]
+    path: Path | None
+    _store: Any = field(repr=False, compare=False, default=None)
+
+    def open(self) -> BinaryIO:
+        """The JPEG image as a binary file object (the caller closes it)."""
+        if self.path is not None:
+            return self.path.open("rb")
+        with tempfile.TemporaryDirectory(prefix="peakops-frame-") as folder:
+            image = Path(folder) / "frame.jpg"
+            self._store.get_file(self.key, image)
+            return io.BytesIO(image.read_bytes())  # a frame is a small JPEG
+
+
+@dataclass(frozen=True)
+class Result:
+    """An upload as a script sees it.
+
+    ``status`` is one of UPLOADING, QUEUED, DEFERRED, PROCESSING, DONE, FAILED,
+    CANCELLED; ``error`` is the one-line reason of a FAILED upload (``category`` says
+    whether it was the input, storage, analysis, memory, a timeout or internal).
+    """
+
+    upload_id: int
+    name: str
+    status: str
+    error: str | None
+    category: str | None
+    frames: tuple[Frame, ...]
+    duplicate_of: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "DONE"
+
+
+class PeakOps:
+    """A handle on one PeakOps home: submit, get, list, retry and cancel uploads.
+
+    Use it as a context manager, or call :meth:`close`. ``on_queued`` is called with the
+    ids an operation made QUEUED; without it a running worker finds them on its own
+    (it re-sends QUEUED uploads whenever its queue is empty).
+    """
+
+    def __init__(self, settings: Settings, *, on_queued: QueuedHook | None = None) -> None:
+        from core.app import open_app
+        self.settings = settings
+        self.app = open_app(settings)
+        self.on_queued = on_queued
+
+    def __enter__(self) -> PeakOps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.app.close()
+
+    def _queued(self, ids: list[int]) -> None:
+        if ids and self.on_queued is not None:
+            self.on_queued(ids)
+
+    def submit(self, path: str | Path, *, off_peak: bool = False) -> int:
+        """Validate, store and record a video; return its upload id.
+
+        A file already submitted returns the id of that upload. An unusable file raises
+        :class:`core.errors.InputError` (its ``upload_id`` names the FAILED record when
+        one was made).
+        """
+        from core import jobs
+        from core.intake import submit_file
+        result = submit_file(self.app, Path(path),
+                             mode=jobs.MODE_OFFPEAK if off_peak else jobs.MODE_NOW)
+        if result.status == jobs.QUEUED and not result.duplicate:
+            self._queued([result.upload_id])
+        return result.upload_id
+
+    def get(self, upload_id: int) -> Result:
+        """The upload with its frames and labels; NotFoundError if there is none."""
+        from core import jobs
+        return self._result(jobs.detail(self.app.db, upload_id))
+
+    def list(self, status: str | Iterable[str] | None = None) -> builtins.list[Result]:
+        """Every upload (or those in ``status``), oldest first, with frames."""
+        from core import jobs
+        if isinstance(status, str):
+            status = status.upper()
+        elif status is not None:
+            status = [s.upper() for s in status]
+        return [self.get(row["id"]) for row in jobs.list_uploads(self.app.db, status=status)]
+
+    def retry(self, upload_id: int) -> Result:
+        """FAILED, DONE or CANCELLED back to QUEUED (StateError otherwise)."""
+        from core import jobs
+        jobs.retry(self.app.db, upload_id)
+        self._queued([upload_id])
+        return self.get(upload_id)
+
+    def cancel(self, upload_id: int) -> Result:
+        """Cancel an upload that has not finished (StateError otherwise)."""
+        from core import jobs
+        jobs.cancel(self.app.db, upload_id)
+        return self.get(upload_id)
+
+    def process(self, upload_id: int) -> Result:
+        """Run a QUEUED upload here, now, and return it DONE or FAILED."""
+        from core.app import process_owner
+        from core.pipeline import process_now
+        process_now(self.app, upload_id, process_owner("lib"))
+        return self.get(upload_id)
+
+    def _result(self, detail: Any, duplicate_of: int | None = None) -> Result:
+        from core.storage import LocalStore, check_key
+        store = self.app.store
+        local = store.root if isinstance(store, LocalStore) else None
+        frames = tuple(
+            Frame(index=f["idx"], timestamp=f["timestamp"], key=f["storage_key"],
+                  width=f["width"], height=f["height"],
+                  labels=tuple(Label(lb["name"], lb["confidence"], lb["source"])
+                               for lb in f["labels"]),
+                  path=local / check_key(f["storage_key"]) if local is not None else None,
+                  _store=store)
+            for f in detail.frames)
+        row = detail.upload
+        failed = row["status"] == "FAILED"
+        return Result(upload_id=row["id"], name=row["original_name"], status=row["status"],
+                      error=row["error_message"] if failed else None,
+                      category=row["error_category"] if failed else None, frames=frames,
+                      duplicate_of=duplicate_of)
+
+
+def _settings(home: str | Path | None, overrides: dict[str, Any]) -> Settings:
+    # An absolute home: frame paths stay valid if the script changes directory.
+    values = {**overrides,
+              "home": str(Path(home).expanduser().absolute()) if home is not None else None}
+    return load_settings(overrides=values)
+
+
+def open(home: str | Path | None = None, *, on_queued: QueuedHook | None = None,
+         **overrides: Any) -> PeakOps:
+    """A :class:`PeakOps` handle on ``home`` (default: ``$PEAKOPS_HOME``, else the platform
+    data folder). ``overrides`` are settings by name, e.g. ``max_frames_per_video=5``;
+    the config file and environment apply below them, as for the command line."""
+    return PeakOps(_settings(home, overrides), on_queued=on_queued)
+
+
+def process(path: str | Path, home: str | Path | None = None, **overrides: Any) -> Result:
+    """Submit the video at ``path`` and process it here; return it DONE or FAILED.
+
+    A file that was already submitted is not processed again unless it is QUEUED; its
+    result has ``duplicate_of`` set. An unusable file gives a FAILED result with the
+    reason, or raises :class:`core.errors.InputError` when no upload could be recorded
+    (e.g. no such file). ``overrides`` are settings by name, as for :func:`open`.
+    """
+    from core import jobs
+    from core.intake import submit_file
+    with open(home, **overrides) as peakops:
+        try:
+            submitted = submit_file(peakops.app, Path(path))
+        except PeakOpsError as exc:
+            if exc.upload_id is None:
+                raise
+            return peakops.get(exc.upload_id)
+        if submitted.status == jobs.QUEUED:
+            return peakops.process(submitted.upload_id)
+        detail = jobs.detail(peakops.app.db, submitted.upload_id)
+        return peakops._result(detail, duplicate_of=submitted.duplicate_of)
