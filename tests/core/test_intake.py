@@ -205,3 +205,30 @@ def test_a_second_submit_waits_for_the_first_ones_outcome(app, clip_h264, first_
     else:
         assert not result.duplicate and result.upload_id != first
         assert result.status == jobs.QUEUED
+
+
+def test_upgrade_keeps_duplicates_that_got_in_before_and_points_them_at_the_first(tmp_path):
+    import sqlite3
+
+    from core import db as dbmod
+    from core import schema
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number in range(1, schema.SCHEMA_VERSION):  # a database from before the index
+        for sql in schema.statements(number, "sqlite"):
+            conn.execute(sql)
+    conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION - 1}")
+    for name in ("a.mp4", "a-again.mp4"):  # the race the index now prevents
+        conn.execute("INSERT INTO uploads (original_name, sha256, status, mode, created_at, "
+                     "updated_at, storage_key) VALUES (?, 'ab', 'DONE', 'now', 1, 1, 'k')",
+                     [name])
+    conn.close()
+    db = dbmod.connect(path)
+    rows = [dict(r) for r in db.query("SELECT id, duplicate_of FROM uploads ORDER BY id")]
+    assert rows == [{"id": 1, "duplicate_of": None}, {"id": 2, "duplicate_of": 1}]
+    assert jobs.find_by_sha256(db, "ab")["id"] == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        jobs.create_upload(db, original_name="b.mp4", sha256="ab", size=1,
+                           mode=jobs.MODE_NOW, owner="o", lease_seconds=60)
+    db.conn.close()
