@@ -55,6 +55,10 @@ class Queue:
             count += 1
         return count
 
+    def describe(self) -> str:
+        """Where the queue lives, for the worker's start line."""
+        return f"SQLite {self.huey.storage.filename}"
+
     def pending_upload_ids(self) -> set[int]:
         return {t.args[0] for t in self.huey.pending() if t.args}
 

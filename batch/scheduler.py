@@ -34,7 +34,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from batch.queue import Queue, make_queue
-from core import jobs, maintenance, offpeak, report
+from core import heartbeat, jobs, maintenance, offpeak, report
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import StateError
@@ -179,9 +179,11 @@ class Runtime:
 
     def cleanup(self) -> None:
         result = maintenance.cleanup_expired(self.app)
+        workers = heartbeat.prune(self.app.db)
         logger.info("retention cleanup (%g days): %s upload(s), %s object(s) removed, "
-                    "%s error(s)", self.settings.retention_days, result.uploads,
-                    result.objects, result.errors)
+                    "%s error(s); %s worker(s) not seen for a day forgotten",
+                    self.settings.retention_days, result.uploads, result.objects,
+                    result.errors, workers)
 
 
 _runtime: Runtime | None = None

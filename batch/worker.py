@@ -98,6 +98,8 @@ class Worker:
         beater.start()
         self.reap()
         last_reap = time.monotonic()
+        logger.info("%s: waiting for uploads on the queue (%s); SIGTERM or Ctrl-C stops it",
+                    self.name, self.queue.describe())
         try:
             while not self.stopping:
                 task = self.queue.huey.dequeue()

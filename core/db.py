@@ -9,6 +9,7 @@ busy timeout instead of failing with "database is locked" on a lock upgrade.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -109,7 +110,36 @@ def _v4(db: sqlite_utils.Database) -> None:
     run("CREATE INDEX idx_labels_frame_id ON labels (frame_id)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+_ID_PRIMARY_KEY = re.compile(r"""([\["]?id[\]"]?\s+INTEGER\s+PRIMARY\s+KEY)""", re.IGNORECASE)
+
+
+def _v5(db: sqlite_utils.Database) -> None:
+    """Upload ids are never reused, not even after the newest uploads were deleted by
+    ``cleanup`` (``AUTOINCREMENT``): an id in a report, export or log stays unique.
+
+    SQLite cannot add AUTOINCREMENT to a table: ``uploads`` is rebuilt from its own
+    CREATE statement (so columns other migrations added come along), with foreign keys
+    off (see :func:`migrate`) so dropping the old table cascades to no frame.
+    """
+    run = db.conn.execute
+    sql = run("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'uploads'"
+              ).fetchone()[0]
+    head, body = sql.split("(", 1)
+    rebuilt, found = _ID_PRIMARY_KEY.subn(r"\1 AUTOINCREMENT", body, count=1)
+    if not found:
+        raise RuntimeError(f"unexpected uploads schema: {sql}")
+    indexes = [r[0] for r in run("SELECT sql FROM sqlite_master WHERE type = 'index' AND "
+                                 "tbl_name = 'uploads' AND sql IS NOT NULL")]
+    columns = ", ".join(f"[{r[1]}]" for r in run("PRAGMA table_info(uploads)"))
+    run(f"CREATE TABLE [uploads_v5] ({rebuilt}")
+    run(f"INSERT INTO uploads_v5 ({columns}) SELECT {columns} FROM uploads")
+    run("DROP TABLE uploads")
+    run("ALTER TABLE uploads_v5 RENAME TO uploads")
+    for index in indexes:
+        run(index)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 """Append-only: migration N (1-based) upgrades a database at user_version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -138,15 +168,32 @@ _migrate_lock = threading.Lock()
 
 
 def migrate(db: sqlite_utils.Database) -> int:
-    """Apply pending migrations, each in its own transaction; return the new version."""
+    """Apply pending migrations, each in its own transaction; return the new version.
+
+    Foreign keys are off meanwhile, as SQLite's procedure for rebuilding a table asks
+    (dropping a referenced table must not cascade); each migration ends with a foreign
+    key check instead.
+    """
     with _migrate_lock:
-        while True:
-            with transaction(db):
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version >= SCHEMA_VERSION:
-                    return version
-                MIGRATIONS[version](db)
-                db.execute(f"PRAGMA user_version = {version + 1}")
+        enforced = db.execute("PRAGMA foreign_keys").fetchone()[0]
+        current = db.execute("PRAGMA user_version").fetchone()[0]
+        if current >= SCHEMA_VERSION:
+            return current
+        db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            while True:
+                with transaction(db):
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+                    if version >= SCHEMA_VERSION:
+                        return version
+                    MIGRATIONS[version](db)
+                    broken = db.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration {version + 1} broke foreign keys: "
+                                           f"{broken[:5]}")
+                    db.execute(f"PRAGMA user_version = {version + 1}")
+        finally:
+            db.execute(f"PRAGMA foreign_keys = {'ON' if enforced else 'OFF'}")
 
 
 @contextlib.contextmanager
