@@ -34,6 +34,10 @@ REAP_EVERY_S = 30.0
 BEAT_EVERY_S = 1.0
 HOLD_EVERY_S = 1.0
 
+AfterJob = Callable[[int, str], None]
+"""``after_job(upload_id, status)``: called when a job has ended and been recorded. The
+batch service passes one that runs the scheduler's dispatch at once."""
+
 Hold = Callable[[Any, dict[str, Any], bool], str | None]
 """``hold(db, upload_row, starting)``: a reason why the upload must not start
 (``starting``) or go on running (window end, pause), or None. The batch service passes
@@ -57,10 +61,12 @@ class Worker:
     mode, when nothing is QUEUED any more."""
 
     def __init__(self, settings: Settings, *, burst: bool = False,
-                 child_env: dict[str, str] | None = None, hold: Hold | None = None) -> None:
+                 child_env: dict[str, str] | None = None, hold: Hold | None = None,
+                 after_job: AfterJob | None = None) -> None:
         self.settings = settings
         self.burst = burst
         self.hold = hold
+        self.after_job = after_job
         self.held: str | None = None
         self.last_hold_check = 0.0
         self.app: App = open_app(settings)
@@ -241,6 +247,11 @@ class Worker:
                     outcome.peak_kib / 1024)
         self.current = {}
         self.beat("idle", force=True)
+        if self.after_job is not None:
+            try:
+                self.after_job(upload_id, status)
+            except Exception:  # the periodic dispatch tick still runs
+                logger.exception("upload %s: end-of-job hook failed", upload_id)
         return status
 
     def _held_at_start(self, upload_id: int) -> bool:
