@@ -24,7 +24,8 @@ from core.errors import PeakOpsError
 
 logger = logging.getLogger("peakops")
 
-COMMAND_MODULES = ["cli.uploads", "cli.worker", "cli.console", "cli.offpeak", "cli.results"]
+COMMAND_MODULES = ["cli.uploads", "cli.worker", "cli.console", "cli.offpeak", "cli.results",
+                   "cli.config"]
 """Modules that add subcommands: each has ``register(subparsers)``."""
 
 Handler = Callable[[Settings, argparse.Namespace], int]

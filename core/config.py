@@ -129,8 +129,10 @@ def _windows(value: Any) -> str:
     return text
 
 
-def _setting(default: Any, parse: Callable[[Any], Any], form: str, *env: str) -> Any:
-    return field(default=default, metadata={"parse": parse, "form": form, "env": env})
+def _setting(default: Any, parse: Callable[[Any], Any], form: str, *env: str,
+             test_only: bool = False) -> Any:
+    return field(default=default, metadata={"parse": parse, "form": form, "env": env,
+                                            "test_only": test_only})
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ class Settings:
     hold_file: Path | None = _setting(
         None, _optional_path,
         "a file path; for tests: while it exists, a job waits before each frame past the "
-        "count the file holds", "PEAKOPS_HOLD_FILE")
+        "count the file holds", "PEAKOPS_HOLD_FILE", test_only=True)
     config_file: Path | None = field(default=None, metadata={"internal": True})
 
     @property
@@ -256,6 +258,11 @@ def _parse(name: str, raw: Any, source: str) -> Any:
             f"{source}: expected {spec.metadata['form']}, got {raw!r}", key=name) from None
 
 
+TABLE = APP_NAME
+FORMAT_HINT = ("settings are top-level keys (or keys of one [peakops] table) named as in "
+               "`peakops config`, e.g. max_frames_per_video = 20")
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML config file into raw values; unknown keys are an error (typos matter)."""
     try:
@@ -270,10 +277,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
                           f"{exc.object[exc.start:exc.start + 1]!r})") from None
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot be read: {exc.strerror}") from None
+    if isinstance(data.get(TABLE), dict):  # a [peakops] table holds the same keys
+        if len(data) > 1:
+            others = ", ".join(repr(k) for k in data if k != TABLE)
+            raise ConfigError(f"config file {path}: keys both at the top ({others}) and in "
+                              f"a [{TABLE}] table; use one or the other", key=TABLE)
+        data = data[TABLE]
     known = _fields()
     for key in data:
         if key not in known:
-            raise ConfigError(f"config file {path}: unknown key {key!r}", key=key)
+            raise ConfigError(f"config file {path}: unknown key {key!r}; {FORMAT_HINT}",
+                              key=key)
     return data
 
 
@@ -284,28 +298,51 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | N
     ``env`` defaults to ``os.environ``; tests pass a dict. ``config_file`` defaults to
     ``PEAKOPS_CONFIG`` or the platform config dir. Raises ConfigError naming the key.
     """
+    return load_settings_with_origins(env, config_file=config_file, overrides=overrides)[0]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a setting's value came from, as ``git config --show-origin`` says it."""
+
+    kind: str  # "default", "file", "env" or "flag"
+    source: str = ""  # the file's path, the variable's or the flag's name
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.source}" if self.source else self.kind
+
+
+def load_settings_with_origins(
+        env: Mapping[str, str] | None = None, *, config_file: Path | None = None,
+        overrides: Mapping[str, Any] | None = None) -> tuple[Settings, dict[str, Origin]]:
+    """:func:`load_settings`, and for every setting where its value came from."""
     env = os.environ if env is None else env
     path = config_file or (Path(env["PEAKOPS_CONFIG"]) if env.get("PEAKOPS_CONFIG")
                            else default_config_path())
     values: dict[str, Any] = {}
+    origins = dict.fromkeys(_fields(), Origin("default"))
     for key, raw in read_config_file(path).items():
         values[key] = _parse(key, raw, f"config file {path}: {key}")
+        origins[key] = Origin("file", str(path))
     for name, spec in _fields().items():
         for var in spec.metadata["env"]:  # first listed name wins
             if var in env and env[var].strip() != "":
                 values[name] = _parse(name, env[var], var)
+                origins[name] = Origin("env", var)
                 break
     for key, raw in (overrides or {}).items():
         if raw is None:
             continue
         if key not in _fields():
             raise ConfigError(f"unknown setting {key!r}", key=key)
-        values[key] = _parse(key, raw, f"--{key.replace('_', '-')}")
+        flag = f"--{key.replace('_', '-')}"
+        values[key] = _parse(key, raw, flag)
+        origins[key] = Origin("flag", flag)
     values.setdefault("home", default_home())
     settings = Settings(**values, config_file=path)
     if settings.storage == "s3" and not settings.s3_bucket:
         raise ConfigError("PEAKOPS_S3_BUCKET: required when PEAKOPS_STORAGE=s3", key="s3_bucket")
-    return settings
+    return settings, origins
 
 
 def settings_from_dict(values: Mapping[str, Any]) -> Settings:
