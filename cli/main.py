@@ -47,8 +47,19 @@ def fail(message: str) -> int:
     return 1
 
 
+class Parser(argparse.ArgumentParser):
+    """Leaves internal commands (``_job-child``) out of "invalid choice" messages too."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            shown = ", ".join(repr(c) for c in action.choices if not c.startswith("_"))
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from "
+                                                 f"{shown})")
+        super()._check_value(action, value)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="peakops", description="Frames and labels from inspection videos, memory-bounded.")
     parser.add_argument("--version", action="version", version=f"peakops {core.__version__}")
     parser.add_argument("--self-test", action="store_true",

@@ -52,6 +52,8 @@ def test_help_describes_every_command_and_hides_internal_ones(home):
         assert command.description, f"{name} has no description"
         text = run_cli(home, name, "--help", check=True).stdout
         assert "==SUPPRESS==" not in text
+    wrong = run_cli(home, "no-such-command")
+    assert "invalid choice: 'no-such-command'" in wrong.stderr and "_job-child" not in wrong.stderr
     listing = run_cli(home, "list", "--help", check=True).stdout
     for status in ("done", "failed", "deferred"):
         assert listing.lower().count(status) == 1, listing  # choices listed once
