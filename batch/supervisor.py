@@ -68,7 +68,7 @@ class JobChild:
         self.jobs_done = 0
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._read, name=f"child-{self.pid}-reader", daemon=True).start()
-        self.send({"settings": settings.public_dict()})
+        self.send({"settings": settings.to_dict()})
         ready = self.next_message(READY_TIMEOUT_S)
         if not ready or ready.get("event") != "ready":
             self.kill()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from batch.queue import Queue, make_queue, set_executor
+from batch.queue import Queue, QueueUnreachableError, make_queue, set_executor
 from batch.supervisor import JobChild, Limits, tree_rss_kib, watch_job
 from core import heartbeat, jobs, maintenance, media
 from core.app import App, open_app
@@ -33,6 +33,7 @@ IDLE_POLL_S = 0.1
 REAP_EVERY_S = 30.0
 BEAT_EVERY_S = 1.0
 HOLD_EVERY_S = 1.0
+QUEUE_RETRY_S = 1.0
 
 AfterJob = Callable[[int, str], None]
 """``after_job(upload_id, status)``: called when a job has ended and been recorded. The
@@ -77,6 +78,7 @@ class Worker:
         self.child_starts = 0
         self.jobs_done = 0
         self.stopping = False
+        self.queue_down = False
         self.current: dict[str, Any] = {}
         self.rss_kib = self.peak_kib = 0
         self.state = "starting"
@@ -105,10 +107,17 @@ class Worker:
         self.reap()
         last_reap = time.monotonic()
         logger.info("%s: waiting for uploads on the queue (%s); SIGTERM or Ctrl-C stops it",
-                    self.name, self.queue.describe())
+                    self.name, self.queue.where)
         try:
             while not self.stopping:
-                task = self.queue.huey.dequeue()
+                try:
+                    task = self.queue.receive()
+                except QueueUnreachableError as exc:
+                    self.wait_for_queue(exc)
+                    continue
+                if self.queue_down:
+                    logger.info("%s: %s is reachable again", self.name, self.queue.where)
+                    self.queue_down = False
                 if task is not None:
                     self.queue.huey.execute(task)
                     continue
@@ -141,8 +150,23 @@ class Worker:
         if upload_id is None:
             return False
         logger.info("upload %s: QUEUED but not in the queue; re-sent", upload_id)
-        self.queue.process_video_upload(upload_id)
+        try:
+            self.queue.enqueue([upload_id])
+        except QueueUnreachableError as exc:
+            self.wait_for_queue(exc)
+            return False
         return True
+
+    def wait_for_queue(self, error: QueueUnreachableError) -> None:
+        """The queue's server is down (a Redis restart): the work waits in the state
+        database, so wait and retry; a burst run ends with the error instead."""
+        if self.burst:
+            raise error
+        if not self.queue_down:
+            logger.warning("%s: %s; retrying every %.0f s", self.name, error, QUEUE_RETRY_S)
+            self.queue_down = True
+        self.beat("idle")
+        time.sleep(QUEUE_RETRY_S)
 
     def reap(self) -> None:
         changed = jobs.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,

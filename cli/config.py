@@ -10,34 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from cli.main import print_json
 from core.config import Settings, load_settings_with_origins
 
-REDACTED = "***"
-
-
-def redact(value: Any) -> Any:
-    """A URL's password replaced by ``***``; other values unchanged."""
-    if not isinstance(value, str) or "://" not in value:
-        return value
-    try:
-        parts = urlsplit(value)
-        password = parts.password
-    except ValueError:
-        return value
-    if not password:
-        return value
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{host}"))
-
 
 def settings_list(settings: Settings, origins: dict) -> list[dict[str, Any]]:
     """``[{"key", "value", "origin", "source"}]`` in the order Settings defines them."""
-    values = settings.public_dict()
-    return [{"key": key, "value": redact(values[key]), "origin": origin.kind,
+    values = settings.public_dict()  # passwords in URLs redacted
+    return [{"key": key, "value": values[key], "origin": origin.kind,
              "source": origin.source or None} for key, origin in origins.items()]
 
 

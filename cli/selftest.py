@@ -67,6 +67,27 @@ def check_ffmpeg(tmp: Path) -> str:
     return f"{version.removeprefix('ffmpeg version ').split()[0]} wrote a frame ({exe})"
 
 
+def check_libav(tmp: Path) -> str:
+    """PyAV in a probe child (as at submit), then one exact frame (as in the job child)."""
+    from core import media
+    from core.procenv import clean_env
+
+    clip = tmp / "clip.mp4"
+    done = subprocess.run(
+        [media.ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi",
+         "-i", "testsrc2=size=64x48:rate=10:duration=1", "-pix_fmt", "yuv420p", str(clip)],
+        capture_output=True, text=True, timeout=60, env=clean_env())
+    if done.returncode != 0:
+        raise RuntimeError(f"ffmpeg exit {done.returncode}: {done.stderr.strip()[-200:]}")
+    facts = media.probe_isolated(clip)
+    with media.default_extractor().open(clip, facts, media.ExtractOptions()) as source:
+        frame = source.extract(0.5, tmp / "frame.jpg")
+    import av
+
+    return (f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}): probe child "
+            f"{facts.frames} frames, frame at {frame.timestamp:.1f} s {frame.width}x{frame.height}")
+
+
 def check_sqlite(tmp: Path) -> str:
     import sqlite3
 
@@ -150,7 +171,7 @@ def check_pillow(tmp: Path) -> str:
 
 
 CHECKS: list[tuple[str, Check]] = [
-    ("qt", check_qt), ("ffmpeg", check_ffmpeg), ("sqlite", check_sqlite),
+    ("qt", check_qt), ("ffmpeg", check_ffmpeg), ("libav", check_libav), ("sqlite", check_sqlite),
     ("huey", check_huey), ("scheduler", check_apscheduler), ("boto3", check_boto3),
     ("pillow", check_pillow),
 ]

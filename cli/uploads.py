@@ -15,9 +15,9 @@ from cli import progress
 from cli.args import STATUS_HELP, non_negative_float, parse_status, positive_int
 from cli.main import fmt_time, open_with_queue, print_json
 from core import heartbeat, jobs, maintenance, media, pipeline
-from core.app import App, open_app, process_owner
+from core.app import App, make_analyzer, make_store, open_app, process_owner
 from core.config import Settings
-from core.db import schema_version
+from core.db import open_database
 from core.errors import PeakOpsError
 from core.intake import submit_file
 
@@ -248,31 +248,36 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
             pass
         return f"{settings.home} (writable, {free} MB free)"
 
-    app_holder = {}
-
     def database() -> str:
-        app_holder["app"] = open_app(settings)
-        version = schema_version(app_holder["app"].db)
-        counts = jobs.counts_by_status(app_holder["app"].db)
-        return f"{settings.db_path} (schema {version}, {sum(counts.values())} uploads)"
+        db = open_database(settings)
+        try:
+            uploads = db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+            return f"{db.describe()} (schema {db.schema_version()}, {uploads} uploads)"
+        finally:
+            db.close()
+
+    def queue() -> str:
+        from batch.queue import describe_queue
+        return describe_queue(settings)
 
     def storage() -> str:
-        store = app_holder["app"].store
+        store = make_store(settings)
         store.check()
         return store.describe()
 
     def analyzer() -> str:
-        analyzer = app_holder["app"].analyzer
+        analyzer = make_analyzer(settings)
         analyzer.check()
         return analyzer.describe() + ("" if settings.enable_aws_rekognition
                             else " (offline; ENABLE_AWS_REKOGNITION=false)")
 
+    # Each part on its own, so the report names the one that is unreachable.
     check("ffmpeg", ffmpeg)
     check("home", home)
     check("database", database)
-    if "app" in app_holder:
-        check("storage", storage)
-        check("analyzer", analyzer)
+    check("queue", queue)
+    check("storage", storage)
+    check("analyzer", analyzer)
     return checks
 
 
@@ -329,6 +334,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("cleanup", cmd_cleanup, "delete finished uploads past retention, and their files")
     p.add_argument("--days", type=non_negative_float,
                    help="retention in days (default: retention_days)")
-    add("doctor", cmd_doctor, "check ffmpeg, home folder, database, storage and analyzer")
+    add("doctor", cmd_doctor, "check ffmpeg, home folder, database, queue, storage and analyzer")
     add("demo", cmd_demo, "generate a short clip and process it (headless demo)",
         json_flag=False)

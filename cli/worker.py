@@ -71,6 +71,11 @@ def cmd_job_child(settings: Settings | None, args: argparse.Namespace) -> int:
     return main()
 
 
+def cmd_probe_child(settings: Settings, args: argparse.Namespace) -> int:
+    from core.media.child import main
+    return main([args.memory_mb, args.path])
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("worker", help="run the worker (one video at a time)",
                               description="Run the queue consumer and its job supervisor.")
@@ -83,7 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="every worker that has run, stopped ones included")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_status)
-    # Internal: no help, so argparse leaves it out of the command list.
+    # Internal commands have no help, so argparse leaves them out of the command list.
     p = subparsers.add_parser("_job-child")
     p.set_defaults(handler=cmd_job_child, own_settings=True)
+    # The frozen app's probe child (core.media.child): memory cap and path as arguments.
+    p = subparsers.add_parser("_probe-child")
+    p.add_argument("memory_mb")
+    p.add_argument("path")
+    p.set_defaults(handler=cmd_probe_child, own_settings=True)
 

@@ -137,8 +137,11 @@ def measure(image_path: Path) -> Metrics:
     if grey.width > _WORK_WIDTH:
         grey = grey.resize((_WORK_WIDTH, max(1, grey.height * _WORK_WIDTH // grey.width)))
     # The edge filter's border rows are artefacts; normalising by contrast keeps a
-    # dim but focused frame from reading as blurry.
-    edges = grey.filter(ImageFilter.FIND_EDGES).crop((2, 2, grey.width - 2, grey.height - 2))
+    # dim but focused frame from reading as blurry. A picture too thin to lose its
+    # border (a few pixels high or wide) keeps it.
+    edges = grey.filter(ImageFilter.FIND_EDGES)
+    if grey.width > 4 and grey.height > 4:
+        edges = edges.crop((2, 2, grey.width - 2, grey.height - 2))
     sharpness = 100.0 * ImageStat.Stat(edges).var[0] / (ImageStat.Stat(grey).var[0] + 1.0)
     histogram = grey.histogram()
     total = sum(histogram) or 1

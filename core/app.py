@@ -13,7 +13,8 @@ import sqlite_utils
 from core.analysis import Analyzer, LocalAnalyzer
 from core.config import Settings
 from core.db import connect
-from core.media import FFmpegExtractor, FrameExtractor
+from core.errors import ConfigError
+from core.media import FrameExtractor, default_extractor
 from core.storage import LocalStore, ObjectStore
 
 QueueSender = Callable[[list[int], str], None]
@@ -64,13 +65,19 @@ def make_analyzer(settings: Settings) -> Analyzer:
 def open_app(settings: Settings, *, store: ObjectStore | None = None,
              analyzer: Analyzer | None = None, extractor: FrameExtractor | None = None,
              check_same_thread: bool = True, send_queued: QueueSender | None = None) -> App:
+    if settings.database_dialect == "postgresql":
+        # Refuse rather than quietly keep this machine's own SQLite file: a fleet's
+        # workers would each see a different record of truth.
+        raise ConfigError("PEAKOPS_DATABASE_URL: the upload lifecycle does not run on "
+                          "PostgreSQL yet; `peakops doctor` can check the database",
+                          key="database_url")
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     return App(settings=settings,
                db=connect(settings.db_path, check_same_thread=check_same_thread),
                store=store or make_store(settings),
                analyzer=analyzer or make_analyzer(settings),
-               extractor=extractor or FFmpegExtractor(), send_queued=send_queued)
+               extractor=extractor or default_extractor(), send_queued=send_queued)
 
 
 def process_owner(role: str = "cli") -> str:

@@ -15,11 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
 from core.errors import ConfigError
+from core.urls import redacted_url, url_scheme
 
 APP_NAME = "peakops"
 
@@ -98,6 +100,26 @@ def _optional_path(value: Any) -> Path | None:
     return Path(text).expanduser() if text else None
 
 
+def _service_url(*schemes: str) -> Callable[[Any], str | None]:
+    """A URL with one of ``schemes``: a host for a server, a path for ``sqlite:///``."""
+    def parse(value: Any) -> str | None:
+        text = _text(value)
+        if not text:
+            return None
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        if scheme not in schemes:
+            raise ValueError
+        if scheme == "sqlite":  # sqlite:///absolute/path only: no host, no relative path
+            if not text[len("sqlite:"):].startswith("///") or not parts.path.strip("/"):
+                raise ValueError
+        elif not parts.hostname:
+            raise ValueError
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+        return text
+    return parse
+
+
 def _confidence(value: Any) -> float:
     number = _non_negative_float(value)
     if number > 100:
@@ -130,9 +152,12 @@ def _windows(value: Any) -> str:
 
 
 def _setting(default: Any, parse: Callable[[Any], Any], form: str, *env: str,
-             test_only: bool = False) -> Any:
-    return field(default=default, metadata={"parse": parse, "form": form, "env": env,
-                                            "test_only": test_only})
+             url: bool = False, test_only: bool = False) -> Any:
+    """A setting; ``url=True`` marks a URL that may hold a password (shown redacted);
+    ``test_only`` one that only tests set (left out of the README's table)."""
+    return field(default=default,
+                 metadata={"parse": parse, "form": form, "env": env, "url": url,
+                           "test_only": test_only})
 
 
 @dataclass(frozen=True)
@@ -175,11 +200,19 @@ class Settings:
     s3_bucket: str | None = _setting(None, _optional_text, "a bucket name", "PEAKOPS_S3_BUCKET")
     s3_prefix: str = _setting("peakops/", _text, "a key prefix", "PEAKOPS_S3_PREFIX")
     s3_endpoint_url: str | None = _setting(
-        None, _optional_text, "a URL", "PEAKOPS_S3_ENDPOINT_URL")
+        None, _optional_text, "a URL", "PEAKOPS_S3_ENDPOINT_URL", url=True)
     aws_region: str | None = _setting(
         None, _optional_text, "an AWS region name", "AWS_REGION", "AWS_DEFAULT_REGION")
     rekognition_endpoint_url: str | None = _setting(
-        None, _optional_text, "a URL", "PEAKOPS_REKOGNITION_ENDPOINT_URL")
+        None, _optional_text, "a URL", "PEAKOPS_REKOGNITION_ENDPOINT_URL", url=True)
+    database_url: str | None = _setting(
+        None, _service_url("sqlite", "postgresql", "postgres"),
+        "a postgresql://user:password@host:5432/db or sqlite:///path/to/peakops.db URL "
+        "(empty = peakops.db in the home folder)", "PEAKOPS_DATABASE_URL", url=True)
+    queue_url: str | None = _setting(
+        None, _service_url("sqlite", "redis", "rediss"),
+        "a redis://:password@host:6379/0 or sqlite:///path/to/queue.db URL "
+        "(empty = queue.db in the home folder)", "PEAKOPS_QUEUE_URL", url=True)
     rekognition_max_labels: int = _setting(
         10, _positive_int, "a positive whole number", "PEAKOPS_REKOGNITION_MAX_LABELS")
     rekognition_min_confidence: float = _setting(
@@ -222,17 +255,49 @@ class Settings:
         return self.max_video_size_mb * 1024 * 1024
 
     @property
+    def database_dialect(self) -> str:
+        """``postgresql`` for a fleet's shared database, ``sqlite`` otherwise."""
+        return "postgresql" if url_scheme(self.database_url) in ("postgresql", "postgres") \
+            else "sqlite"
+
+    @property
     def db_path(self) -> Path:
-        return self.home / "peakops.db"
+        """The SQLite state database (meaningless when ``database_dialect`` is postgresql).
+
+        ``sqlite:///srv/peakops.db`` and ``sqlite:////srv/peakops.db`` both name the absolute
+        path ``/srv/peakops.db``.
+        """
+        return _sqlite_path(self.database_url) or self.home / "peakops.db"
+
+    @property
+    def queue_path(self) -> Path:
+        """The SQLite Huey queue (meaningless when ``queue_url`` is a Redis URL)."""
+        return _sqlite_path(self.queue_url) or self.home / "queue.db"
 
     @property
     def tmp_dir(self) -> Path:
         return self.home / "tmp"
 
-    def public_dict(self) -> dict[str, Any]:
-        """Settings as plain values, safe to print (PeakOps never holds credentials)."""
+    def to_dict(self) -> dict[str, Any]:
+        """Settings as plain JSON values, passwords included: for the job child's pipe
+        (:func:`settings_from_dict`), never for display."""
         return {f.name: (str(v) if isinstance(v, Path) else v)
                 for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as plain values, safe to print: passwords in URLs are redacted."""
+        return {name: (redacted_url(v) if _fields()[name].metadata.get("url") else v)
+                if name in _fields() else v for name, v in self.to_dict().items()}
+
+    def __repr__(self) -> str:  # the generated repr would print passwords
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.public_dict().items())
+        return f"Settings({fields})"
+
+
+def _sqlite_path(url: str | None) -> Path | None:
+    if url_scheme(url) != "sqlite":
+        return None
+    return Path("/" + unquote(urlsplit(url).path).lstrip("/"))
 
 
 def default_config_path() -> Path:
@@ -254,8 +319,9 @@ def _parse(name: str, raw: Any, source: str) -> Any:
     except _Explained as exc:
         raise ConfigError(f"{source}: {exc}", key=name) from None
     except (ValueError, TypeError):
+        shown = redacted_url(raw) if spec.metadata.get("url") and isinstance(raw, str) else raw
         raise ConfigError(
-            f"{source}: expected {spec.metadata['form']}, got {raw!r}", key=name) from None
+            f"{source}: expected {spec.metadata['form']}, got {shown!r}", key=name) from None
 
 
 TABLE = APP_NAME
@@ -342,11 +408,15 @@ def load_settings_with_origins(
     settings = Settings(**values, config_file=path)
     if settings.storage == "s3" and not settings.s3_bucket:
         raise ConfigError("PEAKOPS_S3_BUCKET: required when PEAKOPS_STORAGE=s3", key="s3_bucket")
+    if settings.database_dialect == "postgresql" and settings.storage != "s3":
+        raise ConfigError("PEAKOPS_DATABASE_URL: a PostgreSQL database is shared by workers on "
+                          "other machines, which cannot read this machine's local store; set "
+                          "PEAKOPS_STORAGE=s3", key="database_url")
     return settings, origins
 
 
 def settings_from_dict(values: Mapping[str, Any]) -> Settings:
-    """Rebuild the Settings another process resolved, from :meth:`Settings.public_dict`.
+    """Rebuild the Settings another process resolved, from :meth:`Settings.to_dict`.
 
     The job child gets its worker's settings this way (``--home`` and ``--config``
     included), never from its own environment. Each value is validated again.

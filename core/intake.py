@@ -84,21 +84,27 @@ def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: in
     path = Path(path)
     name = display_name(path)
     size = check_file(path, settings.max_video_bytes)
+    probing = media.start_probe(path, name=name)  # reads the header while the file is hashed
     try:
         sha256 = sha256_file(path)
-    except FileNotFoundError:
-        raise InputError(f"{name}: the file vanished while it was being read") from None
-    existing = jobs.find_by_sha256(app.db, sha256)
-    if existing is not None:
-        return SubmitResult(existing["id"], name, existing["status"], duplicate_of=existing["id"])
-    owner = process_owner("submit")
-    upload_id = jobs.create_upload(app.db, original_name=name, sha256=sha256, size=size,
-                                   mode=mode, owner=owner, priority=priority,
-                                   lease_seconds=max(settings.lease_seconds, 600))
+        existing = jobs.find_by_sha256(app.db, sha256)
+        if existing is not None:
+            probing.cancel()
+            return SubmitResult(existing["id"], name, existing["status"],
+                                duplicate_of=existing["id"])
+        owner = process_owner("submit")
+        upload_id = jobs.create_upload(app.db, original_name=name, sha256=sha256, size=size,
+                                       mode=mode, owner=owner, priority=priority,
+                                       lease_seconds=max(settings.lease_seconds, 600))
+    except BaseException as exc:
+        probing.cancel()
+        if isinstance(exc, FileNotFoundError):
+            raise InputError(f"{name}: the file vanished while it was being read") from None
+        raise
     key = video_key(sha256)
     stored = False
     try:
-        facts = media.probe(path)
+        facts = probing.result(upload_id=upload_id)
         app.store.put_file(key, path, on_progress)
         stored = True
         status = jobs.mark_stored(app.db, upload_id, storage_key=key, probe=facts.as_dict())
@@ -109,6 +115,7 @@ def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: in
             _drop_unreferenced(app, key)
         raise
     except BaseException as exc:  # interrupted: never leave the record in UPLOADING
+        probing.cancel()
         jobs.fail(app.db, upload_id, InputError(f"{name}: submission interrupted ({exc!r})"),
                   owner=owner, max_attempts=0)
         raise

@@ -17,6 +17,7 @@ function takes ``now`` (epoch seconds) so tests and the scheduler control time.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -87,6 +88,9 @@ def mark_stored(db: sqlite_utils.Database, upload_id: int, *, storage_key: str,
     now = _now(now)
     fields = {k: probe.get(k) for k in
               ("duration", "width", "height", "codec", "fps", "rotation", "has_audio")}
+    fields["container"] = probe.get("container")
+    fields["frame_count"] = probe.get("frames")
+    fields["probe"] = json.dumps(probe, sort_keys=True)  # every structured fact (core.media)
     with transaction(db):
         row = get_upload(db, upload_id)
         if row["status"] != UPLOADING:

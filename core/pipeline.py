@@ -8,6 +8,7 @@ retry takes a subset of the same plan, so earlier frames stay valid.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -25,6 +26,9 @@ from core.holdpoint import wait_at_hold_point
 from core.storage import frame_key
 
 logger = logging.getLogger(__name__)
+
+SCRATCH_NAME = "video"
+"""The fetched copy's name: neutral, so no user-chosen suffix sways libav's demuxer choice."""
 
 ProgressFn = Callable[[str, int, int], None]
 """Called with (stage, done, total) whenever the job moves on."""
@@ -46,6 +50,7 @@ class _PipelineRun:
         self.app, self.upload_id, self.owner = app, upload_id, owner
         self.on_progress = on_progress
         self.settings = app.settings
+        self.resources = contextlib.ExitStack()  # the open video; closed when the run ends
 
     def step(self, stage: str, done: int, total: int) -> None:
         """Renew the lease with progress; stop if the upload is no longer ours."""
@@ -59,10 +64,20 @@ class _PipelineRun:
 
     def fetch(self, row: dict, workdir: Path) -> Path:
         self.step("fetching", 0, 1)
-        video = workdir / "source" / scratch_name(row["original_name"])
+        video = workdir / "source" / SCRATCH_NAME
         video.parent.mkdir(exist_ok=True)
         self.app.store.get_file(row["storage_key"], video)
         return video
+
+    def facts(self, row: dict, video: Path) -> media.ProbeResult:
+        """The probe recorded at submit; uploads from before it are probed here (job child)."""
+        if row.get("probe"):
+            return media.ProbeResult.from_json(row["probe"])
+        try:
+            return media.probe(video, upload_id=self.upload_id)
+        except InputError as exc:
+            exc.message = exc.message.replace(SCRATCH_NAME, row["original_name"], 1)
+            raise
 
     def extract(self, row: dict, video: Path, workdir: Path) -> tuple[int, dict[int, Path]]:
         db = self.app.db
@@ -70,22 +85,21 @@ class _PipelineRun:
                                               self.settings.max_frames_per_video)
         options = dataclasses.replace(
             options, max_width=min(options.max_width, self.settings.frame_max_width))
-        duration = row["duration"]
-        if duration is None:
-            duration = media.probe(video).duration
-        times = media.frame_times(duration, self.settings.max_frames_per_video)
+        facts = self.facts(row, video)
+        times = media.plan_times(facts, self.settings.max_frames_per_video)
         indices = [i for i in indices if i < len(times)]
         done = frame_records.indices(db, self.upload_id)
         frame_records.set_planned(db, self.upload_id, len(indices))
         images: dict[int, Path] = {}
         extracted = 0
+        source = self.resources.enter_context(
+            self.app.extractor.open(video, facts, options, name=row["original_name"]))
         for k, index in enumerate(indices):
             if index in done:
                 continue
             self.step("extracting", k, len(indices))
             wait_at_hold_point(self.settings.hold_file, self.upload_id, k)
-            frame = self.app.extractor.extract(video, times[index],
-                                               workdir / f"{index:04d}.jpg", options)
+            frame = source.extract(times[index], workdir / f"{index:04d}.jpg")
             metrics = measure(frame.path)  # local metrics always, offline
             key = frame_key(self.upload_id, index)
             self.app.store.put_file(key, frame.path)
@@ -135,21 +149,6 @@ class _PipelineRun:
         return analysed, labels
 
 
-def scratch_name(original_name: str, max_bytes: int = 120) -> str:
-    """The operator's file name for the scratch copy, so ffmpeg's messages name their file.
-
-    Its own folder keeps it apart from the frames; too long a name keeps its suffix.
-    """
-    name = original_name.replace("/", "_").replace("\\", "_").replace("\0", "")
-    if name in ("", ".", ".."):
-        return "video"
-    if len(name.encode()) > max_bytes:
-        suffix = Path(name).suffix[:16]
-        stem = name.encode()[:max_bytes - len(suffix.encode()) - 3].decode(errors="ignore")
-        name = stem + "…" + suffix
-    return name
-
-
 def _owned_row(app: App, upload_id: int, owner: str) -> dict:
     row = jobs.get_upload(app.db, upload_id)
     if row["status"] != jobs.PROCESSING or row["lease_owner"] != owner:
@@ -190,6 +189,7 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
         exc.upload_id = upload_id
         raise
     finally:
+        job.resources.close()
         shutil.rmtree(workdir, ignore_errors=True)
     total = frame_records.count(app.db, upload_id)
     logger.info("upload %s: %s frames (%s extracted now), %s analysed, %s labels",

@@ -14,7 +14,6 @@ import threading
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -34,6 +33,7 @@ from s3transfer.subscribers import BaseSubscriber
 from core.config import Settings
 from core.errors import InputError, StorageError
 from core.storage import MissingObjectError, ProgressCallback, check_key
+from core.urls import redacted_url
 
 logger = logging.getLogger(__name__)
 
@@ -78,13 +78,7 @@ def make_client(settings: Settings, **config: Any):
 
 def safe_endpoint(url: str | None) -> str:
     """The endpoint URL without any user:password part, for messages."""
-    if not url:
-        return "AWS"
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
+    return redacted_url(url, keep_user=False) if url else "AWS"
 
 
 class ClampedProgress(BaseSubscriber):

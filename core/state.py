@@ -24,10 +24,27 @@ def increment(db: sqlite_utils.Database, key: str, by: int = 1) -> int:
     """Add ``by`` to the number at ``key`` (missing = 0) in one statement; return the sum."""
     row = db.execute(
         "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + "
+        "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(state.value AS INTEGER) + "
         "CAST(excluded.value AS INTEGER) AS TEXT), updated_at = excluded.updated_at "
         "RETURNING value", [key, json.dumps(by), time.time()]).fetchone()
     return int(row[0])
+
+
+def reserve(db: sqlite_utils.Database, key: str, limit: int) -> bool:
+    """Add 1 to the number at ``key`` if it is below ``limit``; whether it was.
+
+    One conditional statement, so workers on any number of machines never take more than
+    ``limit`` between them (a shared budget: reserve before spending, then
+    ``increment(db, key, -1)`` to give back what was not spent).
+    """
+    if limit < 1:
+        return False
+    row = db.execute(
+        "INSERT INTO state (key, value, updated_at) VALUES (?, '1', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(state.value AS INTEGER) + 1 AS TEXT), "
+        "updated_at = excluded.updated_at WHERE CAST(state.value AS INTEGER) < ? "
+        "RETURNING value", [key, time.time(), limit]).fetchone()
+    return row is not None
 
 
 def delete(db: sqlite_utils.Database, key: str) -> None:

@@ -10,6 +10,9 @@ import pytest
 from core import samples
 from core.media import ffmpeg_exe
 
+# Throwaway PostgreSQL and Redis servers (session fixtures), for fleet-mode tests.
+pytest_plugins = ["tests.servers"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", default=False,

@@ -67,7 +67,7 @@ def test_bad_setting_fails_at_start_naming_the_key(home):
 def test_doctor_reports_each_part(home):
     proc = run_cli(home, "doctor", "--json")
     checks = {c["check"]: c for c in json.loads(proc.stdout)}
-    assert set(checks) == {"ffmpeg", "home", "database", "storage", "analyzer"}
+    assert set(checks) == {"ffmpeg", "home", "database", "queue", "storage", "analyzer"}
     assert all(c["ok"] for c in checks.values()) and proc.returncode == 0
     assert "ffmpeg version" in checks["ffmpeg"]["detail"]
 

@@ -85,7 +85,8 @@ def test_config_lists_every_setting_with_its_origin(tmp_path):
     config.write_text("[peakops]\nmax_frames_per_video = 7\nretention_days = 9\n")
     env = {"PEAKOPS_CONFIG": str(config), "MAX_VIDEO_SIZE_MB": "55",
            "PEAKOPS_RETENTION_DAYS": "12",
-           "PEAKOPS_S3_ENDPOINT_URL": "http://keyid:s3cr3t@127.0.0.1:9000/"}
+           "PEAKOPS_S3_ENDPOINT_URL": "http://keyid:s3cr3t@127.0.0.1:9000/",
+           "PEAKOPS_QUEUE_URL": "redis://:s3cr3t@127.0.0.1:6379/0"}
     flag_home = tmp_path / "flagged"
     report = cli_json(home, "--home", str(flag_home), "config", **env)
     rows = {r["key"]: r for r in report["settings"]}
@@ -99,7 +100,8 @@ def test_config_lists_every_setting_with_its_origin(tmp_path):
         (55, "MAX_VIDEO_SIZE_MB")
     assert (rows["retention_days"]["value"], rows["retention_days"]["origin"]) == (12, "env")
     assert (rows["timezone"]["value"], rows["timezone"]["origin"]) == ("UTC", "default")
-    assert rows["s3_endpoint_url"]["value"] == "http://keyid:***@127.0.0.1:9000/"
+    assert rows["s3_endpoint_url"]["value"].startswith("http://keyid:***@127.0.0.1:9000")
+    assert rows["queue_url"]["value"].startswith("redis://:***@127.0.0.1:6379")
 
     text = run_cli(home, "--home", str(flag_home), "config", check=True, **env).stdout
     assert "s3cr3t" not in text and "s3cr3t" not in str(report)

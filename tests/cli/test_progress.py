@@ -93,7 +93,7 @@ def test_worker_says_once_that_it_waits_and_where_its_queue_is(home):
     finally:
         proc.send_signal(signal.SIGTERM)
         rest = proc.communicate(timeout=60)[1]
-    assert "waiting for uploads on the queue (SQLite " in line
-    assert str(home / "queue.db") in line and "SIGTERM or Ctrl-C stops it" in line
+    assert f"waiting for uploads on the queue ({home / 'queue.db'}); SIGTERM or Ctrl-C " \
+           "stops it" in line
     assert "waiting for uploads" not in rest  # said once, not on every idle poll
     assert proc.returncode == 0

@@ -84,3 +84,16 @@ def test_unreadable_frame_is_an_analysis_error(tmp_path):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(AnalysisError, match="bad.jpg"):
         LocalAnalyzer().analyze(bad)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (4, 4), (1280, 4), (4, 1280), (8, 8)])
+def test_tiny_and_thin_pictures_are_measured_without_a_crash(tmp_path, size):
+    path = tmp_path / "tiny.jpg"
+    image = Image.new("RGB", size, (200, 40, 40))
+    image.putpixel((0, 0), (0, 0, 0))
+    image.save(path)
+    metrics = measure(path)
+    assert (metrics.width, metrics.height) == size
+    assert 0 <= metrics.brightness <= 255 and metrics.sharpness >= 0
+    analysis = LocalAnalyzer().analyze(path)
+    assert analysis.labels

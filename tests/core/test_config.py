@@ -85,7 +85,8 @@ def test_any_value_loads_or_fails_naming_the_key(tmp_path_factory, key, value):
         load_settings({"PEAKOPS_HOME": str(tmp)}, config_file=tmp / "none.toml",
                       overrides={key: value})
     except ConfigError as exc:
-        assert f"--{key.replace('_', '-')}" in str(exc) or "PEAKOPS_S3_BUCKET" in str(exc)
+        assert (f"--{key.replace('_', '-')}" in str(exc) or "PEAKOPS_S3_BUCKET" in str(exc)
+                or "PEAKOPS_DATABASE_URL" in str(exc))
 
 
 def test_period_call_budget(tmp_path):
@@ -98,3 +99,64 @@ def test_period_call_budget(tmp_path):
         with pytest.raises(ConfigError, match="noon to noon") as caught:
             load(tmp_path, env={"PEAKOPS_REKOGNITION_MAX_CALLS_PER_WINDOW": bad})
         assert caught.value.evidence["key"] == "rekognition_max_calls_per_window"
+
+
+# --------------------------------------------------------------------------- fleet URLs
+
+PG = "postgresql://ops:s3cret-pw@db.internal:5432/peakops"
+S3 = {"PEAKOPS_STORAGE": "s3", "PEAKOPS_S3_BUCKET": "inspections"}
+
+
+def test_fleet_urls_default_to_the_home_folder(tmp_path):
+    s = load(tmp_path)
+    assert s.database_url is None and s.queue_url is None
+    assert s.database_dialect == "sqlite" and s.db_path == tmp_path / "home" / "peakops.db"
+
+
+def test_fleet_urls_load(tmp_path):
+    s = load(tmp_path, env={"PEAKOPS_DATABASE_URL": PG,
+                            "PEAKOPS_QUEUE_URL": "redis://:q-pw@cache:6379/0", **S3})
+    assert s.database_dialect == "postgresql" and s.database_url == PG
+    assert s.queue_url == "redis://:q-pw@cache:6379/0"
+    s = load(tmp_path, env={"PEAKOPS_DATABASE_URL": f"sqlite:///{tmp_path}/elsewhere.db"})
+    assert s.database_dialect == "sqlite" and s.db_path == tmp_path / "elsewhere.db"
+
+
+@pytest.mark.parametrize("env, key", [
+    ({"PEAKOPS_DATABASE_URL": "mysql://u:p@h/db"}, "PEAKOPS_DATABASE_URL"),
+    ({"PEAKOPS_DATABASE_URL": "postgresql:///nohost"}, "PEAKOPS_DATABASE_URL"),
+    ({"PEAKOPS_DATABASE_URL": "sqlite://"}, "PEAKOPS_DATABASE_URL"),
+    ({"PEAKOPS_DATABASE_URL": "sqlite:relative.db"}, "PEAKOPS_DATABASE_URL"),
+    ({"PEAKOPS_QUEUE_URL": "sqlite://host/queue.db"}, "PEAKOPS_QUEUE_URL"),
+    ({"PEAKOPS_QUEUE_URL": "amqp://u:p@rabbit/"}, "PEAKOPS_QUEUE_URL"),
+    ({"PEAKOPS_QUEUE_URL": "redis://:pw@cache:port/0"}, "PEAKOPS_QUEUE_URL"),
+])
+def test_bad_fleet_urls_name_the_key_in_one_line(tmp_path, env, key):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, env={**env, **S3})
+    message = str(info.value)
+    assert message.startswith(f"{key}: expected") and "\n" not in message
+    assert ":p@" not in message and ":pw@" not in message  # the password is not echoed
+
+
+def test_postgresql_requires_s3_storage(tmp_path):
+    with pytest.raises(ConfigError, match="PEAKOPS_DATABASE_URL: .*PEAKOPS_STORAGE=s3") as info:
+        load(tmp_path, env={"PEAKOPS_DATABASE_URL": PG})
+    assert "s3cret-pw" not in str(info.value)
+    assert info.value.evidence["key"] == "database_url"
+    assert load(tmp_path, env={"PEAKOPS_DATABASE_URL": PG, **S3}).storage == "s3"
+
+
+def test_passwords_never_printed(tmp_path):
+    s = load(tmp_path, env={"PEAKOPS_DATABASE_URL": PG + "?sslmode=require&password=q2",
+                            "PEAKOPS_QUEUE_URL": "rediss://default:r-pw@cache:6380/1",
+                            "PEAKOPS_S3_ENDPOINT_URL": "https://key:s3-pw@minio:9000", **S3})
+    shown = s.public_dict()
+    assert shown["database_url"] == \
+        "postgresql://ops:***@db.internal:5432/peakops?sslmode=require&password=***"
+    assert shown["queue_url"] == "rediss://default:***@cache:6380/1"
+    assert shown["s3_endpoint_url"] == "https://key:***@minio:9000"
+    for text in (repr(s), str(s), str(shown)):
+        for secret in ("s3cret-pw", "q2", "r-pw", "s3-pw"):
+            assert secret not in text
+    assert s.database_url == PG + "?sslmode=require&password=q2"  # the value itself is intact

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 
-import sqlite_utils
-
 from core import db as dbmod
-from core import jobs, lifecycle
+from core import jobs, lifecycle, schema
 
 
 def make_v3(path):
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
-    legacy = sqlite_utils.Database(conn)
-    for number, migration in enumerate(dbmod.MIGRATIONS[:3], start=1):
-        migration(legacy)
+    for number in range(1, 4):
+        for sql in schema.statements(number, "sqlite"):
+            conn.execute(sql)
         conn.execute(f"PRAGMA user_version = {number}")
     conn.execute("INSERT INTO uploads (id, original_name, status, mode, created_at, updated_at) "
                  "VALUES (1, 'a.mp4', 'DONE', 'now', 0, 0), (2, 'b.mp4', 'DONE', 'now', 0, 0)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -62,19 +63,29 @@ def test_rerun_resumes_from_checkpointed_frames(app, clip_10s):
     upload_id = submit_file(app, clip_10s).upload_id
     jobs.claim(app.db, upload_id, "w1", lease_seconds=60)
     calls = []
-    real_extract = app.extractor.extract
+    real_extractor = app.extractor
 
-    def extract_three_then_die(video, timestamp, dest, options):
-        calls.append(timestamp)
-        if len(calls) > 3:
-            raise KeyboardInterrupt  # stands in for the process dying mid-job
-        return real_extract(video, timestamp, dest, options)
+    class ThreeThenDie:
+        """A FrameExtractor whose sources die after three frames."""
 
-    app.extractor.extract = extract_three_then_die
+        def open(self, video, facts, options, *, name=None):
+            source = real_extractor.open(video, facts, options, name=name)
+            real_extract = source.extract
+
+            def extract(timestamp, dest):
+                calls.append(timestamp)
+                if len(calls) > 3:
+                    raise KeyboardInterrupt  # stands in for the process dying mid-job
+                return real_extract(timestamp, dest)
+
+            source.extract = extract
+            return source
+
+    app.extractor = ThreeThenDie()
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(app, upload_id, "w1")
     assert len(frame_rows(app, upload_id)) == 3
-    app.extractor.extract = real_extract
+    app.extractor = real_extractor
     jobs.release(app.db, upload_id, "w1", reason="test")
     jobs.claim(app.db, upload_id, "w2", lease_seconds=60)
     result = pipeline.run(app, upload_id, "w2")
@@ -211,3 +222,54 @@ def _truncate(clip, tmp_path):
     out = tmp_path / "truncated.mp4"
     out.write_bytes(data[: len(data) // 2])
     return out
+
+
+DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "media" / "dev"
+
+
+@pytest.fixture
+def dev():
+    if not (DEV / "MANIFEST.md").is_file():
+        pytest.fail(f"real media missing: {DEV.resolve()} (shared/ must sit beside the checkout)")
+    return DEV
+
+
+@pytest.mark.parametrize("name, frames, size", [
+    ("sample_h264.ts", 6, (854, 480)),
+    ("sample_h262_mpeg_audio.ps", 3, (640, 426)),
+    ("webm.webm", 1, (8, 8)),
+    ("internal_emulator_transformer_output_270_rotated.mp4", 6, (720, 1280)),
+])
+def test_real_files_end_done_with_their_own_frames(app, dev, name, frames, size):
+    result = submit_file(app, dev / name)
+    row = jobs.get_upload(app.db, result.upload_id)
+    assert row["container"] and row["frame_count"] and row["probe"]
+    assert pipeline.process_now(app, result.upload_id, "test") == jobs.DONE
+    detail = jobs.detail(app.db, result.upload_id)
+    assert len(detail.frames) == frames
+    assert all((f["width"], f["height"]) == size for f in detail.frames)
+    stamps = [f["timestamp"] for f in detail.frames]
+    assert stamps == sorted(stamps) and len(set(stamps)) == frames
+    assert leftovers(app) == []
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("bitmap.mp4", "bitmap.mp4: picture too small: 1x1"),
+    ("sample_still_photo.heic", "sample_still_photo.heic: is a still image, not a video"),
+])
+def test_real_files_refused_at_submit(app, dev, name, reason):
+    with pytest.raises(InputError) as caught:
+        submit_file(app, dev / name)
+    assert str(caught.value) == reason
+    [row] = jobs.list_uploads(app.db)
+    assert (row["status"], row["error_category"], row["error_message"]) == (
+        jobs.FAILED, "input", reason)
+
+
+def test_hls_playlist_is_refused_at_submit(app, dev, tmp_path):
+    playlist = tmp_path / "walkthrough.mp4"
+    playlist.write_text(f"#EXTM3U\n#EXTINF:1.0,\nfile://{(dev / 'sample_h264.ts').resolve()}\n"
+                        "#EXTINF:1.0,\n../../x.ts\n#EXT-X-ENDLIST\n")
+    with pytest.raises(InputError, match=r"^walkthrough\.mp4: is a playlist, not a video$"):
+        submit_file(app, playlist)
+    assert app.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 0

@@ -1,0 +1,45 @@
+"""The test servers themselves: loopback only, never root, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import psutil
+
+from tests.servers import HOST, postgres_server, redis_server
+
+
+def accepts(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def other_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback."""
+    return [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+            if a.family == socket.AF_INET and not a.address.startswith("127.")]
+
+
+def listeners(port: int) -> set[int]:
+    """Pids holding a listening socket on ``port``: a server, and for a moment a child it
+    forked and has not yet closed its copy in (PostgreSQL's backends)."""
+    return {c.pid for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid}
+
+
+def test_servers_listen_on_loopback_only_and_stop_clean():
+    with postgres_server() as pg, redis_server() as rs:
+        ports, folder = (pg.port, rs.port), pg.folder
+        for port in ports:
+            assert accepts(HOST, port)
+            assert not any(accepts(address, port) for address in other_addresses())
+        if os.geteuid() == 0:  # PostgreSQL refuses root; it runs as the package's user
+            postmaster = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+            assert postmaster in listeners(pg.port)
+            assert psutil.Process(postmaster).username() == "postgres"
+        assert (folder / "data" / "PG_VERSION").exists()
+    for port in ports:
+        assert not accepts(HOST, port)
+    assert not folder.exists()
