@@ -8,9 +8,11 @@ back at once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from batch.worker import Worker
@@ -27,14 +29,21 @@ class ProcessOutcome:
     interrupted: bool
 
 
-def process_upload(settings: Settings, upload_id: int) -> ProcessOutcome:
+def process_upload(settings: Settings, upload_id: int, *,
+                   on_progress: Callable[[str, int, int], None] | None = None
+                   ) -> ProcessOutcome:
     """Run ``upload_id`` (QUEUED) to an end: DONE, FAILED, or handed back if interrupted.
 
     Memory kills move down the degrade ladder and transient failures are retried after
     their backoff, as in the worker, until the upload is DONE or FAILED.
     """
+    # The job child logs as this command does (quiet unless -v), not as a service.
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    if level in ("debug", "info", "warning", "error"):
+        settings = dataclasses.replace(settings, log_level=level)
     worker = Worker(settings, burst=True)
     worker.name = process_owner("process")
+    worker.on_progress = on_progress
     previous = {sig: signal.signal(sig, worker.request_stop)
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -6,6 +6,9 @@ Jobs, registered by textual reference with no arguments (the running
 - ``dispatch_tick`` every ``dispatch_interval`` seconds (30 by default) and once at start:
   re-reads the clock, the operator's pause/run-now and the backlog, withdraws queued
   off-peak uploads when closed, dispatches what fits, and (re)schedules
+- ``job_ended_tick`` when the worker ends a job (:meth:`OffPeakScheduler.job_ended`, the
+  batch service's end-of-job hook): the next upload is dispatched at once while the
+  window and fit-before-close allow, so the interval tick is only a safety net;
 - ``boundary_tick`` as a DateTrigger at the next window opening or closing computed
   by the window math, so a boundary is met to the second; the interval tick catches
   clock changes;
@@ -34,7 +37,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from batch.queue import Queue, make_queue
-from core import jobs, maintenance, offpeak, report
+from core import heartbeat, jobs, maintenance, offpeak, report
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import StateError
@@ -91,12 +94,13 @@ class Runtime:
         self.was_open: bool | None = None
         self.opened: offpeak.Opening | None = None  # the stretch a morning report covers
         self.last_deferred: dict[int, str] = {}
+        self.last_waiting: dict[tuple[int, str], str] = {}
 
     def close(self) -> None:
         self.app.close()
 
-    def tick(self, now: datetime) -> Plan:
-        """One dispatch round at ``now``."""
+    def tick(self, now: datetime, *, ended: int | None = None) -> Plan:
+        """One dispatch round at ``now``; ``ended``: the upload whose end asked for it."""
         db = self.app.db
         plan = offpeak.load_plan(db, self.schedule, lookahead=self.settings.dispatch_lookahead,
                                  now=now)
@@ -112,20 +116,39 @@ class Runtime:
         for decision in plan.to_dispatch():
             assert plan.opening is not None
             where = f"{plan.opening.source} until {plan.opening.end:%a %H:%M}"
+            when = f" as upload {ended} ended" if ended is not None else ""
             if jobs.dispatch(db, decision.upload_id, now=now.timestamp(),
-                             message=f"dispatched in {where} (estimate "
+                             message=f"dispatched in {where}{when} (estimate "
                                      f"{fmt_duration(decision.estimate_s)})"):
                 dispatched.append(decision.upload_id)
         if dispatched:
             self.queue.enqueue(dispatched)
-            logger.info("dispatched %s upload(s) %s", len(dispatched), dispatched)
-        deferred = {d.upload_id: d.reason for d in plan.deferred()}
-        if deferred != self.last_deferred and deferred:
-            logger.info("deferred %s upload(s) to the next window: %s", len(deferred),
-                        "; ".join(f"upload {i}: {why}" for i, why in deferred.items()))
-        self.last_deferred = deferred
+            logger.info("dispatched %s upload(s) %s%s", len(dispatched), dispatched,
+                        f" as upload {ended} ended" if ended is not None else "")
+        waiting = {(d.upload_id, d.waits_for): d.reason for d in plan.decisions
+                   if d.action != "dispatch"}
+        if waiting != self.last_waiting:
+            self._log_waiting(waiting)
+        self.last_waiting = waiting
+        self.last_deferred = {d.upload_id: d.reason for d in plan.deferred()}
         self._schedule_boundary(plan)
         return plan
+
+    @staticmethod
+    def _log_waiting(waiting: dict[tuple[int, str], str]) -> None:
+        """Say what each undispatched upload waits for: the worker (dispatch checks again
+        when the job ahead ends) or the next window."""
+        for target, text in ((offpeak.WORKER, "wait in this window until the worker is free"),
+                             (offpeak.NEXT_WINDOW, "deferred to the next window")):
+            reasons = [f"upload {i}: {why}" for (i, what), why in waiting.items()
+                       if what == target]
+            if reasons:
+                logger.info("%s upload(s) %s: %s", len(reasons), text, "; ".join(reasons))
+
+    def job_ended(self, upload_id: int) -> Plan:
+        """A job ended: dispatch at once what the window and fit-before-close allow,
+        instead of leaving the worker idle until the next periodic tick."""
+        return self.tick(self.clock(), ended=upload_id)
 
     def _log_transition(self, plan: Plan) -> None:
         if plan.open == self.was_open:
@@ -179,9 +202,11 @@ class Runtime:
 
     def cleanup(self) -> None:
         result = maintenance.cleanup_expired(self.app)
+        workers = heartbeat.prune(self.app.db)
         logger.info("retention cleanup (%g days): %s upload(s), %s object(s) removed, "
-                    "%s error(s)", self.settings.retention_days, result.uploads,
-                    result.objects, result.errors)
+                    "%s error(s); %s worker(s) not seen for a day forgotten",
+                    self.settings.retention_days, result.uploads, result.objects,
+                    result.errors, workers)
 
 
 _runtime: Runtime | None = None
@@ -201,6 +226,10 @@ def dispatch_tick() -> None:
 def boundary_tick() -> None:
     runtime = _current()
     runtime.tick(runtime.clock())
+
+
+def job_ended_tick(upload_id: int) -> None:
+    _current().job_ended(upload_id)
 
 
 def reap_tick() -> None:
@@ -242,6 +271,15 @@ class OffPeakScheduler:
         self.scheduler.add_job("batch.scheduler:cleanup_tick", CronTrigger(**CLEANUP_AT),
                                id="cleanup", name="cleanup_expired_inspections")
         self.scheduler.start()
+
+    def job_ended(self, upload_id: int, status: str | None = None) -> None:
+        """The worker's end-of-job hook: run a dispatch round now, on the scheduler's one
+        executor thread (which alone uses the runtime's database connection)."""
+        if not self.scheduler.running:
+            return
+        self.scheduler.add_job("batch.scheduler:job_ended_tick", DateTrigger(), args=[upload_id],
+                               id="job-ended", name="dispatch after a job",
+                               replace_existing=True, misfire_grace_time=None)
 
     def shutdown(self) -> None:
         global _runtime

@@ -4,7 +4,7 @@ The worker's consumer loop runs in the main thread (it owns the signal handlers:
 or Ctrl-C hand the current job back and stop); the scheduler runs in its background
 thread. The worker gets the scheduler's hold, so an off-peak upload never starts outside
 an open window and a hard window end or a pause stops the running one and returns it to
-DEFERRED. This is what a systemd user unit starts.
+DEFERRED; and, when a job ends, the scheduler dispatches the next upload at once. This is what a systemd user unit starts.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ def run_batch(settings: Settings, clock: Clock = wall_clock) -> int:
     lock = acquire_lock(settings.home)
     try:
         hold = hold_for(settings, clock=clock)  # parses the windows: a bad spec fails before anything runs
-        worker = Worker(settings, hold=hold)
         scheduler = OffPeakScheduler(settings, clock)
+        # When a job ends the scheduler dispatches the next upload at once (window and
+        # fit-before-close permitting); its periodic tick is only the safety net.
+        worker = Worker(settings, hold=hold, after_job=scheduler.job_ended)
         scheduler.start()
         try:
             logger.info("batch service: worker %s with the off-peak scheduler", worker.name)

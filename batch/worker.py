@@ -39,6 +39,10 @@ BEAT_BUSY_TIMEOUT_S = 5.0
 HOLD_EVERY_S = 1.0
 QUEUE_RETRY_S = 1.0
 
+AfterJob = Callable[[int, str], None]
+"""``after_job(upload_id, status)``: called when a job has ended and been recorded. The
+batch service passes one that runs the scheduler's dispatch at once."""
+
 Hold = Callable[[Any, dict[str, Any], bool], str | None]
 """``hold(db, upload_row, starting)``: a reason why the upload must not start
 (``starting``) or go on running (window end, pause), or None. The batch service passes
@@ -62,10 +66,12 @@ class Worker:
     mode, when nothing is QUEUED any more."""
 
     def __init__(self, settings: Settings, *, burst: bool = False,
-                 child_env: dict[str, str] | None = None, hold: Hold | None = None) -> None:
+                 child_env: dict[str, str] | None = None, hold: Hold | None = None,
+                 after_job: AfterJob | None = None) -> None:
         self.settings = settings
         self.burst = burst
         self.hold = hold
+        self.after_job = after_job
         self.held: str | None = None
         self.last_hold_check = 0.0
         self.app: App = open_app(settings)
@@ -83,6 +89,7 @@ class Worker:
         self.beats_done = threading.Event()
         self.started_at = time.time()
         self.cage: MemoryCage | None = None
+        self.on_progress: Callable[[str, int, int], None] | None = None  # `peakops process`
         self.cage_tried = False
         self.cage_kills = 0
         self.limits = Limits(hard_kib=settings.hard_memory_limit_kib,
@@ -107,6 +114,8 @@ class Worker:
         beater.start()
         self.reap()
         last_reap = time.monotonic()
+        logger.info("%s: waiting for uploads on the queue (%s); SIGTERM or Ctrl-C stops it",
+                    self.name, self.queue.where)
         try:
             while not self.stopping:
                 try:
@@ -282,6 +291,11 @@ class Worker:
                     outcome.peak_kib / 1024)
         self.current = {}
         self.beat("idle", force=True)
+        if self.after_job is not None:
+            try:
+                self.after_job(upload_id, status)
+            except Exception:  # the periodic dispatch tick still runs
+                logger.exception("upload %s: end-of-job hook failed", upload_id)
         return status
 
     def _held_at_start(self, upload_id: int) -> bool:
@@ -313,6 +327,8 @@ class Worker:
         if progress:
             self.current.update(stage=progress["stage"], done=progress["done"],
                                 total=progress["total"])
+            if self.on_progress is not None:
+                self.on_progress(progress["stage"], progress["done"], progress["total"])
 
     def _settle(self, upload_id: int, row: dict[str, Any], outcome: JobOutcome) -> str:
         """Record how the job ended (the policy is :func:`core.settle.settle`) and decide

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -24,7 +25,8 @@ from core.errors import PeakOpsError
 
 logger = logging.getLogger("peakops")
 
-COMMAND_MODULES = ["cli.uploads", "cli.worker", "cli.console", "cli.offpeak", "cli.results"]
+COMMAND_MODULES = ["cli.uploads", "cli.worker", "cli.console", "cli.offpeak", "cli.results",
+                   "cli.config"]
 """Modules that add subcommands: each has ``register(subparsers)``."""
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -46,8 +48,19 @@ def fail(message: str) -> int:
     return 1
 
 
+class Parser(argparse.ArgumentParser):
+    """Leaves internal commands (``_job-child``) out of "invalid choice" messages too."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            shown = ", ".join(repr(c) for c in action.choices if not c.startswith("_"))
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from "
+                                                 f"{shown})")
+        super()._check_value(action, value)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="peakops", description="Frames and labels from inspection videos, memory-bounded.")
     parser.add_argument("--version", action="version", version=f"peakops {core.__version__}")
     parser.add_argument("--self-test", action="store_true",
@@ -55,10 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "Pillow in this installation (no display needed), then exit")
     parser.add_argument("--config", metavar="PATH", help="config file (TOML)")
     parser.add_argument("--home", metavar="DIR", help="home folder (default: $PEAKOPS_HOME)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log progress messages on stderr (-vv: debug messages too)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    shown = {action.dest: action.help for action in subparsers._choices_actions}
+    for name, sub in subparsers.choices.items():
+        if not sub.description and shown.get(name):
+            sub.description = shown[name][0].upper() + shown[name][1:] + "."
     return parser
 
 
@@ -69,14 +87,39 @@ def open_with_queue(settings: Settings) -> App:
     return open_app(settings, send_queued=sender(settings))
 
 
-def configure_logging(settings: Settings, verbose: bool) -> None:
-    level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper())
+def configure_logging(settings: Settings, verbose: int, *, service: bool = False) -> None:
+    """Long-running services log at ``log_level`` (their log is their output); a
+    command is quiet but for warnings unless ``-v`` (info) or ``-vv`` (debug)."""
+    configured = getattr(logging, settings.log_level.upper())
+    if service:
+        level = logging.DEBUG if verbose else configured
+    else:
+        level = {0: max(configured, logging.WARNING), 1: min(configured, logging.INFO)}.get(
+            verbose, logging.DEBUG)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact.protect(settings.s3_endpoint_url, settings.rekognition_endpoint_url)
 
 
+def _stdout_closed() -> int:
+    """The reader went away (``peakops list | head -1``): stop quietly, as a command
+    killed by SIGPIPE would, and keep the interpreter's last flush from complaining."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13  # SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.self_test:
@@ -93,12 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(config_file=Path(args.config) if args.config else None,
                                  overrides={"home": args.home},
                                  config_required=bool(args.config))
-        configure_logging(settings, args.verbose)
+        configure_logging(settings, args.verbose, service=getattr(args, "service", False))
         return handler(settings, args)
     except PeakOpsError as exc:
         return fail(str(exc))
     except (sqlite3.Error, OSError) as exc:  # e.g. a read-only, full or corrupt home
-        if settings is None:
+        if settings is None or isinstance(exc, BrokenPipeError):  # a closed stdout: main()
             raise
         return fail(home.explain(settings.home, exc))
     except KeyboardInterrupt:

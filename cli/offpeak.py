@@ -9,11 +9,11 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from cli.args import parse_moment
 from cli.main import print_json
 from core import control, offpeak
 from core.app import open_app
 from core.config import Settings
-from core.errors import InputError
 from core.estimate import load_history
 from core.offpeak import Plan, fmt_duration
 from core.windows import parse_windows
@@ -101,13 +101,8 @@ def windows_report(settings: Settings, at: datetime | None) -> dict[str, Any]:
 
 
 def cmd_windows(settings: Settings, args: argparse.Namespace) -> int:
-    at = None
-    if args.at:
-        try:
-            at = datetime.fromisoformat(args.at)
-        except ValueError:
-            raise InputError(f"--at: expected an ISO time like 2026-12-01T21:59, got "
-                             f"{args.at!r}") from None
+    at = args.at
+    if at is not None:
         if at.tzinfo is None:
             at = at.replace(tzinfo=parse_windows("", settings.timezone).tz)
     report = windows_report(settings, at)
@@ -177,11 +172,11 @@ def cmd_run_now(settings: Settings, args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("batch", help="run the worker and the off-peak scheduler",
                               description="The long-running service: worker + scheduler.")
-    p.set_defaults(handler=cmd_batch)
+    p.set_defaults(handler=cmd_batch, service=True)
     p = subparsers.add_parser("scheduler", help="run only the off-peak scheduler")
-    p.set_defaults(handler=cmd_scheduler)
+    p.set_defaults(handler=cmd_scheduler, service=True)
     p = subparsers.add_parser("windows", help="off-peak schedule, open or not, what fits")
-    p.add_argument("--at", metavar="ISO-TIME", help="evaluate at this time (default: now)")
+    p.add_argument("--at", type=parse_moment, metavar="ISO-TIME", help="evaluate at this time (default: now)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_windows)
     p = subparsers.add_parser("pause", help="pause the off-peak batch")

@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from cli.args import STATUSES, parse_moment, parse_status
 from cli.main import print_json
 from core import export, jobs, report
 from core.app import open_app
@@ -17,20 +18,11 @@ from core.windows import Schedule, parse_windows
 
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".db": "sqlite",
                   ".sqlite": "sqlite", ".sqlite3": "sqlite"}
-STATUSES = jobs.TERMINAL + jobs.ACTIVE
 
 
 def usage(command: str, message: str) -> int:
     print(f"peakops {command}: error: {message}", file=sys.stderr)
     return 2
-
-
-def parse_since(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a date or time like 2026-11-24 or 2026-11-24T22:00, got {text!r}") from None
 
 
 def parse_window(text: str) -> date | str:
@@ -41,14 +33,6 @@ def parse_window(text: str) -> date | str:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected 'last' or a date like 2026-11-24, got {text!r}") from None
-
-
-def parse_status(text: str) -> str:
-    status = text.strip().upper()
-    if status not in STATUSES:
-        raise argparse.ArgumentTypeError(
-            f"expected one of {', '.join(s.lower() for s in STATUSES)}, got {text!r}")
-    return status
 
 
 # ------------------------------------------------------------------ export
@@ -162,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=export.FORMATS,
                    help="output format (default: from the -o suffix, else csv)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
-    p.add_argument("--since", type=parse_since, metavar="DATE",
+    p.add_argument("--since", type=parse_moment, metavar="DATE",
                    help="only uploads submitted at or after this date or ISO time "
                         "(local time zone setting)")
     p.add_argument("--status", type=parse_status, action="append", metavar="STATUS",

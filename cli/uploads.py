@@ -11,8 +11,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from cli import progress
+from cli.args import STATUS_HELP, non_negative_float, parse_status, positive_int
 from cli.main import fmt_time, open_with_queue, print_json
-from core import jobs, maintenance, media
+from core import heartbeat, jobs, maintenance, media
 from core.app import App, make_analyzer, make_store, open_app
 from core.config import Settings
 from core.db import open_database, when_unlocked
@@ -36,9 +38,11 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     mode = jobs.MODE_OFFPEAK if args.off_peak else jobs.MODE_NOW
     rejected = 0
     results = []
+    bars = progress.wanted(args.json)
     for path in args.paths:
         try:
-            result = submit_file(app, Path(path), mode=mode)
+            with progress.byte_bar(bars, Path(path).name, _size(path)) as on_progress:
+                result = submit_file(app, Path(path), mode=mode, on_progress=on_progress)
         except PeakOpsError as exc:
             rejected += 1
             print(f"peakops: rejected: {exc}", file=sys.stderr)
@@ -59,6 +63,13 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
         app.queued(r["upload_id"] for r in results
                    if r.get("status") == jobs.QUEUED and not r.get("duplicate_of"))
     return 1 if rejected else 0
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0  # submit_file says why in one line
 
 
 def _each(app: App, ids: list[int], kind: str, change: Callable[[App, int], str]) -> int:
@@ -82,14 +93,28 @@ def _each(app: App, ids: list[int], kind: str, change: Callable[[App, int], str]
 
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
     app = open_app(settings)
-    result = submit_file(app, Path(args.path))
+    bars = progress.wanted(args.json)
+    try:
+        with progress.byte_bar(bars, Path(args.path).name, _size(args.path)) as on_bytes:
+            result = submit_file(app, Path(args.path), on_progress=on_bytes)
+    except PeakOpsError as exc:
+        if not args.json:
+            raise
+        # Rejected at submit: still one JSON record; the id is null when no record was made.
+        print(f"peakops: {exc}", file=sys.stderr)
+        record = jobs.detail(app.db, exc.upload_id).as_dict() if exc.upload_id else {
+            "status": "REJECTED", "original_name": Path(args.path).name}
+        print_json({**record, "upload_id": exc.upload_id, "path": args.path,
+                    "error": str(exc), "category": exc.category})
+        return 1
     upload_id = result.upload_id
     if result.duplicate and result.status != jobs.QUEUED:
         if not args.json:
             print(f"duplicate of upload {upload_id} ({result.status})", file=sys.stderr)
     else:
         from batch.process import process_upload  # the worker's supervisor, for one upload
-        outcome = process_upload(settings, upload_id)
+        with progress.stage_bars(bars, f"upload {upload_id}") as on_stage:
+            outcome = process_upload(settings, upload_id, on_progress=on_stage)
         if outcome.interrupted:
             print(f"peakops: interrupted; upload {upload_id} released: back to "
                   f"{outcome.status}", file=sys.stderr)
@@ -98,7 +123,7 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
             print(f"upload {upload_id}: {outcome.status}")
     detail = jobs.detail(app.db, upload_id)
     if args.json:
-        print_json(detail.as_dict())
+        print_json({**detail.as_dict(), "upload_id": upload_id, "path": args.path})
     else:
         _print_detail(detail, frames=True)
     return 0 if detail.upload["status"] == jobs.DONE else 1
@@ -106,8 +131,7 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     app = open_app(settings)
-    status = args.status.upper() if args.status else None
-    rows = jobs.list_uploads(app.db, status=status, limit=args.limit)
+    rows = jobs.list_uploads(app.db, status=args.status, limit=args.limit)
     if args.json:
         print_json(rows)
         return 0
@@ -188,7 +212,7 @@ def cmd_reset_stuck(settings: Settings, args: argparse.Namespace) -> int:
     else:
         for upload_id, status in changed:
             print(f"{upload_id}\t{status}")
-        print(f"{len(changed)} stuck upload(s) reset", file=sys.stderr)
+        print(f"{len(changed)} stuck upload(s) reset")
     return 0
 
 
@@ -196,12 +220,14 @@ def cmd_cleanup(settings: Settings, args: argparse.Namespace) -> int:
     app = open_app(settings)
     result = maintenance.cleanup_expired(app, days=args.days)
     swept = maintenance.sweep_temp(app)
+    workers = heartbeat.prune(app.db)
     if args.json:
         print_json({"uploads": result.uploads, "objects": result.objects,
-                    "errors": result.errors, "temp_folders": swept})
+                    "errors": result.errors, "temp_folders": swept, "workers": workers})
     else:
         print(f"removed {result.uploads} upload(s), {result.objects} object(s), "
-              f"{swept} abandoned temp folder(s); {result.errors} kept after storage errors")
+              f"{swept} abandoned temp folder(s), {workers} worker(s) not seen for a day; "
+              f"{result.errors} kept after storage errors")
     return 1 if result.errors else 0
 
 
@@ -298,9 +324,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("process", cmd_process, "submit one video and process it here, synchronously")
     p.add_argument("path", metavar="PATH")
     p = add("list", cmd_list, "list uploads")
-    p.add_argument("--status", choices=[s.lower() for s in jobs.TERMINAL + jobs.ACTIVE] +
-                   list(jobs.TERMINAL + jobs.ACTIVE), help="only uploads in this status")
-    p.add_argument("--limit", type=int, help="at most this many rows")
+    p.add_argument("--status", type=parse_status, metavar="STATUS",
+                   help=f"only uploads in this status: {STATUS_HELP}")
+    p.add_argument("--limit", type=positive_int, help="at most this many rows")
     p = add("show", cmd_show, "one upload with frames, labels and activity")
     p.add_argument("id", type=int)
     p = add("retry", cmd_retry, "queue failed, done or cancelled uploads again", json_flag=False)
@@ -314,7 +340,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("ids", type=int, nargs="+", metavar="ID")
     add("reset-stuck", cmd_reset_stuck, "return uploads with expired leases to the queue")
     p = add("cleanup", cmd_cleanup, "delete finished uploads past retention, and their files")
-    p.add_argument("--days", type=float, help="retention in days (default: retention_days)")
+    p.add_argument("--days", type=non_negative_float,
+                   help="retention in days (default: retention_days)")
     add("doctor", cmd_doctor, "check ffmpeg, home folder, database, queue, storage and analyzer")
     add("demo", cmd_demo, "generate a short clip and process it (headless demo)",
         json_flag=False)

@@ -18,14 +18,14 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return Worker(settings, burst=args.burst, hold=hold_for(settings)).run()
 
 
-def status_report(settings: Settings) -> dict:
+def status_report(settings: Settings, *, all_workers: bool = False) -> dict:
     from batch.queue import make_queue
     app = open_app(settings)
     try:
         report = {
             "uploads": jobs.counts_by_status(app.db),
             "queue_messages": make_queue(settings).huey.pending_count(),
-            "workers": heartbeat.workers(app.db),
+            "workers": heartbeat.workers(app.db, live_only=not all_workers),
             "recent_restarts": heartbeat.recent_restarts(app.db, limit=10),
         }
         if settings.enable_aws_rekognition:  # calls in the current budget period
@@ -40,7 +40,7 @@ def status_report(settings: Settings) -> dict:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    report = status_report(settings)
+    report = status_report(settings, all_workers=args.all)
     if args.json:
         print_json(report)
         return 0
@@ -52,7 +52,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print(f"calls     {rek['calls']} Rekognition call(s) in period {rek['period']} (noon to "
               f"noon), budget {rek['budget'] or 'none'}")
     if not report["workers"]:
-        print("workers   none has run yet")
+        print("workers   none has run yet" if args.all else
+              "workers   none running (--all for the history)")
     for w in report["workers"]:
         state = "STALE (not running?)" if w["stale"] and w["state"] != "stopped" else w["state"]
         restarts = ", ".join(f"{k} {v}" for k, v in w["restarts"].items()) or "none"
@@ -80,14 +81,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Run the queue consumer and its job supervisor.")
     p.add_argument("--burst", action="store_true",
                    help="process until nothing is QUEUED, then exit 0")
-    p.set_defaults(handler=cmd_worker)
-    p = subparsers.add_parser("status", help="worker heartbeat, memory and queue depth")
+    p.set_defaults(handler=cmd_worker, service=True)
+    p = subparsers.add_parser("status", help="uploads by status, queue depth, running "
+                                             "workers with memory and restarts")
+    p.add_argument("--all", action="store_true",
+                   help="every worker that has run, stopped ones included")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_status)
-    p = subparsers.add_parser("_job-child", help=argparse.SUPPRESS)
+    # Internal commands have no help, so argparse leaves them out of the command list.
+    p = subparsers.add_parser("_job-child")
     p.set_defaults(handler=cmd_job_child, own_settings=True)
     # The frozen app's probe child (core.media.child): memory cap and path as arguments.
-    p = subparsers.add_parser("_probe-child", help=argparse.SUPPRESS)
+    p = subparsers.add_parser("_probe-child")
     p.add_argument("memory_mb")
     p.add_argument("path")
     p.set_defaults(handler=cmd_probe_child, own_settings=True)

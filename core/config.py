@@ -169,10 +169,12 @@ def _windows(value: Any) -> str:
 
 
 def _setting(default: Any, parse: Callable[[Any], Any], form: str, *env: str,
-             url: bool = False) -> Any:
-    """A setting; ``url=True`` marks a URL that may hold a password (shown redacted)."""
+             url: bool = False, test_only: bool = False) -> Any:
+    """A setting; ``url=True`` marks a URL that may hold a password (shown redacted);
+    ``test_only`` one that only tests set (left out of the README's table)."""
     return field(default=default,
-                 metadata={"parse": parse, "form": form, "env": env, "url": url})
+                 metadata={"parse": parse, "form": form, "env": env, "url": url,
+                           "test_only": test_only})
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,7 @@ class Settings:
     hold_file: Path | None = _setting(
         None, _optional_path,
         "a file path; for tests: while it exists, a job waits before each frame past the "
-        "count the file holds", "PEAKOPS_HOLD_FILE")
+        "count the file holds", "PEAKOPS_HOLD_FILE", test_only=True)
     config_file: Path | None = field(default=None, metadata={"internal": True})
 
     @property
@@ -346,6 +348,11 @@ def _parse(name: str, raw: Any, source: str) -> Any:
             f"{source}: expected {spec.metadata['form']}, got {shown!r}", key=name) from None
 
 
+TABLE = APP_NAME
+FORMAT_HINT = ("settings are top-level keys (or keys of one [peakops] table) named as in "
+               "`peakops config`, e.g. max_frames_per_video = 20")
+
+
 def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
     """Read a TOML config file into raw values; unknown keys are an error (typos matter).
 
@@ -367,10 +374,17 @@ def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
                           f"{exc.object[exc.start:exc.start + 1]!r})") from None
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot be read: {exc.strerror}") from None
+    if isinstance(data.get(TABLE), dict):  # a [peakops] table holds the same keys
+        if len(data) > 1:
+            others = ", ".join(repr(k) for k in data if k != TABLE)
+            raise ConfigError(f"config file {path}: keys both at the top ({others}) and in "
+                              f"a [{TABLE}] table; use one or the other", key=TABLE)
+        data = data[TABLE]
     known = _fields()
     for key in data:
         if key not in known:
-            raise ConfigError(f"config file {path}: unknown key {key!r}", key=key)
+            raise ConfigError(f"config file {path}: unknown key {key!r}; {FORMAT_HINT}",
+                              key=key)
     return data
 
 
@@ -384,6 +398,31 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | N
     passed with ``config_required`` (``--config``), must exist. Raises ConfigError naming
     the key and the accepted form.
     """
+    return load_settings_with_origins(env, config_file=config_file, overrides=overrides,
+                                      config_required=config_required)[0]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a setting's value came from, as ``git config --show-origin`` says it."""
+
+    kind: str  # "default", "file", "env" or "flag"
+    source: str = ""  # the file's path, the variable's or the flag's name
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.source}" if self.source else self.kind
+
+
+def _named(origin: Origin, key: str) -> str:
+    """How a message names where ``key``'s value came from."""
+    return f"config file {origin.source}: {key}" if origin.kind == "file" else origin.source
+
+
+def load_settings_with_origins(
+        env: Mapping[str, str] | None = None, *, config_file: Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        config_required: bool = False) -> tuple[Settings, dict[str, Origin]]:
+    """:func:`load_settings`, and for every setting where its value came from."""
     env = os.environ if env is None else env
     if config_file is not None:
         path, required = config_file, config_required
@@ -392,23 +431,24 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | N
     else:
         path, required = default_config_path(), False
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    origins = dict.fromkeys(_fields(), Origin("default"))
     for key, raw in read_config_file(path, required=required).items():
-        sources[key] = f"config file {path}: {key}"
-        values[key] = _parse(key, raw, sources[key])
+        values[key] = _parse(key, raw, f"config file {path}: {key}")
+        origins[key] = Origin("file", str(path))
     for name, spec in _fields().items():
         for var in spec.metadata["env"]:  # first listed name wins
             if var in env and env[var].strip() != "":
-                sources[name] = var
                 values[name] = _parse(name, env[var], var)
+                origins[name] = Origin("env", var)
                 break
     for key, raw in (overrides or {}).items():
         if raw is None:
             continue
         if key not in _fields():
             raise ConfigError(f"unknown setting {key!r}", key=key)
-        sources[key] = f"--{key.replace('_', '-')}"
-        values[key] = _parse(key, raw, sources[key])
+        flag = f"--{key.replace('_', '-')}"
+        values[key] = _parse(key, raw, flag)
+        origins[key] = Origin("flag", flag)
     values.setdefault("home", default_home())
     settings = Settings(**values, config_file=path)
     if settings.storage == "s3" and not settings.s3_bucket:
@@ -420,9 +460,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | N
     hard, soft = settings.hard_memory_limit, settings.max_memory_per_child
     if hard is not None and hard < soft:
         raise ConfigError(
-            f"{sources['hard_memory_limit']}: expected a hard limit at or above the soft limit "
-            f"max_memory_per_child ({soft} KiB), got {hard}", key="hard_memory_limit")
-    return settings
+            f"{_named(origins['hard_memory_limit'], 'hard_memory_limit')}: expected a hard "
+            f"limit at or above the soft limit max_memory_per_child ({soft} KiB), got {hard}",
+            key="hard_memory_limit")
+    return settings, origins
 
 
 def settings_from_dict(values: Mapping[str, Any]) -> Settings:

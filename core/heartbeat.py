@@ -13,6 +13,8 @@ from typing import Any
 import sqlite_utils
 
 STALE_AFTER_S = 10.0
+PRUNE_AFTER_S = 86400.0
+"""``cleanup`` forgets workers whose heartbeat is older than a day."""
 CAUSES = ("tasks", "memory-after-job", "hard-limit", "crash", "timeout", "stall")
 
 
@@ -35,17 +37,28 @@ def record_restart(db: sqlite_utils.Database, worker: str, cause: str, *, messag
                [time.time() if now is None else now, worker, cause, upload_id, rss_kib, message])
 
 
-def workers(db: sqlite_utils.Database, *, now: float | None = None) -> list[dict[str, Any]]:
-    """All known workers, newest first, each with ``age_s``, ``stale`` and ``restarts``."""
+def workers(db: sqlite_utils.Database, *, now: float | None = None,
+            live_only: bool = False) -> list[dict[str, Any]]:
+    """Known workers, newest first, each with ``age_s``, ``stale``, ``live`` and
+    ``restarts``. ``live_only``: only those running now (fresh heartbeat, not stopped)."""
     now = time.time() if now is None else now
     rows = list(db.query("SELECT * FROM workers ORDER BY last_seen DESC"))
     for row in rows:
         row["age_s"] = round(now - row["last_seen"], 1)
         row["stale"] = row["age_s"] > STALE_AFTER_S
+        row["live"] = not row["stale"] and row["state"] != "stopped"
         row["restarts"] = dict(db.execute(
             "SELECT cause, COUNT(*) FROM restarts WHERE worker = ? GROUP BY cause",
             [row["name"]]).fetchall())
-    return rows
+    return [row for row in rows if row["live"]] if live_only else rows
+
+
+def prune(db: sqlite_utils.Database, *, older_than_s: float = PRUNE_AFTER_S,
+          now: float | None = None) -> int:
+    """Forget workers not seen for ``older_than_s`` (their restarts stay); return how many."""
+    now = time.time() if now is None else now
+    return db.execute("DELETE FROM workers WHERE last_seen < ?",
+                      [now - older_than_s]).rowcount
 
 
 def recent_restarts(db: sqlite_utils.Database, limit: int = 50) -> list[dict[str, Any]]:

@@ -140,6 +140,11 @@ def hold_reason(row: dict[str, Any], control: Control, opening: Opening | None, 
     return None
 
 
+WORKER = "worker"
+"""A decision that waits for the worker: dispatch checks it again when the job ahead ends."""
+NEXT_WINDOW = "next window"
+
+
 @dataclass(frozen=True)
 class Decision:
     """What dispatch does with one DEFERRED upload, and why."""
@@ -151,11 +156,12 @@ class Decision:
     window: str  # "current" or "next"
     fits: bool
     reason: str
+    waits_for: str = NEXT_WINDOW  # what it waits for unless dispatched: WORKER or NEXT_WINDOW
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.upload_id, "name": self.name, "estimate_s": round(self.estimate_s, 1),
                 "action": self.action, "window": self.window, "fits": self.fits,
-                "reason": self.reason}
+                "reason": self.reason, "waits_for": self.waits_for}
 
 
 @dataclass(frozen=True)
@@ -232,13 +238,18 @@ def _current_window(opening: Opening, result: Plan, room: int):
             if room > 0:
                 room -= 1
                 return Decision(row["id"], row["original_name"], est, "dispatch", "current",
-                                True, why)
+                                True, why, waits_for="")
             return Decision(row["id"], row["original_name"], est, "wait", "current", True,
-                            why + "; waits until the worker is free")
+                            why + "; waits until the worker is free", WORKER)
         after = f" after ~{fmt_duration(used)} of work ahead of it" if used else ""
         why = (f"does not fit before close: needs ~{fmt_duration(est)}, only "
-               f"{fmt_duration(max(0.0, left - used))} left before {closes}{after}{nxt}")
-        return Decision(row["id"], row["original_name"], est, "defer", "current", False, why)
+               f"{fmt_duration(max(0.0, left - used))} left before {closes}{after}")
+        if used and est <= left:  # the work ahead may end sooner than estimated
+            return Decision(row["id"], row["original_name"], est, "defer", "current", False,
+                            why + "; checked again when the work ahead ends, else it"
+                            + nxt.removeprefix(";"), WORKER)
+        return Decision(row["id"], row["original_name"], est, "defer", "current", False,
+                        why + nxt)
     return decide
 
 

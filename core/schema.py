@@ -187,6 +187,38 @@ _V5 = [  # the structured probe (core.media.ProbeResult as JSON) and its most as
     'ALTER TABLE "uploads" ADD COLUMN "probe" TEXT',
 ]
 
+# Upload ids are never reused, not even after cleanup deleted the newest uploads, so an
+# id in a report, an export or a log names one upload for good. PostgreSQL's identity
+# column never reuses a value; on SQLite that takes AUTOINCREMENT, which needs the table
+# rebuilt. Foreign keys are on while migrations run, so (as in migration 4) the tables
+# that refer to uploads are set aside first: dropping the old uploads table then cascades
+# to no row. ``SELECT *`` copies by position and fails loudly if a column was missed.
+_V6 = [
+    ("sqlite", f'CREATE TABLE "labels_v5" AS SELECT {_LABEL_COLUMNS} FROM "labels"'),
+    ("sqlite", 'DROP TABLE "labels"'),
+    ("sqlite", f'CREATE TABLE "frames_v5" AS SELECT {_FRAME_COLUMNS} FROM "frames"'),
+    ("sqlite", 'DROP TABLE "frames"'),
+    ("sqlite", _V1[0].replace('"uploads"', '"uploads_v6"')
+     .replace('"id" {id}', '"id" INTEGER PRIMARY KEY AUTOINCREMENT')
+     .replace('"frames_planned" INTEGER\n)', '"frames_planned" INTEGER,\n'
+              '   "rekognition_calls" INTEGER NOT NULL DEFAULT 0,\n'
+              '   "container" TEXT,\n   "frame_count" {bigint},\n   "probe" TEXT\n)')),
+    ("sqlite", 'INSERT INTO "uploads_v6" SELECT * FROM "uploads"'),
+    ("sqlite", 'DROP TABLE "uploads"'),
+    ("sqlite", 'ALTER TABLE "uploads_v6" RENAME TO "uploads"'),
+    *[("sqlite", sql) for sql in _V1[1:4]],  # the uploads indexes
+    ("sqlite", _V4[2].replace('"frames_v4"', '"frames"')),
+    ("sqlite", f'INSERT INTO "frames" ({_FRAME_COLUMNS}) SELECT {_FRAME_COLUMNS} '
+               'FROM "frames_v5"'),
+    ("sqlite", 'DROP TABLE "frames_v5"'),
+    ("sqlite", _V4[6]),  # the unique frame index
+    ("sqlite", _V4[7]),  # labels, cascading with their frame
+    ("sqlite", f'INSERT INTO "labels" ({_LABEL_COLUMNS}) SELECT {_LABEL_COLUMNS} '
+               'FROM "labels_v5"'),
+    ("sqlite", 'DROP TABLE "labels_v5"'),
+    ("sqlite", _V4[10]),  # the labels index
+]
+
 LIVE_SHA256 = ('"status" != \'CANCELLED\' AND NOT ("status" = \'FAILED\' AND "storage_key" IS NULL) '
                'AND "duplicate_of" IS NULL')
 """Uploads whose content counts for duplicate detection: one per content hash."""
@@ -194,7 +226,7 @@ LIVE_SHA256 = ('"status" != \'CANCELLED\' AND NOT ("status" = \'FAILED\' AND "st
 # At most one live upload per content hash, enforced by the database: two submits of one
 # file at the same moment cannot both get in. Duplicates that got in before are kept and
 # pointed at the first live one; they no longer count.
-_V6 = [
+_V7 = [
     'ALTER TABLE "uploads" ADD COLUMN "duplicate_of" {bigint}',
     """UPDATE "uploads" SET "duplicate_of" = (
    SELECT MIN("earlier"."id") FROM "uploads" AS "earlier"
@@ -209,7 +241,7 @@ _V6 = [
 Statement = str | tuple[str, str]
 """SQL for both dialects, or ``(dialect, sql)`` for one of them only."""
 
-MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6]
+MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 """Append-only: migration N (1-based) upgrades a database at version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -76,6 +76,25 @@ def clip_piped_mkv(clips_dir: Path) -> Path:
     return path
 
 
+def four_scenes(path: Path, *, audio: bool = False) -> Path:
+    """10 s, 160x120: testsrc2 turned 0, 90, 180 and 270 degrees for 2.5 s each, so the
+    four frames of a 4-frame plan (at the middles of four equal slices) are far apart by
+    difference hash (24 bits or more), never near-duplicates by coincidence of timing."""
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=10"]
+    if audio:
+        argv += ["-f", "lavfi", "-i", "sine=frequency=440:duration=10", "-c:a", "aac"]
+    argv += ["-vf", "rotate=a='PI/2*floor(t/2.5)':ow=160:oh=120", "-c:v", "libx264",
+             "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", str(path)]
+    subprocess.run(argv, stdin=subprocess.DEVNULL, check=True, timeout=120)
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_four_scenes(clips_dir: Path) -> Path:
+    return four_scenes(clips_dir / "four-scenes.mp4")
+
+
 @pytest.fixture(scope="session")
 def clip_10s(clips_dir: Path) -> Path:
     """10 s, 160x120, 25 fps H.264 with a keyframe every second."""

@@ -83,7 +83,7 @@ def test_burst_processes_every_clip(home, three_clips):
         detail = cli_json(home, "show", str(upload_id))
         assert len(detail["frames"]) == 6 and all(f["labels"] for f in detail["frames"])
         assert detail["peak_rss_kib"] > 0
-    status = cli_json(home, "status")
+    status = cli_json(home, "status", "--all")  # a stopped worker
     assert status["uploads"] == {"DONE": 3} and status["queue_messages"] == 0
     worker = status["workers"][0]
     assert worker["state"] == "stopped" and worker["jobs_done"] == 3
@@ -165,7 +165,7 @@ def test_max_tasks_per_child_replaces_the_child(home, tmp_path):
     assert len(ids) == 5
     burst(home, PEAKOPS_MAX_TASKS_PER_CHILD="2")
     assert {u["status"] for u in uploads(home).values()} == {"DONE"}
-    worker = cli_json(home, "status")["workers"][0]
+    worker = cli_json(home, "status", "--all")["workers"][0]
     assert worker["child_starts"] == 3
     assert worker["restarts"] == {"tasks": 2}
 

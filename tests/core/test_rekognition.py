@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 
-from core import jobs, samples, state
+from core import jobs, state
 from core.analysis import measure
 from core.app import open_app
 from core.errors import AnalysisError, ConfigError
@@ -29,6 +29,7 @@ from core.rekognition import (
     encode_for_api,
     period_calls_key,
 )
+from tests.conftest import four_scenes
 from tests.helpers import make_settings
 from tests.s3server import REKOGNITION_THROTTLED, FaultProxy, aws_env, moto_endpoint  # noqa: F401
 
@@ -401,10 +402,10 @@ def test_full_pipeline_with_s3_and_rekognition(aws, moto_endpoint, bucket, tmp_p
 
 
 def test_pipeline_stops_calling_at_the_budget(aws, moto_endpoint, bucket, tmp_path,  # noqa: F811
-                                              clip_10s):
+                                              clip_four_scenes):
     app = open_app(_s3_settings(tmp_path / "home", moto_endpoint, bucket,
                                 rekognition_max_calls_per_upload=2))
-    submitted = submit_file(app, clip_10s)
+    submitted = submit_file(app, clip_four_scenes)
     assert process_now(app, submitted.upload_id, "test") == jobs.DONE
     frames = _frame_labels(app, submitted.upload_id)
     assert [bool(f["remote"]) for f in frames] == [True, True, False, False]
@@ -436,17 +437,16 @@ def test_permanent_rekognition_failure_keeps_frames(aws, moto_endpoint, proxy, b
 
 
 def test_period_budget_stops_calls_across_uploads(aws, moto_endpoint, bucket, tmp_path,  # noqa: F811
-                                                  clip_10s):
+                                                  clip_four_scenes):
     settings = _s3_settings(tmp_path / "home", moto_endpoint, bucket,
                             rekognition_max_calls_per_window=3)
     analyzer = RekognitionAnalyzer.from_settings(settings)
     now = [datetime(2024, 5, 6, 23, 0, tzinfo=UTC)]  # a fixed clock, passed in
     analyzer.clock = lambda: now[0]
     app = open_app(settings, analyzer=analyzer)
-    # Same pictures as clip_10s (4 distinct frames), other bytes: not a duplicate upload.
-    other = samples.make_clip(tmp_path / "other.mp4", seconds=10, width=160, height=120,
-                              keyint=25, audio=True)
-    first, second = submit_file(app, clip_10s), submit_file(app, other)
+    # Same pictures (4 distinct frames), other bytes: not a duplicate upload.
+    other = four_scenes(tmp_path / "other.mp4", audio=True)
+    first, second = submit_file(app, clip_four_scenes), submit_file(app, other)
     assert process_now(app, first.upload_id, "test") == jobs.DONE
     assert [bool(f["remote"]) for f in _frame_labels(app, first.upload_id)] == \
         [True, True, True, False]

@@ -297,7 +297,8 @@ class TestSqlite(SqlDatabaseContract):
     def test_core_db_connect_uses_the_same_migrations(self, tmp_path):
         db = dbmod.connect(tmp_path / "peakops.db")
         assert db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
-        assert set(db.table_names()) == TABLES
+        # sqlite_sequence: SQLite's own record of AUTOINCREMENT (upload ids never reused)
+        assert set(db.table_names()) == TABLES | {"sqlite_sequence"}
         db.conn.close()
 
 

@@ -61,12 +61,12 @@ def test_debug_logs_doctor_service_log_and_database_hold_no_credentials(
     clip = samples.make_clip(tmp_path / "clip.mp4", seconds=1, width=160, height=120)
     written: dict[str, str] = {}
 
-    doctor = run_cli(home, "-v", "doctor", **aws_debug_env)
+    doctor = run_cli(home, "-vv", "doctor", **aws_debug_env)
     written["doctor"] = doctor.stdout + doctor.stderr
     assert doctor.returncode == 0, written["doctor"][-3000:]
     assert "storage" in doctor.stdout and "AWS Rekognition (http://127.0.0.1:" in doctor.stdout
 
-    submit = run_cli(home, "-v", "submit", str(clip), **aws_debug_env)
+    submit = run_cli(home, "-vv", "submit", str(clip), **aws_debug_env)
     written["submit"] = submit.stdout + submit.stderr
     assert submit.returncode == 0, written["submit"][-3000:]
 
