@@ -76,7 +76,8 @@ def open_app(settings: Settings, *, store: ObjectStore | None = None,
     home.prepare(settings)
     home.check_database(settings)
     try:
-        db = connect(settings.db_path, check_same_thread=check_same_thread)
+        db = connect(settings.db_path, check_same_thread=check_same_thread,
+                     busy_timeout_s=settings.db_busy_timeout)
     except (sqlite3.Error, OSError) as exc:
         raise home.HomeError(home.explain(settings.home, exc)) from None
     return App(settings=settings, db=db,

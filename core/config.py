@@ -214,6 +214,8 @@ class Settings:
         60.0, _float_in(*LEASE_SECONDS),
         f"seconds from {LEASE_SECONDS[0]:g} (a few heartbeats) to {LEASE_SECONDS[1]:g}",
         "PEAKOPS_LEASE_SECONDS")
+    db_busy_timeout: float = _setting(
+        30.0, _float_in(1.0, 3600.0), "seconds from 1 to 3600", "PEAKOPS_DB_BUSY_TIMEOUT")
     max_attempts: int = _setting(
         3, _positive_int, "a positive whole number", "PEAKOPS_MAX_ATTEMPTS")
     retry_backoff: float = _setting(

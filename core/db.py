@@ -101,7 +101,8 @@ def open_database(settings: Settings, *, check_same_thread: bool = True) -> SqlD
             db.close()
             raise
         return db
-    return SqliteDatabase(connect(settings.db_path, check_same_thread=check_same_thread).conn)
+    return SqliteDatabase(connect(settings.db_path, check_same_thread=check_same_thread,
+                                  busy_timeout_s=settings.db_busy_timeout).conn)
 
 
 def _sql(db: sqlite_utils.Database | SqlDatabase) -> SqlDatabase:

@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 from core.config import Settings
-from core.db import BUSY_TIMEOUT_S
 from core.errors import StorageError
 
 FULL_BELOW_BYTES = 1024 * 1024
@@ -46,8 +45,8 @@ def _cause(exc: BaseException, home: Path) -> str:
             and free is not None and free < FULL_BELOW_BYTES):
         return "disk full" + (f" ({free // 1024} KiB free)" if free is not None else "")
     if "database is locked" in text:
-        return ("the state database is locked by another writer (waited "
-                f"{BUSY_TIMEOUT_S:g} s); try again")
+        return ("the state database is locked by another writer (waited db_busy_timeout "
+                "seconds); try again")
     name = getattr(exc, "filename", None)
     if isinstance(exc, FileExistsError | NotADirectoryError) or code == errno.ENOTDIR:
         blocker = next((p for p in (home, *home.parents) if p.exists() and not p.is_dir()),

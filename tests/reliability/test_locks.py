@@ -46,8 +46,8 @@ def test_reading_commands_do_not_wait_for_a_writer(tmp_path, clip_h264):
 
 def test_write_commands_wait_out_a_long_lock_and_then_succeed(tmp_path, clip_h264,
                                                               clip_noaudio):
-    """A writer holds the lock past the busy timeout (30 s): cancel and submit say they
-    wait, in one line each, and finish once it is released."""
+    """A writer holds the lock past the busy timeout (2 s here; 30 s by default): cancel
+    and submit say they wait, in one line each, and finish once it is released."""
     home = tmp_path / "home"
     run_cli(home, "submit", str(clip_h264), check=True)
     logs = {name: tmp_path / f"{name}.log" for name in ("cancel", "submit")}
@@ -57,7 +57,8 @@ def test_write_commands_wait_out_a_long_lock_and_then_succeed(tmp_path, clip_h26
         for name, log in logs.items():
             with log.open("w") as out:
                 procs[name] = subprocess.Popen([sys.executable, "-m", "cli", *argv[name]],
-                                               cwd=tmp_path, env=cli_env(home), stdout=out,
+                                               cwd=tmp_path, stdout=out,
+                                               env=cli_env(home, PEAKOPS_DB_BUSY_TIMEOUT="2"),
                                                stderr=subprocess.STDOUT, text=True)
         for log in logs.values():
             wait_for(lambda log=log: "waits for it" in log.read_text(), timeout=90,
