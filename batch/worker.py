@@ -22,7 +22,7 @@ from typing import Any
 from batch.cgroup import MemoryCage, make_cage
 from batch.queue import Queue, QueueUnreachableError, make_queue, set_executor
 from batch.supervisor import JobChild, Limits, tree_rss_kib, watch_job
-from core import heartbeat, jobs, maintenance, media
+from core import frames, heartbeat, jobs, maintenance, media
 from core.app import App, open_app
 from core.config import Settings
 from core.db import connect, is_locked, when_unlocked
@@ -284,10 +284,8 @@ class Worker:
                             self.limits, on_sample=self._on_sample,
                             should_stop=lambda: self.stopping or self._held(upload_id))
         status = self._settle(upload_id, row, outcome)
-        frames = db.execute("SELECT COUNT(*) FROM frames WHERE upload_id = ?",
-                            [upload_id]).fetchone()[0]
         logger.info("upload %s: job ended %s (%s), %s frames, %.1f s, peak %.0f MB", upload_id,
-                    status, outcome.kind, frames, time.monotonic() - started,
+                    status, outcome.kind, frames.count(db, upload_id), time.monotonic() - started,
                     outcome.peak_kib / 1024)
         self.current = {}
         self.beat("idle", force=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from cli import progress
 from cli.args import STATUS_HELP, non_negative_float, parse_status, positive_int
 from cli.main import fmt_time, open_with_queue, print_json
-from core import heartbeat, jobs, maintenance, media
+from core import heartbeat, jobs, maintenance, media, queries
 from core.app import App, make_analyzer, make_store, open_app
 from core.config import Settings
 from core.db import open_database, when_unlocked
@@ -259,8 +259,8 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     def database() -> str:
         db = open_database(settings)
         try:
-            uploads = db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
-            return f"{db.describe()} (schema {db.schema_version()}, {uploads} uploads)"
+            return (f"{db.describe()} (schema {db.schema_version()}, "
+                    f"{queries.upload_count(db)} uploads)")
         finally:
             db.close()
 
