@@ -194,7 +194,7 @@ class Runtime:
         logger.debug("next window boundary at %s", moment.isoformat())
 
     def reap(self) -> None:
-        from batch.worker import owner_alive
+        from core.liveness import owner_alive
         changed = jobs.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,
                                    owner_alive=owner_alive)
         if changed:

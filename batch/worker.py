@@ -22,9 +22,9 @@ from batch.supervisor import JobChild, Limits, tree_rss_kib, watch_job
 from core import heartbeat, jobs, maintenance, media
 from core.app import App, open_app
 from core.config import Settings
-from core.db import connect
+from core.db import open_database
 from core.errors import from_category
-from core.liveness import pid_running
+from core.liveness import host_id, owner_alive
 from core.settle import COMPLETE, RELEASE, Decision, JobOutcome, replace_after_job, settle
 
 logger = logging.getLogger(__name__)
@@ -45,18 +45,6 @@ Hold = Callable[[Any, dict[str, Any], bool], str | None]
 one; a held upload goes back to DEFERRED."""
 
 
-def owner_alive(owner: str) -> bool:
-    """Whether the process named in a lease owner (``role@host:pid``) still runs here."""
-    try:
-        host, pid = owner.rsplit("@", 1)[1].rsplit(":", 1)
-        pid_number = int(pid)
-    except (IndexError, ValueError):
-        return True  # not ours to judge: wait for the lease to expire
-    if host != socket.gethostname():
-        return True
-    return pid_running(pid_number)
-
-
 class Worker:
     """Consumer loop plus job supervisor; ``run()`` returns when stopped or, in burst
     mode, when nothing is QUEUED any more."""
@@ -72,7 +60,7 @@ class Worker:
         self.last_hold_check = 0.0
         self.app: App = open_app(settings)
         self.queue: Queue = make_queue(settings)
-        self.name = f"worker@{socket.gethostname()}:{os.getpid()}"
+        self.name = f"worker@{host_id()}:{os.getpid()}"
         self.child: JobChild | None = None
         self.child_env = child_env if child_env is not None else dict(os.environ)
         self.child_starts = 0
@@ -201,7 +189,7 @@ class Worker:
     def _beat_loop(self) -> None:
         """Heartbeat and lease renewal on their own thread and connection, so a busy
         database never delays the memory samples that decide a kill."""
-        db = connect(self.settings.db_path)
+        db = open_database(self.settings)
         try:
             while not self.beats_done.wait(BEAT_EVERY_S):
                 try:
@@ -209,7 +197,7 @@ class Worker:
                 except Exception:  # a missed beat is logged, never fatal
                     logger.exception("%s: heartbeat write failed", self.name)
         finally:
-            db.conn.close()
+            db.close()
 
     # -- the child -------------------------------------------------------------------
 

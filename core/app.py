@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
-
 from core.analysis import Analyzer, LocalAnalyzer
 from core.config import Settings
-from core.db import connect
-from core.errors import ConfigError
+from core.db import open_database
+from core.liveness import host_id
 from core.media import FrameExtractor, default_extractor
+from core.sqldb import SqlDatabase
 from core.storage import LocalStore, ObjectStore
 
 QueueSender = Callable[[list[int], str], None]
@@ -27,7 +25,7 @@ class App:
     """What core functions need, built once from Settings and passed down."""
 
     settings: Settings
-    db: sqlite_utils.Database
+    db: SqlDatabase
     store: ObjectStore
     analyzer: Analyzer
     extractor: FrameExtractor
@@ -45,7 +43,7 @@ class App:
         return ids
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.db.close()
 
 
 def make_store(settings: Settings) -> ObjectStore:
@@ -65,24 +63,21 @@ def make_analyzer(settings: Settings) -> Analyzer:
 def open_app(settings: Settings, *, store: ObjectStore | None = None,
              analyzer: Analyzer | None = None, extractor: FrameExtractor | None = None,
              check_same_thread: bool = True, send_queued: QueueSender | None = None) -> App:
-    if settings.database_dialect == "postgresql":
-        # Refuse rather than quietly keep this machine's own SQLite file: a fleet's
-        # workers would each see a different record of truth.
-        raise ConfigError("PEAKOPS_DATABASE_URL: the upload lifecycle does not run on "
-                          "PostgreSQL yet; `peakops doctor` can check the database",
-                          key="database_url")
+    """Open the state database the settings name (SQLite in the home, or the fleet's
+    PostgreSQL) and build what works on it."""
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     return App(settings=settings,
-               db=connect(settings.db_path, check_same_thread=check_same_thread),
+               db=open_database(settings, check_same_thread=check_same_thread),
                store=store or make_store(settings),
                analyzer=analyzer or make_analyzer(settings),
                extractor=extractor or default_extractor(), send_queued=send_queued)
 
 
 def process_owner(role: str = "cli") -> str:
-    """Lease owner name for this process: role, host and pid."""
-    return f"{role}@{socket.gethostname()}:{os.getpid()}"
+    """Lease owner name for this process: ``role@host:pid``, host as :func:`host_id` names
+    it, so a reaper judges the pid only on the same machine."""
+    return f"{role}@{host_id()}:{os.getpid()}"
 
 
 def temp_dir_for(settings: Settings, upload_id: int) -> Path:

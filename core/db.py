@@ -87,8 +87,13 @@ def open_database(settings: Settings, *, check_same_thread: bool = True) -> SqlD
     return SqliteDatabase(connect(settings.db_path, check_same_thread=check_same_thread).conn)
 
 
-def _sql(db: sqlite_utils.Database | SqlDatabase) -> SqlDatabase:
+def sql(db: sqlite_utils.Database | SqlDatabase) -> SqlDatabase:
+    """``db`` as an :class:`~core.sqldb.SqlDatabase` (sqlite-utils' Database is wrapped), for
+    what only the dialect layer offers: ``insert`` (RETURNING id), ``now``, named locks."""
     return db if isinstance(db, SqlDatabase) else SqliteDatabase(db.conn)
+
+
+_sql = sql
 
 
 @contextlib.contextmanager
