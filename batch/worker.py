@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.1
 REAP_EVERY_S = 30.0
+"""At most this long between reaper rounds; sooner with short leases (half a lease), so a
+killed worker's upload goes back to the queue about when its lease would expire."""
 BEAT_EVERY_S = 1.0
 HOLD_EVERY_S = 1.0
 QUEUE_RETRY_S = 1.0
@@ -72,6 +74,7 @@ class Worker:
         self.state = "starting"
         self.beats_done = threading.Event()
         self.started_at = time.time()
+        self.reap_every = min(REAP_EVERY_S, max(1.0, settings.lease_seconds / 2))
         self.limits = Limits(hard_kib=settings.hard_memory_limit_kib,
                              job_timeout_s=settings.job_timeout,
                              stall_timeout_s=settings.stall_timeout)
@@ -113,7 +116,7 @@ class Worker:
                     continue
                 if self.burst and not self.waiting_work():
                     break
-                if time.monotonic() - last_reap > REAP_EVERY_S:
+                if time.monotonic() - last_reap > self.reap_every:
                     self.reap()
                     last_reap = time.monotonic()
                 self.beat("idle")
