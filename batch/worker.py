@@ -26,6 +26,7 @@ from core.db import open_database
 from core.errors import from_category
 from core.liveness import host_id, owner_alive
 from core.settle import COMPLETE, RELEASE, Decision, JobOutcome, replace_after_job, settle
+from core.sqldb import DatabaseUnreachableError
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +113,20 @@ class Worker:
                 if task is not None:
                     self.queue.huey.execute(task)
                     continue
-                if self.resend_lost():
+                try:
+                    if self.resend_lost():
+                        continue
+                    if self.burst and not self.waiting_work():
+                        break
+                    if time.monotonic() - last_reap > self.reap_every:
+                        self.reap()
+                        last_reap = time.monotonic()
+                except DatabaseUnreachableError as exc:
+                    # The state database is away (a restart, a failover): the next
+                    # statement reconnects; the work waits there meanwhile.
+                    logger.warning("%s: %s; retrying", self.name, exc)
+                    time.sleep(QUEUE_RETRY_S)
                     continue
-                if self.burst and not self.waiting_work():
-                    break
-                if time.monotonic() - last_reap > self.reap_every:
-                    self.reap()
-                    last_reap = time.monotonic()
                 self.beat("idle")
                 time.sleep(IDLE_POLL_S)
         finally:

@@ -253,6 +253,7 @@ class PostgresDatabase(SqlDatabase):
     def __init__(self, conn: Any, url: str) -> None:
         super().__init__(conn)
         self.url = url
+        self._open_transactions = 0  # our transaction() blocks; a lost one is never resumed
 
     @classmethod
     def connect(cls, url: str, *, application_name: str = "peakops") -> PostgresDatabase:
@@ -268,7 +269,7 @@ class PostgresDatabase(SqlDatabase):
         (leadership) died with the old connection and are forgotten."""
         if not (self.conn.closed or self.conn.broken):
             return
-        if self.in_transaction:
+        if self._open_transactions:
             raise DatabaseUnreachableError(
                 f"database {redacted_url(self.url)}: connection lost inside a transaction")
         with contextlib.suppress(Exception):
@@ -281,7 +282,7 @@ class PostgresDatabase(SqlDatabase):
         import psycopg
         self._reconnect_if_dropped()
         write = bool(_WRITE.match(sql))
-        outer = self.in_transaction
+        outer = self._open_transactions > 0 or self.in_transaction
         try:
             return self._execute(sql, params, write and not outer)
         except psycopg.OperationalError as exc:
@@ -316,6 +317,7 @@ class PostgresDatabase(SqlDatabase):
             return
         import psycopg
         self._reconnect_if_dropped()
+        self._open_transactions += 1
         try:
             with self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(_WRITE_LOCK)])
@@ -324,6 +326,8 @@ class PostgresDatabase(SqlDatabase):
             if not self.conn.broken:
                 raise
             raise self._unreachable(exc) from None
+        finally:
+            self._open_transactions -= 1
 
     def schema_version(self) -> int:
         exists = self.conn.execute("SELECT to_regclass('schema_version')").fetchone()[0]

@@ -13,7 +13,7 @@ from core.app import open_app
 from core.errors import InputError
 from core.intake import display_name, submit_file
 from core.storage import LocalStore, frame_key
-from tests.core.conftest import state_settings
+from tests.databases import state_settings
 from tests.helpers import make_settings
 
 
