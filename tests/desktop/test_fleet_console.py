@@ -4,9 +4,6 @@ the other (the actions go through core, which runs on either database)."""
 
 from __future__ import annotations
 
-import uuid
-
-import boto3
 import pytest
 
 from core import heartbeat, jobs
@@ -16,19 +13,14 @@ from core.intake import submit_file
 from desktop.worker_panel import FLEET_COLUMNS
 from tests.desktop.test_console_actions import status_of
 from tests.helpers import make_settings
-from tests.s3server import DUMMY_CREDENTIALS, aws_env, moto_endpoint  # noqa: F401
+from tests.s3server import aws_env, moto_endpoint, new_bucket  # noqa: F401
 
 
 @pytest.fixture
 def fleet_settings(tmp_path, postgres_url, moto_endpoint, monkeypatch):  # noqa: F811
     for name, value in aws_env(tmp_path).items():
         monkeypatch.setenv(name, value)
-    bucket = f"console-{uuid.uuid4().hex[:12]}"
-    boto3.session.Session().client(
-        "s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    ).create_bucket(Bucket=bucket)
+    bucket = new_bucket(moto_endpoint, "console")
     return lambda home: make_settings(
         tmp_path / home, database_url=postgres_url, storage="s3", s3_bucket=bucket,
         s3_endpoint_url=moto_endpoint, aws_region="us-east-1")

@@ -12,16 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import boto3
 import psycopg
 import pytest
 
 from core import samples
 from tests.helpers import HoldPoint, cli_env, run_cli
-from tests.s3server import DUMMY_CREDENTIALS, aws_env, moto_endpoint  # noqa: F401
+from tests.s3server import aws_env, moto_endpoint, new_bucket, s3_client  # noqa: F401
 
 CLIPS = 20
 FRAMES = 3
@@ -30,18 +28,9 @@ CLOSING = {"done", "retry", "failed", "released", "cancelled"}
 """Events that end a lease; a ``claimed`` event starts one."""
 
 
-def s3(endpoint: str):
-    return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
-
-
 @pytest.fixture
 def bucket(moto_endpoint):  # noqa: F811
-    name = f"fleet-{uuid.uuid4().hex[:12]}"
-    s3(moto_endpoint).create_bucket(Bucket=name)
-    return name
+    return new_bucket(moto_endpoint, "fleet")
 
 
 @pytest.fixture
@@ -133,7 +122,7 @@ def test_three_workers_twenty_clips_one_killed(tmp_path, fleet_env, postgres_url
     frames = rows(postgres_url, "SELECT upload_id, idx, storage_key FROM frames")
     assert len(frames) == CLIPS * FRAMES
     assert len({(u, i) for u, i, _ in frames}) == len(frames)
-    listed = s3(fleet_env["PEAKOPS_S3_ENDPOINT_URL"]).list_objects_v2(Bucket=fleet_env["PEAKOPS_S3_BUCKET"],
+    listed = s3_client(fleet_env["PEAKOPS_S3_ENDPOINT_URL"]).list_objects_v2(Bucket=fleet_env["PEAKOPS_S3_BUCKET"],
                                   Prefix="peakops/frames/")
     stored = {o["Key"].removeprefix("peakops/") for o in listed.get("Contents", [])}
     assert stored == {key for _, _, key in frames}
