@@ -308,7 +308,9 @@ class PostgresDatabase(SqlDatabase):
     @property
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
-        return self.conn.info.transaction_status != TransactionStatus.IDLE
+        # A broken connection's status is UNKNOWN: no transaction to join there.
+        return self.conn.info.transaction_status in (
+            TransactionStatus.ACTIVE, TransactionStatus.INTRANS, TransactionStatus.INERROR)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PostgresDatabase]:
@@ -317,17 +319,34 @@ class PostgresDatabase(SqlDatabase):
             return
         import psycopg
         self._reconnect_if_dropped()
-        self._open_transactions += 1
         try:
-            with self.conn.transaction():
-                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(_WRITE_LOCK)])
-                yield self
+            with contextlib.ExitStack() as stack:
+                self._begin(stack)
+                self._open_transactions += 1
+                try:
+                    yield self
+                finally:
+                    self._open_transactions -= 1
         except psycopg.OperationalError as exc:
             if not self.conn.broken:
                 raise
             raise self._unreachable(exc) from None
-        finally:
-            self._open_transactions -= 1
+
+    def _begin(self, stack: contextlib.ExitStack) -> None:
+        """BEGIN and take the write lock. A connection found dropped here (it went while
+        idle; nothing of this transaction ran yet) is replaced once."""
+        import psycopg
+        for last in (False, True):
+            try:
+                stack.enter_context(self.conn.transaction())
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(_WRITE_LOCK)])
+                return
+            except psycopg.OperationalError:
+                if last or not self.conn.broken:
+                    raise
+                with contextlib.suppress(Exception):
+                    stack.close()
+                self._reconnect_if_dropped()
 
     def schema_version(self) -> int:
         exists = self.conn.execute("SELECT to_regclass('schema_version')").fetchone()[0]
