@@ -46,14 +46,14 @@ def test_one_leader_dispatches_and_another_takes_over(tmp_path, database_url):
         second.close()
 
 
-def test_leadership_is_lost_with_the_connection_and_won_back(tmp_path, postgres_url,
-                                                              postgres_instance):
+def test_leadership_is_lost_with_the_connection_and_won_back(tmp_path, postgres_url):
     first, second = runtime(tmp_path / "a", postgres_url), runtime(tmp_path / "b", postgres_url)
     try:
         assert first.lead()
-        # The server ends the leader's session (a network cut, a failover).
+        # The server ends the leader's session (a network cut, a failover); the call waits
+        # until the backend has exited, its locks with it.
         (pid,) = first.app.db.execute("SELECT pg_backend_pid()").fetchone()
-        second.app.db.execute("SELECT pg_terminate_backend(?)", [pid])
+        second.app.db.execute("SELECT pg_terminate_backend(?, 10000)", [pid])
         assert second.lead()  # the lock went with the session
         assert not first.lead()  # reconnected, but the other one leads now
         second.close()

@@ -335,7 +335,7 @@ class TestPostgres(SqlDatabaseContract):
         admin = opened()
 
         def drop() -> None:  # the server ends the session, as a restart or a cut would
-            admin.execute("SELECT pg_terminate_backend(?)",
+            admin.execute("SELECT pg_terminate_backend(?, 10000)",
                           [db.execute("SELECT pg_backend_pid()").fetchone()[0]])
         drop()
         # A read runs again on a new connection.
