@@ -39,7 +39,9 @@ def fleet_env(tmp_path, postgres_url, redis_url, moto_endpoint, bucket):  # noqa
             "PEAKOPS_QUEUE_URL": redis_url, "PEAKOPS_STORAGE": "s3",
             "PEAKOPS_S3_BUCKET": bucket, "PEAKOPS_S3_ENDPOINT_URL": moto_endpoint,
             "AWS_REGION": "us-east-1", "PEAKOPS_MAX_FRAMES_PER_VIDEO": str(FRAMES),
-            "PEAKOPS_LEASE_SECONDS": "4", "PEAKOPS_RETRY_BACKOFF": "0"}
+            # A lease long enough for a loaded machine's heartbeat to keep it; the
+            # reaper runs every half lease, and frees a dead local owner's upload at once.
+            "PEAKOPS_LEASE_SECONDS": "10", "PEAKOPS_RETRY_BACKOFF": "0"}
 
 
 def short_clips(folder: Path) -> list[Path]:
