@@ -1,15 +1,16 @@
 """Two consoles on operators' desktops sharing a fleet's PostgreSQL database and S3
-bucket: each shows every worker with its host, and an action taken in one is seen in
-the other (the actions go through core, which runs on either database)."""
+bucket: each shows every worker with its host, and a retry, a cancel or a pause taken in
+one is seen in the other (the actions go through core, which runs on either database)."""
 
 from __future__ import annotations
 
 import pytest
 
-from core import heartbeat, jobs
+from core import heartbeat, jobs, state
 from core.app import open_app
 from core.errors import StorageError
 from core.intake import submit_file
+from desktop.schedule_panel import PAUSE_AFTER_CURRENT
 from desktop.worker_panel import FLEET_COLUMNS
 from tests.desktop.test_console_actions import status_of
 from tests.helpers import make_settings
@@ -74,6 +75,16 @@ def test_two_consoles_see_every_worker_and_each_other_s_actions(qtbot, fleet_set
         qtbot.waitUntil(lambda: two.acts["cancel"].isEnabled(), timeout=5000)
         two.acts["cancel"].trigger()
         qtbot.waitUntil(lambda: status_of(one, upload_id) == "CANCELLED", timeout=10000)
+        # A pause on one desk pauses the fleet's batch: the other console shows it.
+        qtbot.waitUntil(lambda: one.schedule_panel.pause_button.isEnabled(), timeout=5000)
+        one.schedule_panel.pause_button.click()
+        qtbot.waitUntil(lambda: two.schedule_panel.resume_button.isEnabled(), timeout=10000)
+        assert "paused until resumed" in two.schedule_panel.override.text()
+        app = open_app(first)
+        try:
+            assert state.get(app.db, PAUSE_AFTER_CURRENT) is True
+        finally:
+            app.close()
     finally:
         one.close()
         two.close()
