@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench bench-quick clean
+.PHONY: run test lint bench bench-quick bench-fleet clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(BENCH_ARGS)
+
+# Fleet figures (issue 17): jobs per minute with 1, 2 and 3 workers on PostgreSQL, Redis
+# and S3 (throwaway servers on loopback), and SQLite's per-job cost beside them.
+bench-fleet: $(DEVSTAMP)
+	$(PY) -m bench.fleet $(BENCH_ARGS)
 
 .PHONY: soak
 soak: $(DEVSTAMP)

@@ -17,6 +17,13 @@ Jobs, registered by textual reference with no arguments (the running
 
 Jobs run one at a time on a single executor thread, which alone uses the runtime's
 database connection. Exactly one scheduler runs per home folder (:func:`acquire_lock`).
+
+In a fleet every worker machine runs its own batch service, so exactly one of them leads:
+the one whose database connection holds the leader lock (:data:`LEADER_LOCK`, a
+PostgreSQL session advisory lock; on SQLite a file lock beside the database). Only the
+leader dispatches, ticks at window boundaries, reaps and cleans up; the others only
+execute. A leader that dies or loses its connection drops the lock, and another takes
+it at its next tick. Pause, run-now and the windows are read from the database by all.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from core.app import App, open_app
 from core.config import Settings
 from core.errors import StateError
 from core.offpeak import Plan, fmt_duration
+from core.sqldb import DatabaseUnreachableError
 from core.windows import Schedule, parse_windows
 
 logger = logging.getLogger(__name__)
@@ -58,6 +66,7 @@ def wall_clock() -> datetime:
 REAP_EVERY_S = 60.0
 CLEANUP_AT = {"hour": 3, "minute": 30}
 LOCK_NAME = "scheduler.lock"
+LEADER_LOCK = "peakops.leader"
 
 
 def acquire_lock(home: Path) -> IO[str]:
@@ -95,9 +104,35 @@ class Runtime:
         self.opened: offpeak.Opening | None = None  # the stretch a morning report covers
         self.last_deferred: dict[int, str] = {}
         self.last_waiting: dict[tuple[int, str], str] = {}
+        self.leading = False
 
     def close(self) -> None:
         self.app.close()
+
+    def lead(self) -> bool:
+        """Whether this scheduler leads the fleet now (holds :data:`LEADER_LOCK`).
+
+        The connection is checked first: one that dropped took the lock with it (the
+        dialect layer reconnects and forgets it), so leadership is won again or lost.
+        """
+        db = self.app.db
+        try:
+            db.execute("SELECT 1").fetchone()
+            leading = db.try_lock(LEADER_LOCK)
+        except DatabaseUnreachableError as exc:
+            logger.warning("leader check failed: %s", exc)
+            leading = False
+        if leading != self.leading:
+            logger.info("this scheduler %s", "leads: it dispatches, reaps and cleans up"
+                        if leading else "does not lead: another one dispatches and cleans up")
+        self.leading = leading
+        return leading
+
+    def leading_tick(self, *, ended: int | None = None) -> Plan | None:
+        """A dispatch round if this scheduler leads, else None (the leader runs it)."""
+        if not self.lead():
+            return None
+        return self.tick(self.clock(), ended=ended)
 
     def tick(self, now: datetime, *, ended: int | None = None) -> Plan:
         """One dispatch round at ``now``; ``ended``: the upload whose end asked for it."""
@@ -145,10 +180,11 @@ class Runtime:
             if reasons:
                 logger.info("%s upload(s) %s: %s", len(reasons), text, "; ".join(reasons))
 
-    def job_ended(self, upload_id: int) -> Plan:
+    def job_ended(self, upload_id: int) -> Plan | None:
         """A job ended: dispatch at once what the window and fit-before-close allow,
-        instead of leaving the worker idle until the next periodic tick."""
-        return self.tick(self.clock(), ended=upload_id)
+        instead of leaving the worker idle until the next periodic tick (the leader does;
+        on another machine its next tick does)."""
+        return self.leading_tick(ended=upload_id)
 
     def _log_transition(self, plan: Plan) -> None:
         if plan.open == self.was_open:
@@ -194,7 +230,7 @@ class Runtime:
         logger.debug("next window boundary at %s", moment.isoformat())
 
     def reap(self) -> None:
-        from batch.worker import owner_alive
+        from core.liveness import owner_alive
         changed = jobs.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,
                                    owner_alive=owner_alive)
         if changed:
@@ -219,13 +255,11 @@ def _current() -> Runtime:
 
 
 def dispatch_tick() -> None:
-    runtime = _current()
-    runtime.tick(runtime.clock())
+    _current().leading_tick()
 
 
 def boundary_tick() -> None:
-    runtime = _current()
-    runtime.tick(runtime.clock())
+    _current().leading_tick()
 
 
 def job_ended_tick(upload_id: int) -> None:
@@ -233,11 +267,15 @@ def job_ended_tick(upload_id: int) -> None:
 
 
 def reap_tick() -> None:
-    _current().reap()
+    runtime = _current()
+    if runtime.lead():
+        runtime.reap()
 
 
 def cleanup_tick() -> None:
-    _current().cleanup()
+    runtime = _current()
+    if runtime.lead():
+        runtime.cleanup()
 
 
 class OffPeakScheduler:

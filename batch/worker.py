@@ -25,15 +25,18 @@ from batch.supervisor import JobChild, Limits, tree_rss_kib, watch_job
 from core import frames, heartbeat, jobs, maintenance, media
 from core.app import App, open_app
 from core.config import Settings
-from core.db import connect, is_locked, when_unlocked
+from core.db import is_locked, open_database, when_unlocked
 from core.errors import from_category
-from core.liveness import pid_running
+from core.liveness import host_id, owner_alive
 from core.settle import COMPLETE, RELEASE, Decision, JobOutcome, replace_after_job, settle
+from core.sqldb import DatabaseUnreachableError
 
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.1
 REAP_EVERY_S = 30.0
+"""At most this long between reaper rounds; sooner with short leases (half a lease), so a
+killed worker's upload goes back to the queue about when its lease would expire."""
 BEAT_EVERY_S = 1.0
 BEAT_BUSY_TIMEOUT_S = 5.0
 HOLD_EVERY_S = 1.0
@@ -47,18 +50,6 @@ Hold = Callable[[Any, dict[str, Any], bool], str | None]
 """``hold(db, upload_row, starting)``: a reason why the upload must not start
 (``starting``) or go on running (window end, pause), or None. The batch service passes
 one; a held upload goes back to DEFERRED."""
-
-
-def owner_alive(owner: str) -> bool:
-    """Whether the process named in a lease owner (``role@host:pid``) still runs here."""
-    try:
-        host, pid = owner.rsplit("@", 1)[1].rsplit(":", 1)
-        pid_number = int(pid)
-    except (IndexError, ValueError):
-        return True  # not ours to judge: wait for the lease to expire
-    if host != socket.gethostname():
-        return True
-    return pid_running(pid_number)
 
 
 class Worker:
@@ -76,7 +67,7 @@ class Worker:
         self.last_hold_check = 0.0
         self.app: App = open_app(settings)
         self.queue: Queue = make_queue(settings)
-        self.name = f"worker@{socket.gethostname()}:{os.getpid()}"
+        self.name = f"worker@{host_id()}:{os.getpid()}"
         self.child: JobChild | None = None
         self.child_env = child_env if child_env is not None else dict(os.environ)
         self.child_starts = 0
@@ -92,6 +83,7 @@ class Worker:
         self.on_progress: Callable[[str, int, int], None] | None = None  # `peakops process`
         self.cage_tried = False
         self.cage_kills = 0
+        self.reap_every = min(REAP_EVERY_S, max(1.0, settings.lease_seconds / 2))
         self.limits = Limits(hard_kib=settings.hard_memory_limit_kib,
                              job_timeout_s=settings.job_timeout,
                              stall_timeout_s=settings.stall_timeout)
@@ -129,13 +121,20 @@ class Worker:
                 if task is not None:
                     self.queue.huey.execute(task)
                     continue
-                if self.resend_lost():
+                try:
+                    if self.resend_lost():
+                        continue
+                    if self.burst and not self.waiting_work():
+                        break
+                    if time.monotonic() - last_reap > self.reap_every:
+                        self.reap()
+                        last_reap = time.monotonic()
+                except DatabaseUnreachableError as exc:
+                    # The state database is away (a restart, a failover): the next
+                    # statement reconnects; the work waits there meanwhile.
+                    logger.warning("%s: %s; retrying", self.name, exc)
+                    time.sleep(QUEUE_RETRY_S)
                     continue
-                if self.burst and not self.waiting_work():
-                    break
-                if time.monotonic() - last_reap > REAP_EVERY_S:
-                    self.reap()
-                    last_reap = time.monotonic()
                 self.beat("idle")
                 time.sleep(IDLE_POLL_S)
         finally:
@@ -211,7 +210,7 @@ class Worker:
     def _beat_loop(self) -> None:
         """Heartbeat and lease renewal on their own thread and connection, so a busy
         database never delays the memory samples that decide a kill."""
-        db = connect(self.settings.db_path, busy_timeout_s=BEAT_BUSY_TIMEOUT_S)
+        db = open_database(self.settings, busy_timeout_s=BEAT_BUSY_TIMEOUT_S)
         try:
             while not self.beats_done.wait(BEAT_EVERY_S):
                 try:
@@ -226,7 +225,7 @@ class Worker:
                 except Exception:  # a missed beat is logged, never fatal
                     logger.exception("%s: heartbeat write failed", self.name)
         finally:
-            db.conn.close()
+            db.close()
 
     # -- the child -------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image, ImageFilter, ImageStat
 
+from core import state
 from core.errors import AnalysisError
 
 SOURCE_LOCAL = "local"
@@ -62,18 +63,16 @@ class Analyzer(Protocol):
 
     Budget hooks: analyzers that pay per call count them. The pipeline calls
     :meth:`begin_upload` before an upload's frames with the calls it already made (kept
-    across retries) and stores :attr:`calls_made` after each frame. When
-    :meth:`current_period` names a period, it calls :meth:`begin_period` before each frame
-    with the calls every worker made in it (``core.state`` key :func:`calls_key`) and adds
-    the growth of :attr:`period_calls`. A free analyzer keeps both counts at 0 and has no
-    period.
+    across retries) and stores :attr:`calls_made` after each frame. A paid analyzer with a
+    budget per period takes each call from the :class:`PeriodBudget` given to
+    :meth:`use_budget` before making it, and gives back a call that failed unbilled. The
+    pipeline passes a :class:`SharedBudget` (one atomic counter in the state database,
+    shared by every worker of a fleet). A free analyzer counts nothing and has no period.
     """
 
     name: str
     calls_made: int
     """Paid calls made for the current upload."""
-    period_calls: int
-    """Paid calls made in the current period, by every upload."""
 
     def analyze(self, image: Path, previous_hashes: Sequence[int] = ()) -> FrameAnalysis:
         """Metrics and labels of one frame."""
@@ -90,8 +89,50 @@ class Analyzer(Protocol):
     def current_period(self) -> str | None:
         """The budget period now, or None for an analyzer without a period budget."""
 
-    def begin_period(self, period: str, calls_made: int = 0) -> None:
-        """Count against ``period``, in which ``calls_made`` calls were already made."""
+    def use_budget(self, budget: PeriodBudget) -> None:
+        """Take paid calls from ``budget`` from now on."""
+
+
+class PeriodBudget(Protocol):
+    """Paid calls per budget period: reserve one before a call, give back an unbilled one."""
+
+    def reserve(self, period: str, limit: int) -> bool:
+        """Take one call from ``period`` if fewer than ``limit`` were taken; whether it was."""
+
+    def give_back(self, period: str) -> None:
+        """Return a call reserved in ``period`` that was not made (or not billed)."""
+
+
+@dataclass
+class CountingBudget:
+    """A budget counted in this process only: an analyzer on its own (tests, a script)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def reserve(self, period: str, limit: int) -> bool:
+        if self.counts.get(period, 0) >= limit:
+            return False
+        self.counts[period] = self.counts.get(period, 0) + 1
+        return True
+
+    def give_back(self, period: str) -> None:
+        self.counts[period] = max(0, self.counts.get(period, 0) - 1)
+
+
+@dataclass
+class SharedBudget:
+    """The budget as one counter per period in the state database (``core.state`` key
+    :func:`calls_key`), taken by one conditional statement: workers on any number of
+    machines never make more than ``limit`` calls between them."""
+
+    db: Any
+    analyzer_name: str
+
+    def reserve(self, period: str, limit: int) -> bool:
+        return state.reserve(self.db, calls_key(self.analyzer_name, period), limit)
+
+    def give_back(self, period: str) -> None:
+        state.increment(self.db, calls_key(self.analyzer_name, period), -1)
 
 
 def calls_key(analyzer_name: str, period: str) -> str:
@@ -188,7 +229,6 @@ class LocalAnalyzer:
 
     name = SOURCE_LOCAL
     calls_made = 0
-    period_calls = 0
 
     def check(self) -> None:
         """Encode and decode a small JPEG with Pillow."""
@@ -210,7 +250,7 @@ class LocalAnalyzer:
     def current_period(self) -> str | None:
         return None
 
-    def begin_period(self, period: str, calls_made: int = 0) -> None:
+    def use_budget(self, budget: PeriodBudget) -> None:
         """Nothing to count: local analysis is free."""
 
     def analyze(self, image: Path, previous_hashes: Sequence[int] = ()) -> FrameAnalysis:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
-
 from core import home
 from core.analysis import Analyzer, LocalAnalyzer
 from core.config import Settings
-from core.db import connect
-from core.errors import ConfigError
+from core.db import open_database
+from core.liveness import host_id
 from core.media import FrameExtractor, default_extractor
+from core.sqldb import SqlDatabase
 from core.storage import LocalStore, ObjectStore
 
 QueueSender = Callable[[list[int], str], None]
@@ -29,7 +27,7 @@ class App:
     """What core functions need, built once from Settings and passed down."""
 
     settings: Settings
-    db: sqlite_utils.Database
+    db: SqlDatabase
     store: ObjectStore
     analyzer: Analyzer
     extractor: FrameExtractor
@@ -47,7 +45,7 @@ class App:
         return ids
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.db.close()
 
 
 def make_store(settings: Settings) -> ObjectStore:
@@ -67,17 +65,13 @@ def make_analyzer(settings: Settings) -> Analyzer:
 def open_app(settings: Settings, *, store: ObjectStore | None = None,
              analyzer: Analyzer | None = None, extractor: FrameExtractor | None = None,
              check_same_thread: bool = True, send_queued: QueueSender | None = None) -> App:
-    if settings.database_dialect == "postgresql":
-        # Refuse rather than quietly keep this machine's own SQLite file: a fleet's
-        # workers would each see a different record of truth.
-        raise ConfigError("PEAKOPS_DATABASE_URL: the upload lifecycle does not run on "
-                          "PostgreSQL yet; `peakops doctor` can check the database",
-                          key="database_url")
+    """Open the state database the settings name (SQLite in the home, or the fleet's
+    PostgreSQL) and build what works on it."""
     home.prepare(settings)
-    home.check_database(settings)
+    if settings.database_dialect == "sqlite":
+        home.check_database(settings)  # a lost SQLite file beside stored objects
     try:
-        db = connect(settings.db_path, check_same_thread=check_same_thread,
-                     busy_timeout_s=settings.db_busy_timeout)
+        db = open_database(settings, check_same_thread=check_same_thread)
     except (sqlite3.Error, OSError) as exc:
         raise home.HomeError(home.explain(settings.home, exc)) from None
     return App(settings=settings, db=db,
@@ -87,8 +81,9 @@ def open_app(settings: Settings, *, store: ObjectStore | None = None,
 
 
 def process_owner(role: str = "cli") -> str:
-    """Lease owner name for this process: role, host and pid."""
-    return f"{role}@{socket.gethostname()}:{os.getpid()}"
+    """Lease owner name for this process: ``role@host:pid``, host as :func:`host_id` names
+    it, so a reaper judges the pid only on the same machine."""
+    return f"{role}@{host_id()}:{os.getpid()}"
 
 
 def temp_dir_for(settings: Settings, upload_id: int) -> Path:

@@ -91,8 +91,11 @@ def migrate(db: sqlite_utils.Database | SqlDatabase) -> int:
         return schema.migrate(_sql(db))
 
 
-def open_database(settings: Settings, *, check_same_thread: bool = True) -> SqlDatabase:
-    """The state database ``settings`` name (PostgreSQL or SQLite), schema upgraded."""
+def open_database(settings: Settings, *, check_same_thread: bool = True,
+                  busy_timeout_s: float | None = None) -> SqlDatabase:
+    """The state database ``settings`` name (PostgreSQL or SQLite), schema upgraded.
+
+    ``busy_timeout_s`` overrides ``db_busy_timeout`` for SQLite (the heartbeat waits less)."""
     if settings.database_dialect == "postgresql":
         db: SqlDatabase = PostgresDatabase.connect(settings.database_url)
         try:
@@ -102,11 +105,16 @@ def open_database(settings: Settings, *, check_same_thread: bool = True) -> SqlD
             raise
         return db
     return SqliteDatabase(connect(settings.db_path, check_same_thread=check_same_thread,
-                                  busy_timeout_s=settings.db_busy_timeout).conn)
+                                  busy_timeout_s=busy_timeout_s or settings.db_busy_timeout).conn)
 
 
-def _sql(db: sqlite_utils.Database | SqlDatabase) -> SqlDatabase:
+def sql(db: sqlite_utils.Database | SqlDatabase) -> SqlDatabase:
+    """``db`` as an :class:`~core.sqldb.SqlDatabase` (sqlite-utils' Database is wrapped), for
+    what only the dialect layer offers: ``insert`` (RETURNING id), ``now``, named locks."""
     return db if isinstance(db, SqlDatabase) else SqliteDatabase(db.conn)
+
+
+_sql = sql
 
 
 def is_locked(exc: BaseException) -> bool:

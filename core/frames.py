@@ -40,9 +40,9 @@ def record(db: sqlite_utils.Database, upload_id: int, index: int, *, timestamp: 
            now: float | None = None) -> None:
     """Record one stored frame with its local metrics (a rerun's duplicate is ignored)."""
     db.execute(
-        "INSERT OR IGNORE INTO frames (upload_id, idx, timestamp, storage_key, width, "
+        "INSERT INTO frames (upload_id, idx, timestamp, storage_key, width, "
         "height, sharpness, brightness, overexposed, dhash, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [upload_id, index, timestamp, storage_key, width, height, metrics.sharpness,
          metrics.brightness, metrics.overexposed, f"{metrics.dhash:016x}",
          time.time() if now is None else now])

@@ -12,6 +12,8 @@ from typing import Any
 
 import sqlite_utils
 
+from core.db import sql
+
 STALE_AFTER_S = 10.0
 PRUNE_AFTER_S = 86400.0
 """``cleanup`` forgets workers whose heartbeat is older than a day."""
@@ -19,8 +21,9 @@ CAUSES = ("tasks", "memory-after-job", "hard-limit", "crash", "timeout", "stall"
 
 
 def beat(db: sqlite_utils.Database, name: str, **fields: Any) -> None:
-    """Upsert the worker's row with ``fields`` and ``last_seen`` = now."""
-    fields = {"name": name, "last_seen": time.time(), **fields}
+    """Upsert the worker's row with ``fields`` and ``last_seen`` = now on the database's
+    clock, which every console of a fleet reads staleness against."""
+    fields = {"name": name, "last_seen": sql(db).now(), **fields}
     columns = ", ".join(fields)
     updates = ", ".join(f"{k} = excluded.{k}" for k in fields if k != "name")
     db.execute(f"INSERT INTO workers ({columns}) VALUES ({', '.join('?' * len(fields))}) "
@@ -41,7 +44,7 @@ def workers(db: sqlite_utils.Database, *, now: float | None = None,
             live_only: bool = False) -> list[dict[str, Any]]:
     """Known workers, newest first, each with ``age_s``, ``stale``, ``live`` and
     ``restarts``. ``live_only``: only those running now (fresh heartbeat, not stopped)."""
-    now = time.time() if now is None else now
+    now = sql(db).now() if now is None else now
     rows = list(db.query("SELECT * FROM workers ORDER BY last_seen DESC"))
     for row in rows:
         row["age_s"] = round(now - row["last_seen"], 1)
@@ -56,7 +59,7 @@ def workers(db: sqlite_utils.Database, *, now: float | None = None,
 def prune(db: sqlite_utils.Database, *, older_than_s: float = PRUNE_AFTER_S,
           now: float | None = None) -> int:
     """Forget workers not seen for ``older_than_s`` (their restarts stay); return how many."""
-    now = time.time() if now is None else now
+    now = sql(db).now() if now is None else now
     return db.execute("DELETE FROM workers WHERE last_seen < ?",
                       [now - older_than_s]).rowcount
 

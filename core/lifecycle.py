@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import sqlite_utils
 
 from core import errors, frames
-from core.db import transaction
+from core.db import sql, transaction
 from core.errors import PeakOpsError, StateError
 from core.queries import get_upload
 
@@ -53,14 +52,16 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 """Operator action -> the statuses it applies to. Every other status refuses it."""
 
 
-def _now(now: float | None) -> float:
-    return time.time() if now is None else now
+def _now(db: sqlite_utils.Database, now: float | None) -> float:
+    """``now``, or the database server's clock: the one clock every worker of a fleet
+    shares, so leases, backoff and the reaper agree across machines."""
+    return sql(db).now() if now is None else now
 
 
 def record_event(db: sqlite_utils.Database, upload_id: int | None, kind: str, message: str,
                  *, now: float | None = None) -> None:
     db.execute("INSERT INTO events (at, upload_id, kind, message) VALUES (?, ?, ?, ?)",
-               [_now(now), upload_id, kind, message])
+               [_now(db, now), upload_id, kind, message])
 
 
 def create_upload(db: sqlite_utils.Database, *, original_name: str, sha256: str, size: int,
@@ -69,14 +70,13 @@ def create_upload(db: sqlite_utils.Database, *, original_name: str, sha256: str,
     """Record a new upload in UPLOADING, leased by the submitter until it is stored."""
     if mode not in (MODE_NOW, MODE_OFFPEAK):
         raise ValueError(f"mode must be {MODE_NOW!r} or {MODE_OFFPEAK!r}, not {mode!r}")
-    now = _now(now)
+    now = _now(db, now)
     with transaction(db):
-        cursor = db.execute(
+        upload_id = sql(db).insert(
             "INSERT INTO uploads (original_name, sha256, size, status, mode, priority, "
             "created_at, updated_at, lease_owner, lease_expires_at) "
             "VALUES (?, ?, ?, 'UPLOADING', ?, ?, ?, ?, ?, ?)",
             [original_name, sha256, size, mode, priority, now, now, owner, now + lease_seconds])
-        upload_id = cursor.lastrowid
         record_event(db, upload_id, "submitted", f"{original_name} ({size} bytes), mode {mode}",
                      now=now)
     return upload_id
@@ -85,7 +85,7 @@ def create_upload(db: sqlite_utils.Database, *, original_name: str, sha256: str,
 def mark_stored(db: sqlite_utils.Database, upload_id: int, *, storage_key: str,
                 probe: dict[str, Any], now: float | None = None) -> str:
     """UPLOADING -> QUEUED (mode now) or DEFERRED (off-peak); returns the new status."""
-    now = _now(now)
+    now = _now(db, now)
     fields = {k: probe.get(k) for k in
               ("duration", "width", "height", "codec", "fps", "rotation", "has_audio")}
     fields["container"] = probe.get("container")
@@ -109,7 +109,7 @@ def mark_stored(db: sqlite_utils.Database, upload_id: int, *, storage_key: str,
 def claim(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_seconds: float,
           now: float | None = None) -> dict[str, Any] | None:
     """QUEUED -> PROCESSING for ``owner``; None if someone else has it or it isn't QUEUED."""
-    now = _now(now)
+    now = _now(db, now)
     with transaction(db):
         cursor = db.execute(
             "UPDATE uploads SET status = 'PROCESSING', lease_owner = ?, lease_expires_at = ?, "
@@ -130,7 +130,7 @@ def renew_lease(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_
                 stage: str | None = None, done: int | None = None, total: int | None = None,
                 now: float | None = None) -> bool:
     """Extend the lease and record progress; False if the upload is no longer ours."""
-    now = _now(now)
+    now = _now(db, now)
     cursor = db.execute(
         "UPDATE uploads SET lease_expires_at = ?, updated_at = ?, stage = COALESCE(?, stage), "
         "progress_done = COALESCE(?, progress_done), progress_total = COALESCE(?, progress_total) "
@@ -142,12 +142,13 @@ def renew_lease(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_
 def complete(db: sqlite_utils.Database, upload_id: int, owner: str, *,
              peak_rss_kib: int | None = None, note: str = "", now: float | None = None) -> bool:
     """PROCESSING -> DONE; False if the upload was taken away meanwhile."""
-    now = _now(now)
+    now = _now(db, now)
     with transaction(db):
         cursor = db.execute(
             "UPDATE uploads SET status = 'DONE', finished_at = ?, updated_at = ?, stage = 'done', "
             "lease_owner = NULL, lease_expires_at = NULL, error_category = NULL, "
-            "error_message = NULL, peak_rss_kib = MAX(COALESCE(peak_rss_kib, 0), COALESCE(?, 0)) "
+            "error_message = NULL, "
+            "peak_rss_kib = GREATEST(COALESCE(peak_rss_kib, 0), COALESCE(?, 0)) "
             "WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ?",
             [now, now, peak_rss_kib, upload_id, owner])
         if cursor.rowcount != 1:
@@ -196,7 +197,7 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
     (a memory kill) moves to the next degrade level instead and fails after the last.
     ``owner`` restricts the change to the lease holder. Terminal uploads are left alone.
     """
-    now = _now(now)
+    now = _now(db, now)
     with transaction(db):
         row = get_upload(db, upload_id)
         if row["status"] in TERMINAL or (owner is not None and row["lease_owner"] != owner):
@@ -214,7 +215,7 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
             "UPDATE uploads SET status = ?, error_category = ?, error_message = ?, "
             "degrade_level = ?, not_before = ?, lease_owner = NULL, lease_expires_at = NULL, "
             "updated_at = ?, finished_at = ?, attempts = attempts - ?, "
-            "peak_rss_kib = MAX(COALESCE(peak_rss_kib, 0), COALESCE(?, 0)) WHERE id = ?",
+            "peak_rss_kib = GREATEST(COALESCE(peak_rss_kib, 0), COALESCE(?, 0)) WHERE id = ?",
             [status, error.category, error.message, level, now + delay if retry else None, now,
              None if retry else now, int(refund), peak_rss_kib, upload_id])
         if retry:
@@ -231,7 +232,7 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
 def _transition(db: sqlite_utils.Database, upload_id: int, allowed: tuple[str, ...],
                 target: str, kind: str, message: str, *, sets: dict[str, Any] | None = None,
                 now: float | None = None) -> str:
-    now = _now(now)
+    now = _now(db, now)
     sets = {"status": target, "updated_at": now, **(sets or {})}
     with transaction(db):
         row = get_upload(db, upload_id)
@@ -303,7 +304,7 @@ def request_reanalysis(db: sqlite_utils.Database, upload_id: int, *,
 
 def cancel(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None) -> str:
     """Any non-terminal -> CANCELLED; a running job sees it at its next lease renewal."""
-    now = _now(now)
+    now = _now(db, now)
     return _transition(db, upload_id, ACTIONS["cancel"], CANCELLED, "cancelled",
                        "cancelled by the operator",
                        sets={"lease_owner": None, "lease_expires_at": None, "finished_at": now},
@@ -332,7 +333,7 @@ def reset_stuck(db: sqlite_utils.Database, *, max_attempts: int,
     dead) goes back to the queue. UPLOADING with an expired lease (the submitter died
     mid-copy) fails with category storage: the video was never stored.
     """
-    now = _now(now)
+    now = _now(db, now)
     changed = []
     rows = [row for row in db.query(
         "SELECT id, status, lease_owner, lease_expires_at FROM uploads "
@@ -358,11 +359,11 @@ def reset_stuck(db: sqlite_utils.Database, *, max_attempts: int,
 def release(db: sqlite_utils.Database, upload_id: int, owner: str, *, reason: str,
             target: str = QUEUED, now: float | None = None) -> bool:
     """Hand a running upload back (shutdown, window end) without counting an attempt."""
-    now = _now(now)
+    now = _now(db, now)
     with transaction(db):
         cursor = db.execute(
-            "UPDATE uploads SET status = ?, attempts = MAX(attempts - 1, 0), lease_owner = NULL, "
-            "lease_expires_at = NULL, updated_at = ?, stage = NULL "
+            "UPDATE uploads SET status = ?, attempts = GREATEST(attempts - 1, 0), "
+            "lease_owner = NULL, lease_expires_at = NULL, updated_at = ?, stage = NULL "
             "WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ?",
             [target, now, upload_id, owner])
         if cursor.rowcount != 1:
@@ -377,7 +378,7 @@ def dispatch(db: sqlite_utils.Database, upload_id: int, *, message: str,
 
     False if the upload is no longer DEFERRED (cancelled, moved to process-now meanwhile).
     """
-    now = _now(now)
+    now = _now(db, now)
     with transaction(db):
         cursor = db.execute("UPDATE uploads SET status = 'QUEUED', updated_at = ? "
                             "WHERE id = ? AND status = 'DEFERRED'", [now, upload_id])
@@ -394,7 +395,7 @@ def withdraw(db: sqlite_utils.Database, upload_id: int, *, reason: str,
     False if it was claimed or changed meanwhile; a queue message left behind finds
     nothing to claim.
     """
-    now = _now(now)
+    now = _now(db, now)
     with transaction(db):
         cursor = db.execute("UPDATE uploads SET status = 'DEFERRED', updated_at = ? "
                             "WHERE id = ? AND status = 'QUEUED' AND mode = ?",

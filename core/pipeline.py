@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import frames as frame_records
-from core import jobs, media, state
-from core.analysis import calls_key, measure
+from core import jobs, media
+from core.analysis import SharedBudget, measure
 from core.app import App, temp_dir_for
 from core.db import is_locked, transaction, when_unlocked
 from core.errors import (
@@ -126,10 +126,11 @@ class _PipelineRun:
         previous = [int(f["dhash"], 16) for f in frames if f["analyzed_at"] is not None]
         pending = [f for f in frames if f["analyzed_at"] is None]
         # Paid analyzers count calls per upload (budget and cost), kept across retries,
-        # and per budget period across uploads and workers (in core.state).
+        # and take each call from the period's budget shared by every worker.
         analyzer = self.app.analyzer
         calls_recorded = frame_records.paid_calls(db, self.upload_id)
         analyzer.begin_upload(self.upload_id, calls_recorded)
+        analyzer.use_budget(SharedBudget(db, analyzer.name))
         analysed = labels = 0
         for k, frame in enumerate(pending):
             self.step("analysing", k, len(pending))
@@ -137,11 +138,6 @@ class _PipelineRun:
             if image is None or not image.exists():
                 image = workdir / f"stored-{frame['idx']:04d}.jpg"
                 self.app.store.get_file(frame["storage_key"], image)
-            period = analyzer.current_period()
-            if period is not None:  # read per frame: other workers count too, and periods end
-                period_key = calls_key(analyzer.name, period)
-                analyzer.begin_period(period, state.get(db, period_key, 0))
-                period_calls = analyzer.period_calls
             result = analyzer.analyze(image, previous)
             previous.append(result.metrics.dhash)
             with transaction(db):
@@ -149,8 +145,6 @@ class _PipelineRun:
                 if analyzer.calls_made != calls_recorded:
                     calls_recorded = analyzer.calls_made
                     frame_records.set_paid_calls(db, self.upload_id, calls_recorded)
-                if period is not None and analyzer.period_calls > period_calls:
-                    state.increment(db, period_key, analyzer.period_calls - period_calls)
             analysed += 1
             labels += len(result.labels)
         self.step("analysing", len(pending), len(pending))

@@ -6,13 +6,13 @@ the CLI, the console, the API and the worker all ask through these functions.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
+from core.db import sql
 from core.errors import NotFoundError
 from core.schema import LIVE_SHA256
 
@@ -63,7 +63,7 @@ def next_queued(db: sqlite_utils.Database, *, now: float | None = None) -> int |
     """The QUEUED upload to run next (priority, then submission order), if one is ready."""
     row = db.execute(
         "SELECT id FROM uploads WHERE status = 'QUEUED' AND (not_before IS NULL OR not_before <= ?)"
-        " ORDER BY priority DESC, id LIMIT 1", [time.time() if now is None else now]).fetchone()
+        " ORDER BY priority DESC, id LIMIT 1", [sql(db).now() if now is None else now]).fetchone()
     return row[0] if row else None
 
 
@@ -113,8 +113,8 @@ def has_status(db: sqlite_utils.Database, status: str) -> bool:
 
 def key_shared(db: sqlite_utils.Database, storage_key: str, upload_id: int | None = None) -> bool:
     """Whether an upload (other than ``upload_id``) holds the stored video ``storage_key``."""
-    return db.execute("SELECT 1 FROM uploads WHERE storage_key = ? AND id IS NOT ? LIMIT 1",
-                      [storage_key, upload_id]).fetchone() is not None
+    return db.execute("SELECT 1 FROM uploads WHERE storage_key = ? AND (? IS NULL OR id != ?) "
+                      "LIMIT 1", [storage_key, upload_id, upload_id]).fetchone() is not None
 
 
 def finished_before(db: sqlite_utils.Database, cutoff: float) -> list[dict[str, Any]]:
@@ -137,7 +137,7 @@ def recent_done(db: sqlite_utils.Database, limit: int) -> list[dict[str, Any]]:
     return list(db.query(
         "SELECT started_at, finished_at, duration, width, height FROM uploads "
         "WHERE status = 'DONE' AND started_at IS NOT NULL AND finished_at IS NOT NULL "
-        "ORDER BY finished_at DESC LIMIT ?", [limit]))
+        "ORDER BY finished_at DESC NULLS LAST LIMIT ?", [limit]))
 
 
 def upload_rows(db: sqlite_utils.Database, columns: Sequence[str], *,

@@ -35,8 +35,10 @@ from botocore.exceptions import (
 from PIL import Image
 
 from core.analysis import (
+    CountingBudget,
     FrameAnalysis,
     Label,
+    PeriodBudget,
     calls_key,
     measure,
     nearest_duplicate,
@@ -171,10 +173,10 @@ class RekognitionAnalyzer:
     Frames past the budget get the local labels and ``BUDGET_LABEL``.
 
     Period budget: ``max_calls_per_window`` calls (0 = no limit) per :func:`budget_period`
-    across all uploads and workers. Before each frame the pipeline calls
-    :meth:`begin_period` with the period's count from ``core.state`` (key
-    :func:`period_calls_key`) and adds this frame's calls to it in the frame's transaction.
-    Workers analysing at the same moment can each make one call past the budget.
+    across all uploads and workers. Each call is reserved from the budget given to
+    :meth:`use_budget` before it is made (the pipeline's ``SharedBudget``: one atomic
+    counter in the state database, key :func:`period_calls_key`, so a fleet never goes
+    over) and given back if it fails unbilled. On its own the analyzer counts in-process.
     ``clock`` returns the current aware datetime; tests pass a fixed one.
     """
 
@@ -199,9 +201,7 @@ class RekognitionAnalyzer:
         self.max_calls_per_window = max_calls_per_window
         self.timezone = timezone
         self.clock = clock
-        self.period: str | None = None
-        self.period_calls = 0
-        """DetectLabels calls made in :attr:`period`, by every upload."""
+        self.budget: PeriodBudget = CountingBudget()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RekognitionAnalyzer:
@@ -221,10 +221,9 @@ class RekognitionAnalyzer:
         """The budget period now (see :func:`budget_period`)."""
         return budget_period(self.clock(), self.timezone)
 
-    def begin_period(self, period: str, calls_made: int = 0) -> None:
-        """Count against ``period``, in which ``calls_made`` calls were already made."""
-        self.period = period
-        self.period_calls = calls_made
+    def use_budget(self, budget: PeriodBudget) -> None:
+        """Take each call of a budget period from ``budget`` (see the class notes)."""
+        self.budget = budget
 
     def analyze(self, image: Path, previous_hashes: Sequence[int] = ()) -> FrameAnalysis:
         metrics = measure(image)
@@ -236,15 +235,19 @@ class RekognitionAnalyzer:
             logger.info("upload %s: %s skipped, Rekognition budget of %s calls spent",
                         self.upload_id, image.name, self.max_calls_per_upload)
             return FrameAnalysis(metrics, [*labels, Label(BUDGET_LABEL, 100.0)])
-        if self.max_calls_per_window and self.period_calls >= self.max_calls_per_window:
-            logger.info("upload %s: %s skipped, Rekognition budget of %s calls for period %s "
-                        "spent", self.upload_id, image.name, self.max_calls_per_window,
-                        self.period)
-            return FrameAnalysis(metrics, [*labels, Label(BUDGET_LABEL, 100.0)])
         data = encode_for_api(image, self.max_image_bytes)
-        response = self._detect(data, self.max_labels, f"frame {image.name}")
+        period = self.current_period() if self.max_calls_per_window else None
+        if period is not None and not self.budget.reserve(period, self.max_calls_per_window):
+            logger.info("upload %s: %s skipped, Rekognition budget of %s calls for period %s "
+                        "spent", self.upload_id, image.name, self.max_calls_per_window, period)
+            return FrameAnalysis(metrics, [*labels, Label(BUDGET_LABEL, 100.0)])
+        try:
+            response = self._detect(data, self.max_labels, f"frame {image.name}")
+        except AnalysisError:
+            if period is not None:  # refused or unreachable: not billed
+                self.budget.give_back(period)
+            raise
         self.calls_made += 1
-        self.period_calls += 1
         labels += [Label(item["Name"], round(float(item["Confidence"]), 2), SOURCE_REKOGNITION)
                    for item in response.get("Labels", [])]
         return FrameAnalysis(metrics, labels)

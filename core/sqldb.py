@@ -26,6 +26,7 @@ import abc
 import contextlib
 import functools
 import hashlib
+import logging
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -40,6 +41,8 @@ try:
 except ImportError:  # Windows: no flock; one machine there, so the lock always succeeds
     fcntl = None  # type: ignore[assignment]
 
+logger = logging.getLogger(__name__)
+
 CONNECT_TIMEOUT_S = 10
 _LOCK_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
@@ -47,9 +50,11 @@ _WRITE_LOCK = "peakops.write"
 
 
 class DatabaseUnreachableError(PeakOpsError):
-    """The state database cannot be reached now; never the video's fault."""
+    """The state database cannot be reached now; never the video's fault, so it never
+    costs the upload an attempt."""
 
     transient = True
+    costs_attempt = False
 
 
 def lock_key(name: str) -> int:
@@ -250,22 +255,53 @@ class PostgresDatabase(SqlDatabase):
     def __init__(self, conn: Any, url: str) -> None:
         super().__init__(conn)
         self.url = url
+        self._open_transactions = 0  # our transaction() blocks; a lost one is never resumed
 
     @classmethod
     def connect(cls, url: str, *, application_name: str = "peakops") -> PostgresDatabase:
-        import psycopg
-        try:
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                   application_name=application_name)
-        except psycopg.OperationalError as exc:
-            reason = (str(exc).strip().splitlines() or ["no reason given"])[-1]
+        return cls(_connect(url, application_name), url)
+
+    def _unreachable(self, exc: Exception) -> DatabaseUnreachableError:
+        return DatabaseUnreachableError(
+            f"database {redacted_url(self.url)} unreachable: {_reason(exc)}")
+
+    def _reconnect_if_dropped(self) -> None:
+        """A connection the server or the network dropped is replaced, once per call; if
+        the server is still away that is one clear DatabaseUnreachableError. Session locks
+        (leadership) died with the old connection and are forgotten."""
+        if not (self.conn.closed or self.conn.broken):
+            return
+        if self._open_transactions:
             raise DatabaseUnreachableError(
-                f"database {redacted_url(url)} unreachable: {reason}") from None
-        _sqlite_like_types(conn)
-        return cls(conn, url)
+                f"database {redacted_url(self.url)}: connection lost inside a transaction")
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        self._locks.clear()
+        self.conn = _connect(self.url, "peakops")
+        logger.warning("database %s: connection lost; reconnected", redacted_url(self.url))
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        if not self.in_transaction and _WRITE.match(sql):
+        import psycopg
+        self._reconnect_if_dropped()
+        write = bool(_WRITE.match(sql))
+        outer = self._open_transactions > 0 or self.in_transaction
+        try:
+            return self._execute(sql, params, write and not outer)
+        except psycopg.OperationalError as exc:
+            if not self.conn.broken:
+                raise
+            if outer or write:
+                # A write whose connection died may or may not have committed: never
+                # replayed here; the caller sees one transient error.
+                raise self._unreachable(exc) from None
+        try:  # a read outside a transaction is safe to run again on a new connection
+            self._reconnect_if_dropped()
+            return self._execute(sql, params, False)
+        except psycopg.OperationalError as exc:
+            raise self._unreachable(exc) from None
+
+    def _execute(self, sql: str, params: Sequence[Any] | None, lone_write: bool) -> Any:
+        if lone_write:
             # A lone write waits for the write lock too, as it would on SQLite.
             with self.transaction():
                 return self.conn.execute(to_pyformat(sql), list(params or ()))
@@ -274,16 +310,45 @@ class PostgresDatabase(SqlDatabase):
     @property
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
-        return self.conn.info.transaction_status != TransactionStatus.IDLE
+        # A broken connection's status is UNKNOWN: no transaction to join there.
+        return self.conn.info.transaction_status in (
+            TransactionStatus.ACTIVE, TransactionStatus.INTRANS, TransactionStatus.INERROR)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PostgresDatabase]:
         if self.in_transaction:
             yield self
             return
-        with self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(_WRITE_LOCK)])
-            yield self
+        import psycopg
+        self._reconnect_if_dropped()
+        try:
+            with contextlib.ExitStack() as stack:
+                self._begin(stack)
+                self._open_transactions += 1
+                try:
+                    yield self
+                finally:
+                    self._open_transactions -= 1
+        except psycopg.OperationalError as exc:
+            if not self.conn.broken:
+                raise
+            raise self._unreachable(exc) from None
+
+    def _begin(self, stack: contextlib.ExitStack) -> None:
+        """BEGIN and take the write lock. A connection found dropped here (it went while
+        idle; nothing of this transaction ran yet) is replaced once."""
+        import psycopg
+        for last in (False, True):
+            try:
+                stack.enter_context(self.conn.transaction())
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(_WRITE_LOCK)])
+                return
+            except psycopg.OperationalError:
+                if last or not self.conn.broken:
+                    raise
+                with contextlib.suppress(Exception):
+                    stack.close()
+                self._reconnect_if_dropped()
 
     def schema_version(self) -> int:
         exists = self.conn.execute("SELECT to_regclass('schema_version')").fetchone()[0]
@@ -308,6 +373,23 @@ class PostgresDatabase(SqlDatabase):
     def describe(self) -> str:
         version = self.conn.info.server_version
         return (f"PostgreSQL {version // 10000}.{version % 10000} at {redacted_url(self.url)}")
+
+
+def _reason(exc: Exception) -> str:
+    """libpq's last line: the server's or the network's one-line reason (no password)."""
+    return (str(exc).strip().splitlines() or ["no reason given"])[-1]
+
+
+def _connect(url: str, application_name: str) -> Any:
+    import psycopg
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                               application_name=application_name)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnreachableError(
+            f"database {redacted_url(url)} unreachable: {_reason(exc)}") from None
+    _sqlite_like_types(conn)
+    return conn
 
 
 def _sqlite_like_types(conn: Any) -> None:

@@ -1,4 +1,5 @@
-"""Worker panel: heartbeat state, current job, memory sparkline, restarts, start/stop."""
+"""Worker panel: heartbeat state, current job, memory sparkline, restarts, start/stop, and
+every worker of the fleet (host, state, memory, heartbeat) from the shared database."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from desktop.models import fmt_time
 from desktop.plain import tooltip
 
 SAMPLES = 120
+FLEET_COLUMNS = ["Worker", "Host", "State", "Job", "Memory", "Heartbeat"]
 
 
 def load_workers(app: App) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -119,6 +121,9 @@ class WorkerPanel(QWidget):
         self.start_button.clicked.connect(self.start_requested)
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop_requested)
+        self.fleet = QTreeWidget()  # every worker the shared database knows, any host
+        self.fleet.setHeaderLabels(FLEET_COLUMNS)
+        self.fleet.setRootIsDecorated(False)
         self.recent = QTreeWidget()
         self.recent.setHeaderLabels(["Time", "Cause", "Upload", "Memory", "Message"])
         self.recent.setRootIsDecorated(False)
@@ -141,7 +146,8 @@ class WorkerPanel(QWidget):
         left = QVBoxLayout()
         left.addLayout(grid)
         left.addLayout(buttons)
-        left.addStretch(1)
+        left.addWidget(QLabel("Workers (every host sharing this database)"))
+        left.addWidget(self.fleet, 1)
         right = QVBoxLayout()
         right.addWidget(QLabel("Memory (last two minutes)"))
         right.addWidget(self.sparkline, 1)
@@ -192,6 +198,7 @@ class WorkerPanel(QWidget):
             else:
                 self.sparkline.soft, self.sparkline.hard = soft, hard
                 self.sparkline.update()
+        self.show_fleet(workers)
         self.recent.clear()
         for r in restarts:
             item = QTreeWidgetItem([fmt_time(r["at"]), r["cause"], str(r["upload_id"] or ""),
@@ -200,6 +207,19 @@ class WorkerPanel(QWidget):
             if r["cause"] in ("hard-limit", "memory-after-job"):
                 item.setForeground(1, QColor("#c62828"))
             self.recent.addTopLevelItem(item)
+
+    def show_fleet(self, workers: list[dict[str, Any]]) -> None:
+        """One row per worker: name, host, state, job, memory and heartbeat age."""
+        self.fleet.clear()
+        for w in workers:
+            text, colour = worker_state(w)
+            job = f"upload {w['upload_id']}" if w["upload_id"] and w["live"] else ""
+            item = QTreeWidgetItem([
+                w["name"], w["host"] or "", text, job,
+                f"{(w['rss_kib'] or 0) / 1024:.0f} MB (peak {(w['peak_kib'] or 0) / 1024:.0f})",
+                f"{w['age_s']:.0f} s ago"])
+            item.setForeground(2, QColor(colour))
+            self.fleet.addTopLevelItem(item)
 
     @staticmethod
     def now() -> float:

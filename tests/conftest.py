@@ -10,8 +10,9 @@ import pytest
 from core import samples
 from core.media import ffmpeg_exe
 
-# Throwaway PostgreSQL and Redis servers (session fixtures), for fleet-mode tests.
-pytest_plugins = ["tests.servers"]
+# Throwaway PostgreSQL and Redis servers (session fixtures), for fleet-mode tests, and
+# the `database_url` fixture that runs a test on SQLite and on PostgreSQL.
+pytest_plugins = ["tests.servers", "tests.databases"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -33,6 +33,23 @@ def moto_endpoint():
     server.stop()
 
 
+def s3_client(endpoint: str):
+    """A boto3 S3 client on ``endpoint`` with the dummy credentials."""
+    import boto3
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+
+
+def new_bucket(endpoint: str, prefix: str = "peakops") -> str:
+    """Create an empty bucket with a fresh name on ``endpoint``; return the name."""
+    import uuid
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    s3_client(endpoint).create_bucket(Bucket=name)
+    return name
+
+
 def aws_env(home: Path) -> dict[str, str]:
     """Dummy credentials, and no shared config files from the real home."""
     return {**DUMMY_CREDENTIALS, "AWS_CONFIG_FILE": str(home / "aws-config"),

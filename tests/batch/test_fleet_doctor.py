@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import uuid
 
-import boto3
 import pytest
 
 from core.schema import SCHEMA_VERSION
 from tests.helpers import run_cli
-from tests.s3server import DUMMY_CREDENTIALS, aws_env, moto_endpoint  # noqa: F401
+from tests.s3server import aws_env, moto_endpoint, new_bucket  # noqa: F401
 from tests.servers import HOST, free_port
 
 
 @pytest.fixture
 def fleet_env(tmp_path, postgres_url, redis_url, moto_endpoint):  # noqa: F811
-    bucket = f"peakops-{uuid.uuid4().hex[:12]}"
-    boto3.session.Session().client(
-        "s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    ).create_bucket(Bucket=bucket)
+    bucket = new_bucket(moto_endpoint)
     return {**aws_env(tmp_path), "PEAKOPS_DATABASE_URL": postgres_url,
             "PEAKOPS_QUEUE_URL": redis_url, "PEAKOPS_STORAGE": "s3",
             "PEAKOPS_S3_BUCKET": bucket, "PEAKOPS_S3_ENDPOINT_URL": moto_endpoint,

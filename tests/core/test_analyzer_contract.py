@@ -10,7 +10,7 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 
-from core.analysis import Analyzer, FrameAnalysis, LocalAnalyzer, calls_key
+from core.analysis import Analyzer, CountingBudget, FrameAnalysis, LocalAnalyzer, calls_key
 from core.errors import AnalysisError
 from core.rekognition import RateLimit, RekognitionAnalyzer, period_calls_key
 from tests.s3server import aws_env, moto_endpoint  # noqa: F401
@@ -68,12 +68,15 @@ class AnalyzerContract:
         assert made >= 0
         analyzer.begin_upload(5, 7)  # a resumed upload: earlier calls still count
         assert analyzer.calls_made in (0, 7)  # a free analyzer counts nothing
+        budget = CountingBudget()
+        analyzer.use_budget(budget)
+        analyzer.begin_upload(6, 0)
+        analyzer.analyze(frame)
         period = analyzer.current_period()
-        if period is None:
-            assert analyzer.calls_made == analyzer.period_calls == 0
-        else:
-            analyzer.begin_period(period, 3)
-            assert analyzer.period_calls == 3
+        if period is None:  # free: nothing counted, nothing taken from a budget
+            assert analyzer.calls_made == 0 and budget.counts == {}
+        else:  # each paid call was taken from the period's budget first
+            assert budget.counts == {period: analyzer.calls_made} and analyzer.calls_made == 1
             assert calls_key(analyzer.name, period).endswith(period)
 
 

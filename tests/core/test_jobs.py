@@ -1,4 +1,5 @@
-"""Lifecycle transitions on a real SQLite file, with explicit ``now``."""
+"""Lifecycle transitions on both state databases (the ``db`` fixture of
+``tests/core/conftest.py``: SQLite and a real PostgreSQL), with explicit ``now``."""
 
 from __future__ import annotations
 
@@ -9,13 +10,6 @@ from core import jobs
 from core.errors import InputError, InternalError, NotFoundError, StateError, StorageError
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = dbmod.connect(tmp_path / "peakops.db")
-    yield database
-    database.conn.close()
 
 
 def queued(db, name="a.mp4", mode=jobs.MODE_NOW, sha="aa"):

@@ -1,4 +1,5 @@
-"""Submit and process real clips end to end: real ffmpeg, real SQLite, local store."""
+"""Submit and process real clips end to end: real ffmpeg, a local store, and each state
+database (SQLite and a real PostgreSQL, the ``database_url`` fixture)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from core import jobs, pipeline
 from core.app import open_app
 from core.errors import InputError
 from core.intake import display_name, submit_file
-from core.storage import frame_key
+from core.storage import LocalStore, frame_key
+from tests.databases import state_settings
 from tests.helpers import make_settings
 
 
 @pytest.fixture
-def app(tmp_path):
-    application = open_app(make_settings(tmp_path / "home", max_frames_per_video=6))
+def app(tmp_path, database_url):
+    home = tmp_path / "home"
+    application = open_app(state_settings(home, database_url, max_frames_per_video=6),
+                           store=LocalStore(home / "objects"))
     yield application
     application.close()
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from PIL import Image
 
 from core import jobs, state
-from core.analysis import measure
+from core.analysis import CountingBudget, SharedBudget, measure
 from core.app import open_app
 from core.errors import AnalysisError, ConfigError
 from core.intake import submit_file
@@ -106,42 +107,88 @@ def test_call_budget_per_upload(frames):
     assert len(fake.calls) == 3
 
 
+MAY_6 = datetime(2024, 5, 6, 20, 0, tzinfo=UTC)   # in period 2024-05-06 (UTC)
+MAY_7 = datetime(2024, 5, 7, 20, 0, tzinfo=UTC)
+
+
 def test_call_budget_per_period(frames):
     fake = FakeRekognition()
-    analyzer = RekognitionAnalyzer(lambda: fake, max_calls_per_window=3, rate_limit=no_wait())
+    budget = CountingBudget({"2024-05-06": 1})  # another upload already made one
+    analyzer = RekognitionAnalyzer(lambda: fake, max_calls_per_window=3, rate_limit=no_wait(),
+                                   clock=lambda: MAY_6)
+    analyzer.use_budget(budget)
     analyzer.begin_upload(1)
-    analyzer.begin_period("2024-05-06", calls_made=1)  # another upload already made one
     results = [analyzer.analyze(frame) for frame in frames[:3]]
-    assert len(fake.calls) == 2 and analyzer.period_calls == 3 and analyzer.calls_made == 2
+    assert len(fake.calls) == 2 and budget.counts == {"2024-05-06": 3}
+    assert analyzer.calls_made == 2
     over = results[2].labels
     assert BUDGET_LABEL in {label.name for label in over}
     assert not any(label.source == "rekognition" for label in over)
     analyzer.begin_upload(2)  # a new upload does not refill the period's budget
     assert BUDGET_LABEL in {label.name for label in analyzer.analyze(frames[0]).labels}
     assert len(fake.calls) == 2
-    analyzer.begin_period("2024-05-07", calls_made=0)  # the next period does
+    analyzer.clock = lambda: MAY_7  # the next period does
     analyzer.analyze(frames[0])
-    assert len(fake.calls) == 3 and analyzer.period_calls == 1
+    assert len(fake.calls) == 3 and budget.counts["2024-05-07"] == 1
 
 
 def test_period_budget_zero_means_no_limit(frames):
     fake = FakeRekognition()
+    budget = CountingBudget()
     analyzer = RekognitionAnalyzer(lambda: fake, rate_limit=no_wait())
+    analyzer.use_budget(budget)
     assert analyzer.max_calls_per_window == 0
-    analyzer.begin_period("2024-05-06", calls_made=10_000)
     analyzer.analyze(frames[0])
-    assert len(fake.calls) == 1 and analyzer.period_calls == 10_001
+    assert len(fake.calls) == 1 and budget.counts == {}
 
 
 def test_per_upload_budget_still_applies_under_the_period_budget(frames):
     fake = FakeRekognition()
+    budget = CountingBudget()
     analyzer = RekognitionAnalyzer(lambda: fake, max_calls_per_upload=1,
-                                   max_calls_per_window=10, rate_limit=no_wait())
+                                   max_calls_per_window=10, rate_limit=no_wait(),
+                                   clock=lambda: MAY_6)
+    analyzer.use_budget(budget)
     analyzer.begin_upload(1)
-    analyzer.begin_period("2024-05-06")
     results = [analyzer.analyze(frame) for frame in frames[:2]]
-    assert len(fake.calls) == 1 and analyzer.period_calls == 1
+    assert len(fake.calls) == 1 and budget.counts == {"2024-05-06": 1}
     assert BUDGET_LABEL in {label.name for label in results[1].labels}
+
+
+class ThrottledRekognition(FakeRekognition):
+    def detect_labels(self, **params):
+        self.calls.append(params)
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "DetectLabels")
+
+
+def test_a_refused_call_gives_its_reservation_back(frames):
+    budget = CountingBudget()
+    analyzer = RekognitionAnalyzer(ThrottledRekognition, max_calls_per_window=5,
+                                   rate_limit=no_wait(), clock=lambda: MAY_6)
+    analyzer.use_budget(budget)
+    analyzer.begin_upload(1)
+    with pytest.raises(AnalysisError, match="ThrottlingException"):
+        analyzer.analyze(frames[0])
+    assert budget.counts == {"2024-05-06": 0} and analyzer.calls_made == 0
+
+
+def test_workers_share_one_period_budget(frames, db):
+    """Two workers' analyzers on one state database (each test runs on SQLite and
+    PostgreSQL): between them exactly the budget's calls, never one more."""
+    fakes = [FakeRekognition(), FakeRekognition()]
+    analyzers = []
+    for n, fake in enumerate(fakes):
+        analyzer = RekognitionAnalyzer(lambda fake=fake: fake, max_calls_per_window=3,
+                                       rate_limit=no_wait(), clock=lambda: MAY_6)
+        analyzer.use_budget(SharedBudget(db, analyzer.name))
+        analyzer.begin_upload(n + 1)
+        analyzers.append(analyzer)
+    for frame in frames[:3]:
+        for analyzer in analyzers:
+            analyzer.analyze(frame)
+    assert sum(len(fake.calls) for fake in fakes) == 3
+    assert state.get(db, period_calls_key("2024-05-06")) == 3
 
 
 @pytest.mark.parametrize(("moment", "zone", "period"), [

@@ -330,6 +330,31 @@ class TestPostgres(SqlDatabaseContract):
             assert info.value.transient
 
 
+    def test_dropped_connection_reconnects_once_and_never_replays_a_write(self, db, opened,
+                                                                          postgres_instance):
+        admin = opened()
+
+        def drop() -> None:  # the server ends the session, as a restart or a cut would
+            admin.execute("SELECT pg_terminate_backend(?, 10000)",
+                          [db.execute("SELECT pg_backend_pid()").fetchone()[0]])
+        drop()
+        # A read runs again on a new connection.
+        assert db.execute("SELECT COUNT(*) FROM uploads").fetchone() == (0,)
+        drop()
+        # A write on a connection that went while idle: its BEGIN finds it gone before the
+        # write was sent, so it runs once, on a new connection.
+        assert state.increment(db, "k") == 1
+        # A write transaction that loses its connection midway is never resumed or
+        # replayed on a new one: one transient error, and nothing of it committed.
+        with pytest.raises(DatabaseUnreachableError) as info, db.transaction():
+            state.increment(db, "k")
+            drop()
+            state.increment(db, "k")
+        assert info.value.transient and "unreachable" in str(info.value)
+        assert postgres_instance.password not in str(info.value)
+        assert state.get(db, "k") == 1  # the next statement has a new connection
+
+
 def test_placeholder_translation():
     assert to_pyformat("SELECT ? WHERE a LIKE 'x%?' AND b = ?") == \
         "SELECT %s WHERE a LIKE 'x%%?' AND b = %s"
