@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from huey import Huey, RedisHuey, SqliteHuey
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from batch.hueyload import Huey, RedisHuey, SqliteHuey
 from core.config import Settings
 from core.errors import PeakOpsError
 from core.urls import redacted_url, url_scheme

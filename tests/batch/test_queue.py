@@ -13,7 +13,7 @@ from huey import RedisHuey, SqliteHuey
 
 from batch.queue import QueueUnreachableError, describe_queue, make_huey, make_queue
 from core import samples
-from tests.helpers import cli_env, cli_json, make_settings, run_cli
+from tests.helpers import REPO, cli_env, cli_json, make_settings, run_cli
 from tests.servers import HOST, free_port, redis_server
 
 FAST = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "4", "PEAKOPS_RETRY_BACKOFF": "0"}
@@ -140,3 +140,13 @@ def test_worker_rides_out_a_redis_restart(tmp_path, two_clips):
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def test_the_worker_loads_no_psycopg_for_huey():
+    """huey imports psycopg whenever it is installed; a worker on SQLite must not pay for it
+    (about 12 MB of the tree's budget), and a fleet worker still gets it when it needs it."""
+    code = ("import sys, batch.worker; assert 'psycopg' not in sys.modules, 'loaded'; "
+            "import psycopg, huey.storage; print(psycopg.__name__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.strip() == "psycopg", proc.stderr
