@@ -80,7 +80,10 @@ class Sparkline(QWidget):
                 p.setPen(pen)
                 p.drawLine(QPointF(0, y(limit)), QPointF(w, y(limit)))
                 label_y = y(limit) - 3 if y(limit) > 16 else y(limit) + 13
-                p.drawText(QPointF(4, label_y), f"{name} {limit / 1024:.0f} MB")
+                text = f"{name} {limit / 1024:.0f} MB"
+                # hard on the left, soft on the right: equal limits never print on each other
+                x = 4 if name == "hard" else w - 4 - p.fontMetrics().horizontalAdvance(text)
+                p.drawText(QPointF(x, label_y), text)
         if not self.samples:
             p.setPen(QColor("#757575"))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
