@@ -193,7 +193,7 @@ def check_worker(app: Frozen, clip: Path) -> None:
            f"{len(ffmpegs)} ffmpeg run(s) sampled; LD_LIBRARY_PATH pointing into the bundle: "
            f"{len(leaked)}")
     show = app.run("show", str(upload_id), "--json")
-    status = app.run("status", "--json")
+    status = app.run("status", "--all", "--json")  # the burst worker has stopped
     try:
         detail = json.loads(show.stdout)
         workers = json.loads(status.stdout)["workers"]
