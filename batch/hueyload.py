@@ -3,7 +3,7 @@
 huey.storage imports psycopg whenever it is installed (fleet mode installs it), for a
 huey storage PeakOps never uses: about 12 MB in every worker, a tenth of the memory
 budget the worker's tree has on a 4K video. psycopg is hidden for that one import only;
-core.sqldb imports it when a fleet database is configured.
+core.store.sqldb imports it when a fleet database is configured.
 """
 
 from __future__ import annotations

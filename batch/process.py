@@ -1,6 +1,6 @@
 """``peakops process``: one upload, now, through the same supervisor as the worker.
 
-The job runs in a job child watched by :func:`batch.supervisor.watch_job`, so the hard
+The job runs in a job child watched by :func:`core.jobs.supervisor.watch_job`, so the hard
 memory limit, the degrade ladder, timeouts and the peak figure are those of the worker:
 one code path enforces the limits. Ctrl-C or SIGTERM stops the job and hands the upload
 back at once.
@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from batch.worker import Worker
-from core import jobs
 from core.app import process_owner
 from core.config import Settings
+from core.store import lifecycle, queries
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,10 @@ def process_upload(settings: Settings, upload_id: int, *,
     try:
         while True:
             status = worker.run_upload(upload_id, kind="process")
-            if worker.stopping or status not in (jobs.QUEUED, "skipped"):
+            if worker.stopping or status not in (lifecycle.QUEUED, "skipped"):
                 break
-            row = jobs.get_upload(worker.app.db, upload_id)
-            if row["status"] != jobs.QUEUED:
+            row = queries.get_upload(worker.app.db, upload_id)
+            if row["status"] != lifecycle.QUEUED:
                 status = row["status"]
                 break
             wait = (row["not_before"] or 0) - time.time()

@@ -44,13 +44,16 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from batch.queue import Queue, make_queue
-from core import heartbeat, jobs, maintenance, offpeak, report
+from core import maintenance
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import StateError
-from core.offpeak import Plan, fmt_duration
-from core.sqldb import DatabaseUnreachableError
-from core.windows import Schedule, parse_windows
+from core.results import report
+from core.schedule import offpeak
+from core.schedule.offpeak import Plan, fmt_duration
+from core.schedule.windows import Schedule, parse_windows
+from core.store import heartbeat, lifecycle
+from core.store.sqldb import DatabaseUnreachableError
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +145,8 @@ class Runtime:
         self._log_transition(plan)
         if not plan.open:
             reason = plan.pause or "off-peak window closed"
-            withdrawn = [r["id"] for r in offpeak.offpeak_rows(db, jobs.QUEUED)
-                         if jobs.withdraw(db, r["id"], reason=reason, now=now.timestamp())]
+            withdrawn = [r["id"] for r in offpeak.offpeak_rows(db, lifecycle.QUEUED)
+                         if lifecycle.withdraw(db, r["id"], reason=reason, now=now.timestamp())]
             if withdrawn:
                 logger.info("withdrew %s queued off-peak upload(s) %s: %s", len(withdrawn),
                             withdrawn, reason)
@@ -152,7 +155,7 @@ class Runtime:
             assert plan.opening is not None
             where = f"{plan.opening.source} until {plan.opening.end:%a %H:%M}"
             when = f" as upload {ended} ended" if ended is not None else ""
-            if jobs.dispatch(db, decision.upload_id, now=now.timestamp(),
+            if lifecycle.dispatch(db, decision.upload_id, now=now.timestamp(),
                              message=f"dispatched in {where}{when} (estimate "
                                      f"{fmt_duration(decision.estimate_s)})"):
                 dispatched.append(decision.upload_id)
@@ -231,7 +234,7 @@ class Runtime:
 
     def reap(self) -> None:
         from core.liveness import owner_alive
-        changed = jobs.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,
+        changed = lifecycle.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,
                                    owner_alive=owner_alive)
         if changed:
             logger.info("reaper: %s upload(s) reset %s", len(changed), changed)
@@ -347,7 +350,7 @@ def hold_for(settings: Settings, *, clock: Clock = wall_clock):
     schedule = parse_windows(settings.offpeak_windows, settings.timezone)
 
     def hold(db: Any, row: dict[str, Any], starting: bool) -> str | None:
-        if row.get("mode") != jobs.MODE_OFFPEAK:
+        if row.get("mode") != lifecycle.MODE_OFFPEAK:
             return None
         now = clock()
         control = offpeak.read_control(db)

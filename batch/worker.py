@@ -19,17 +19,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from batch.cgroup import MemoryCage, make_cage
 from batch.queue import Queue, QueueUnreachableError, make_queue, set_executor
-from batch.supervisor import JobChild, Limits, tree_rss_kib, watch_job
-from core import frames, heartbeat, jobs, maintenance, media
+from core import maintenance, media
 from core.app import App, open_app
 from core.config import Settings
-from core.db import is_locked, open_database, when_unlocked
 from core.errors import from_category
+from core.jobs.cgroup import MemoryCage, make_cage
+from core.jobs.settle import COMPLETE, RELEASE, Decision, JobOutcome, replace_after_job, settle
+from core.jobs.supervisor import JobChild, Limits, tree_rss_kib, watch_job
 from core.liveness import host_id, owner_alive
-from core.settle import COMPLETE, RELEASE, Decision, JobOutcome, replace_after_job, settle
-from core.sqldb import DatabaseUnreachableError
+from core.store import frames, heartbeat, lifecycle, queries
+from core.store.db import is_locked, open_database, when_unlocked
+from core.store.sqldb import DatabaseUnreachableError
 
 logger = logging.getLogger(__name__)
 
@@ -152,10 +153,10 @@ class Worker:
 
     def waiting_work(self) -> bool:
         """QUEUED uploads not yet ready (backoff) still count as work for burst mode."""
-        return jobs.has_status(self.app.db, jobs.QUEUED)
+        return queries.has_status(self.app.db, lifecycle.QUEUED)
 
     def resend_lost(self) -> bool:
-        upload_id = jobs.next_queued(self.app.db)
+        upload_id = queries.next_queued(self.app.db)
         if upload_id is None:
             return False
         logger.info("upload %s: QUEUED but not in the queue; re-sent", upload_id)
@@ -178,7 +179,7 @@ class Worker:
         time.sleep(QUEUE_RETRY_S)
 
     def reap(self) -> None:
-        changed = jobs.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,
+        changed = lifecycle.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,
                                    owner_alive=owner_alive)
         swept = maintenance.sweep_temp(self.app)
         if changed or swept:
@@ -204,7 +205,7 @@ class Worker:
             child_pid=child.pid if child else None, child_starts=self.child_starts,
             started_at=self.started_at)
         if self.state == "busy" and current.get("upload_id"):
-            jobs.renew_lease(db, current["upload_id"], self.name,
+            lifecycle.renew_lease(db, current["upload_id"], self.name,
                              lease_seconds=self.settings.lease_seconds)
 
     def _beat_loop(self) -> None:
@@ -259,12 +260,12 @@ class Worker:
         """
         db = self.app.db
         if self.hold is not None and self._held_at_start(upload_id):
-            return jobs.DEFERRED
-        if jobs.claim(db, upload_id, self.name, lease_seconds=self.settings.lease_seconds) is None:
+            return lifecycle.DEFERRED
+        if lifecycle.claim(db, upload_id, self.name, lease_seconds=self.settings.lease_seconds) is None:
             logger.debug("upload %s: nothing to claim for %s (duplicate message or not QUEUED)",
                          upload_id, kind)
             return "skipped"
-        row = jobs.get_upload(db, upload_id)
+        row = queries.get_upload(db, upload_id)
         self.held, self.last_hold_check = None, 0.0
         self.current = {"upload_id": upload_id, "stage": "starting"}
         self.peak_kib = 0
@@ -274,7 +275,7 @@ class Worker:
         except (OSError, RuntimeError) as exc:
             error = from_category("internal", f"could not start a job child: {exc}",
                                   transient=True)
-            return jobs.fail(db, upload_id, error, owner=self.name,
+            return lifecycle.fail(db, upload_id, error, owner=self.name,
                              max_attempts=self.settings.max_attempts,
                              retry_backoff=self.settings.retry_backoff)
         started = time.monotonic()
@@ -298,13 +299,13 @@ class Worker:
     def _held_at_start(self, upload_id: int) -> bool:
         """Send a QUEUED upload the hold refuses back to DEFERRED instead of claiming it."""
         assert self.hold is not None
-        row = jobs.get_upload(self.app.db, upload_id)
-        if row["status"] != jobs.QUEUED:
+        row = queries.get_upload(self.app.db, upload_id)
+        if row["status"] != lifecycle.QUEUED:
             return False
         reason = self.hold(self.app.db, row, True)
         if reason is None:
             return False
-        if jobs.withdraw(self.app.db, upload_id, reason=reason):
+        if lifecycle.withdraw(self.app.db, upload_id, reason=reason):
             logger.info("upload %s: not started: %s", upload_id, reason)
         return True
 
@@ -315,7 +316,7 @@ class Worker:
         now = time.monotonic()
         if now - self.last_hold_check >= HOLD_EVERY_S:
             self.last_hold_check = now
-            self.held = self.hold(self.app.db, jobs.get_upload(self.app.db, upload_id), False)
+            self.held = self.hold(self.app.db, queries.get_upload(self.app.db, upload_id), False)
         return self.held is not None
 
     def _on_sample(self, rss_kib: int, progress: dict[str, Any] | None) -> None:
@@ -328,7 +329,7 @@ class Worker:
                 self.on_progress(progress["stage"], progress["done"], progress["total"])
 
     def _settle(self, upload_id: int, row: dict[str, Any], outcome: JobOutcome) -> str:
-        """Record how the job ended (the policy is :func:`core.settle.settle`) and decide
+        """Record how the job ended (the policy is :func:`core.jobs.settle.settle`) and decide
         whether the child is replaced."""
         db, settings = self.app.db, self.settings
         if outcome.kind == "crash" and self.cage is not None \
@@ -345,10 +346,10 @@ class Worker:
         if outcome.kind != "result":
             self.child = None  # watch_job killed it, or it died
         if decision.action == RELEASE:
-            if decision.status == jobs.DEFERRED:
+            if decision.status == lifecycle.DEFERRED:
                 logger.info("upload %s: stopped and handed back: %s", upload_id, decision.reason)
                 self.held = None
-            jobs.release(db, upload_id, self.name, reason=decision.reason,
+            lifecycle.release(db, upload_id, self.name, reason=decision.reason,
                          target=decision.status)
             return decision.status
         if outcome.kind == "result":
@@ -356,10 +357,10 @@ class Worker:
             assert self.child is not None
             self.child.jobs_done += 1
             if decision.action == COMPLETE:
-                when_unlocked(lambda: jobs.complete(db, upload_id, self.name, peak_rss_kib=peak,
+                when_unlocked(lambda: lifecycle.complete(db, upload_id, self.name, peak_rss_kib=peak,
                                                     note=decision.note),
                               what=f"upload {upload_id}'s outcome")
-                status = jobs.DONE
+                status = lifecycle.DONE
             else:
                 status = self._fail(upload_id, decision, peak)
             after = self.rss_kib = _child_rss(self.child)
@@ -374,7 +375,7 @@ class Worker:
 
     def _fail(self, upload_id: int, decision: Decision, peak: int) -> str:
         assert decision.error is not None
-        return when_unlocked(lambda: jobs.fail(
+        return when_unlocked(lambda: lifecycle.fail(
             self.app.db, upload_id, decision.error, owner=self.name,
             max_attempts=self.settings.max_attempts, retry_backoff=self.settings.retry_backoff,
             degrade=decision.degrade, degrade_levels=media.DEGRADE_LEVELS, peak_rss_kib=peak),

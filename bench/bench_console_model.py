@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PySide6.QtWidgets import QApplication, QTableView  # noqa: E402
 
-from core.db import connect, transaction  # noqa: E402
-from core.lifecycle import STATUSES as UPLOAD_STATUSES  # noqa: E402
+from core.store.db import connect, transaction  # noqa: E402
+from core.store.lifecycle import STATUSES as UPLOAD_STATUSES  # noqa: E402
 from desktop.models import UploadsFilter, UploadsModel, fetch_changes  # noqa: E402
 
 

@@ -40,7 +40,7 @@ TIMEOUT_S = 600.0
 
 
 def make_clips(folder: Path, count: int) -> list[Path]:
-    from core.samples import make_clip
+    from core.media.samples import make_clip
     folder.mkdir(parents=True, exist_ok=True)
     return [make_clip(folder / f"site-{i:02d}.mp4", seconds=2.0 + 0.1 * i, width=320,
                       height=240, keyint=25) for i in range(count)]

@@ -1,8 +1,8 @@
 """How far a fast-growing job gets past the hard memory limit before it is stopped.
 
-Two guards: the supervisor's sampling (``batch.supervisor``: tree RSS every
+Two guards: the supervisor's sampling (``core.jobs.supervisor``: tree RSS every
 ``SAMPLE_INTERVAL_S``, SIGKILL of the group when over), and the kernel's cgroup v2
-``memory.max`` (``batch.cgroup``), where this machine delegates one. A hog process
+``memory.max`` (``core.jobs.cgroup``), where this machine delegates one. A hog process
 grows its memory at a fixed rate; its true peak is the kernel's ``ru_maxrss`` for it,
 read with ``wait4`` after it is killed. Run: ``python -m bench.overshoot``.
 """
@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 
-from batch.cgroup import make_cage
-from batch.supervisor import SAMPLE_INTERVAL_S, tree_rss_kib
+from core.jobs.cgroup import make_cage
+from core.jobs.supervisor import SAMPLE_INTERVAL_S, tree_rss_kib
 
 LIMIT_KIB = 60 * 1024            # the 60 MB of the report that found +51 %
 RATES_MB_S = (50, 200, 800)      # how fast the job's memory grows

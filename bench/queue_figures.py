@@ -7,7 +7,7 @@
   after the previous is DONE and the worker is idle again.
 - Round trips: in this process, through the real Huey SQLite queue and the real state
   database, one job at a time: enqueue the upload id (the ``process_video_upload``
-  task) -> dequeue -> execute the task -> ``jobs.claim`` -> ``jobs.complete``. The job
+  task) -> dequeue -> execute the task -> ``lifecycle.claim`` -> ``lifecycle.complete``. The job
   child and the video work are left out (that is what "no-op" means here).
 """
 
@@ -45,7 +45,7 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.02):
 
 
 def idle_pickup(workdir: Path, runs: int, log=print) -> dict:
-    from core.samples import make_clip
+    from core.media.samples import make_clip
 
     home = workdir / "pickup-home"
     env = peakops_env(home)
@@ -105,12 +105,12 @@ class _NoopExecutor:
         self.done = 0
 
     def run_upload(self, upload_id: int, *, kind: str) -> str:
-        from core import jobs
-        if jobs.claim(self.db, upload_id, self.owner, lease_seconds=60) is None:
+        from core.store import lifecycle
+        if lifecycle.claim(self.db, upload_id, self.owner, lease_seconds=60) is None:
             raise RuntimeError(f"upload {upload_id} could not be claimed")
-        jobs.complete(self.db, upload_id, self.owner)
+        lifecycle.complete(self.db, upload_id, self.owner)
         self.done += 1
-        return jobs.DONE
+        return lifecycle.DONE
 
     def cleanup(self) -> None:
         return None
@@ -118,9 +118,9 @@ class _NoopExecutor:
 
 def noop_round_trips(workdir: Path, jobs_count: int) -> dict:
     from batch.queue import make_queue, set_executor
-    from core import jobs
     from core.app import open_app
     from core.config import load_settings
+    from core.store import lifecycle
 
     home = workdir / "noop-home"
     settings = load_settings({"PEAKOPS_HOME": str(home)}, config_file=home / "no-config.toml")
@@ -128,10 +128,10 @@ def noop_round_trips(workdir: Path, jobs_count: int) -> dict:
     queue = make_queue(settings)
     ids = []
     for i in range(jobs_count):
-        upload_id = jobs.create_upload(app.db, original_name=f"noop-{i}.mp4", sha256=f"{i:064x}",
-                                       size=1, mode=jobs.MODE_NOW, owner="bench",
+        upload_id = lifecycle.create_upload(app.db, original_name=f"noop-{i}.mp4", sha256=f"{i:064x}",
+                                       size=1, mode=lifecycle.MODE_NOW, owner="bench",
                                        lease_seconds=60)
-        jobs.mark_stored(app.db, upload_id, storage_key=f"noop/{i}", probe={})
+        lifecycle.mark_stored(app.db, upload_id, storage_key=f"noop/{i}", probe={})
         ids.append(upload_id)
     executor = _NoopExecutor(app.db)
     set_executor(executor)
@@ -153,4 +153,4 @@ def noop_round_trips(workdir: Path, jobs_count: int) -> dict:
     return {"jobs": jobs_count, "per_second": jobs_count / elapsed,
             "median_ms": statistics.median(per_job) * 1000,
             "measured": "one at a time: Huey SQLite enqueue -> dequeue -> execute task -> "
-                        "jobs.claim -> jobs.complete (state DB in WAL mode); no job child"}
+                        "lifecycle.claim -> lifecycle.complete (state DB in WAL mode); no job child"}

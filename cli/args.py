@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from core import jobs
+from core.store import lifecycle
 
-STATUSES = jobs.TERMINAL + jobs.ACTIVE
+STATUSES = lifecycle.TERMINAL + lifecycle.ACTIVE
 
 
 def positive_int(text: str) -> int:

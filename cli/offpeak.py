@@ -11,12 +11,12 @@ from typing import Any
 
 from cli.args import parse_moment
 from cli.main import print_json
-from core import control, offpeak
 from core.app import open_app
 from core.config import Settings
-from core.estimate import load_history
-from core.offpeak import Plan, fmt_duration
-from core.windows import parse_windows
+from core.schedule import control, offpeak
+from core.schedule.estimate import load_history
+from core.schedule.offpeak import Plan, fmt_duration
+from core.schedule.windows import parse_windows
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}

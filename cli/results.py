@@ -9,12 +9,13 @@ from pathlib import Path
 
 from cli.args import STATUSES, parse_moment, parse_status
 from cli.main import print_json
-from core import export, jobs, report
 from core.app import open_app
 from core.config import Settings
 from core.errors import InputError
-from core.sheet import default_sheet_path, make_sheet
-from core.windows import Schedule, parse_windows
+from core.results import export, report
+from core.results.sheet import default_sheet_path, make_sheet
+from core.schedule.windows import Schedule, parse_windows
+from core.store import queries
 
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".db": "sqlite",
                   ".sqlite": "sqlite", ".sqlite3": "sqlite"}
@@ -47,7 +48,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         return usage("export", "--json prints a summary; give -o FILE for the data")
     app = open_app(settings)
     for upload_id in args.ids:
-        jobs.get_upload(app.db, upload_id)  # NotFoundError: one line, exit 1
+        queries.get_upload(app.db, upload_id)  # NotFoundError: one line, exit 1
     since = None
     if args.since is not None:
         moment = args.since

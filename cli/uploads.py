@@ -14,13 +14,14 @@ from pathlib import Path
 from cli import progress
 from cli.args import STATUS_HELP, non_negative_float, parse_status, positive_int
 from cli.main import fmt_time, open_with_queue, print_json
-from core import heartbeat, jobs, maintenance, media, queries
+from core import maintenance, media
 from core.app import App, make_analyzer, make_store, open_app
 from core.config import Settings
-from core.db import open_database, when_unlocked
 from core.errors import PeakOpsError
 from core.intake import submit_file
 from core.redact import redact
+from core.store import heartbeat, lifecycle, queries
+from core.store.db import open_database, when_unlocked
 
 
 def _human_size(size: int | None) -> str:
@@ -35,7 +36,7 @@ def _human_size(size: int | None) -> str:
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     app = open_with_queue(settings)
-    mode = jobs.MODE_OFFPEAK if args.off_peak else jobs.MODE_NOW
+    mode = lifecycle.MODE_OFFPEAK if args.off_peak else lifecycle.MODE_NOW
     rejected = 0
     results = []
     bars = progress.wanted(args.json)
@@ -59,9 +60,9 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{result.upload_id}\t{result.status}\t{result.name}")
     if args.json:
         print_json(results)
-    if mode == jobs.MODE_NOW:  # a duplicate is queued already: no second message
+    if mode == lifecycle.MODE_NOW:  # a duplicate is queued already: no second message
         app.queued(r["upload_id"] for r in results
-                   if r.get("status") == jobs.QUEUED and not r.get("duplicate_of"))
+                   if r.get("status") == lifecycle.QUEUED and not r.get("duplicate_of"))
     return 1 if rejected else 0
 
 
@@ -85,7 +86,7 @@ def _each(app: App, ids: list[int], kind: str, change: Callable[[App, int], str]
             print(f"peakops: {exc}", file=sys.stderr)
             continue
         print(f"{upload_id}\t{status}")
-        if status == jobs.QUEUED:
+        if status == lifecycle.QUEUED:
             queued.append(upload_id)
     app.queued(queued, kind)
     return 1 if refused else 0
@@ -102,13 +103,13 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
             raise
         # Rejected at submit: still one JSON record; the id is null when no record was made.
         print(f"peakops: {exc}", file=sys.stderr)
-        record = jobs.detail(app.db, exc.upload_id).as_dict() if exc.upload_id else {
+        record = queries.detail(app.db, exc.upload_id).as_dict() if exc.upload_id else {
             "status": "REJECTED", "original_name": Path(args.path).name}
         print_json({**record, "upload_id": exc.upload_id, "path": args.path,
                     "error": str(exc), "category": exc.category})
         return 1
     upload_id = result.upload_id
-    if result.duplicate and result.status != jobs.QUEUED:
+    if result.duplicate and result.status != lifecycle.QUEUED:
         if not args.json:
             print(f"duplicate of upload {upload_id} ({result.status})", file=sys.stderr)
     else:
@@ -121,31 +122,31 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
             return 130
         if not args.json:
             print(f"upload {upload_id}: {outcome.status}")
-    detail = jobs.detail(app.db, upload_id)
+    detail = queries.detail(app.db, upload_id)
     if args.json:
         print_json({**detail.as_dict(), "upload_id": upload_id, "path": args.path})
     else:
         _print_detail(detail, frames=True)
-    return 0 if detail.upload["status"] == jobs.DONE else 1
+    return 0 if detail.upload["status"] == lifecycle.DONE else 1
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     app = open_app(settings)
-    rows = jobs.list_uploads(app.db, status=args.status, limit=args.limit)
+    rows = queries.list_uploads(app.db, status=args.status, limit=args.limit)
     if args.json:
         print_json(rows)
         return 0
     print(f"{'ID':>5}  {'STATUS':<10} {'MODE':<8} {'SIZE':>9}  {'CREATED':<19}  NAME")
     for row in rows:
         note = f"  [{row['error_category']}] {row['error_message']}" if row["error_category"] \
-            and row["status"] == jobs.FAILED else ""
+            and row["status"] == lifecycle.FAILED else ""
         print(f"{row['id']:>5}  {row['status']:<10} {row['mode']:<8} "
               f"{_human_size(row['size']):>9}  {fmt_time(row['created_at']):<19}  "
               f"{row['original_name']}{note}")
     return 0
 
 
-def _print_detail(detail: jobs.UploadDetail, *, frames: bool) -> None:
+def _print_detail(detail: queries.UploadDetail, *, frames: bool) -> None:
     u = detail.upload
     print(f"upload {u['id']}: {u['original_name']}")
     print(f"  status    {u['status']} (mode {u['mode']}, attempts {u['attempts']}, "
@@ -167,7 +168,7 @@ def _print_detail(detail: jobs.UploadDetail, *, frames: bool) -> None:
 
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
-    detail = jobs.detail(open_app(settings).db, args.id)
+    detail = queries.detail(open_app(settings).db, args.id)
     if args.json:
         print_json(detail.as_dict())
     else:
@@ -177,14 +178,14 @@ def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     return _each(open_with_queue(settings), args.ids, "process",
-                 lambda app, upload_id: jobs.retry(app.db, upload_id))
+                 lambda app, upload_id: lifecycle.retry(app.db, upload_id))
 
 
 def reprocess_one(app: App, upload_id: int) -> str:
     """Frames and labels dropped, back to QUEUED; the frame images leave the store."""
-    for key in jobs.reprocess(app.db, upload_id):
+    for key in lifecycle.reprocess(app.db, upload_id):
         app.store.delete(key)
-    return jobs.QUEUED
+    return lifecycle.QUEUED
 
 
 def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
@@ -193,20 +194,20 @@ def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
     return _each(open_with_queue(settings), args.ids, "analyze",
-                 lambda app, upload_id: jobs.request_reanalysis(app.db, upload_id))
+                 lambda app, upload_id: lifecycle.request_reanalysis(app.db, upload_id))
 
 
 def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
     return _each(open_app(settings), args.ids, "process",
                  lambda app, upload_id: when_unlocked(  # a long lock is waited out
-                     lambda: jobs.cancel(app.db, upload_id),
+                     lambda: lifecycle.cancel(app.db, upload_id),
                      what=f"the cancel of upload {upload_id}"))
 
 
 def cmd_reset_stuck(settings: Settings, args: argparse.Namespace) -> int:
     app = open_with_queue(settings)
-    changed = jobs.reset_stuck(app.db, max_attempts=settings.max_attempts)
-    app.queued(upload_id for upload_id, status in changed if status == jobs.QUEUED)
+    changed = lifecycle.reset_stuck(app.db, max_attempts=settings.max_attempts)
+    app.queued(upload_id for upload_id, status in changed if status == lifecycle.QUEUED)
     if args.json:
         print_json([{"upload_id": i, "status": s} for i, s in changed])
     else:
@@ -301,7 +302,7 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Generate a short clip with the bundled ffmpeg and process it (headless demo)."""
-    from core.samples import make_clip
+    from core.media.samples import make_clip
 
     demo_dir = settings.home / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,9 @@ import argparse
 from datetime import UTC, datetime
 
 from cli.main import print_json
-from core import heartbeat, jobs, state
 from core.app import open_app
 from core.config import Settings
+from core.store import heartbeat, queries, state
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -23,13 +23,13 @@ def status_report(settings: Settings, *, all_workers: bool = False) -> dict:
     app = open_app(settings)
     try:
         report = {
-            "uploads": jobs.counts_by_status(app.db),
+            "uploads": queries.counts_by_status(app.db),
             "queue_messages": make_queue(settings).huey.pending_count(),
             "workers": heartbeat.workers(app.db, live_only=not all_workers),
             "recent_restarts": heartbeat.recent_restarts(app.db, limit=10),
         }
         if settings.enable_aws_rekognition:  # calls in the current budget period
-            from core.rekognition import budget_period, period_calls_key
+            from core.analysis.rekognition import budget_period, period_calls_key
             period = budget_period(datetime.now(UTC), settings.timezone)
             report["rekognition"] = {
                 "period": period, "calls": state.get(app.db, period_calls_key(period), 0),
@@ -67,7 +67,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_job_child(settings: Settings | None, args: argparse.Namespace) -> int:
-    from batch.child import main  # its settings come from the supervisor, not from here
+    from core.jobs.child import main  # its settings come from the supervisor, not from here
     return main()
 
 

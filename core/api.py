@@ -124,50 +124,50 @@ class PeakOps:
         :class:`core.errors.InputError` (its ``upload_id`` names the FAILED record when
         one was made).
         """
-        from core import jobs
         from core.intake import submit_file
+        from core.store import lifecycle
         result = submit_file(self.app, Path(path),
-                             mode=jobs.MODE_OFFPEAK if off_peak else jobs.MODE_NOW)
-        if result.status == jobs.QUEUED and not result.duplicate:
+                             mode=lifecycle.MODE_OFFPEAK if off_peak else lifecycle.MODE_NOW)
+        if result.status == lifecycle.QUEUED and not result.duplicate:
             self._queued([result.upload_id])
         return result.upload_id
 
     def get(self, upload_id: int) -> Result:
         """The upload with its frames and labels; NotFoundError if there is none."""
-        from core import jobs
-        return self._result(jobs.detail(self.app.db, upload_id))
+        from core.store import queries
+        return self._result(queries.detail(self.app.db, upload_id))
 
     def list(self, status: str | Iterable[str] | None = None) -> builtins.list[Result]:
         """Every upload (or those in ``status``), oldest first, with frames."""
-        from core import jobs
+        from core.store import queries
         if isinstance(status, str):
             status = status.upper()
         elif status is not None:
             status = [s.upper() for s in status]
-        return [self.get(row["id"]) for row in jobs.list_uploads(self.app.db, status=status)]
+        return [self.get(row["id"]) for row in queries.list_uploads(self.app.db, status=status)]
 
     def retry(self, upload_id: int) -> Result:
         """FAILED, DONE or CANCELLED back to QUEUED (StateError otherwise)."""
-        from core import jobs
-        jobs.retry(self.app.db, upload_id)
+        from core.store import lifecycle
+        lifecycle.retry(self.app.db, upload_id)
         self._queued([upload_id])
         return self.get(upload_id)
 
     def cancel(self, upload_id: int) -> Result:
         """Cancel an upload that has not finished (StateError otherwise)."""
-        from core import jobs
-        jobs.cancel(self.app.db, upload_id)
+        from core.store import lifecycle
+        lifecycle.cancel(self.app.db, upload_id)
         return self.get(upload_id)
 
     def process(self, upload_id: int) -> Result:
         """Run a QUEUED upload here, now, and return it DONE or FAILED."""
         from core.app import process_owner
-        from core.pipeline import process_now
+        from core.jobs.pipeline import process_now
         process_now(self.app, upload_id, process_owner("lib"))
         return self.get(upload_id)
 
     def _result(self, detail: Any, duplicate_of: int | None = None) -> Result:
-        from core.storage import LocalStore, check_key
+        from core.storage.local import LocalStore, check_key
         store = self.app.store
         local = store.root if isinstance(store, LocalStore) else None
         frames = tuple(
@@ -209,8 +209,8 @@ def process(path: str | Path, home: str | Path | None = None, **overrides: Any) 
     reason, or raises :class:`core.errors.InputError` when no upload could be recorded
     (e.g. no such file). ``overrides`` are settings by name, as for :func:`open`.
     """
-    from core import jobs
     from core.intake import submit_file
+    from core.store import lifecycle, queries
     with open(home, **overrides) as peakops:
         try:
             submitted = submit_file(peakops.app, Path(path))
@@ -218,7 +218,7 @@ def process(path: str | Path, home: str | Path | None = None, **overrides: Any) 
             if exc.upload_id is None:
                 raise
             return peakops.get(exc.upload_id)
-        if submitted.status == jobs.QUEUED:
+        if submitted.status == lifecycle.QUEUED:
             return peakops.process(submitted.upload_id)
-        detail = jobs.detail(peakops.app.db, submitted.upload_id)
+        detail = queries.detail(peakops.app.db, submitted.upload_id)
         return peakops._result(detail, duplicate_of=submitted.duplicate_of)

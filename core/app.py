@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import home
-from core.analysis import Analyzer, LocalAnalyzer
+from core.analysis.local import Analyzer, LocalAnalyzer
 from core.config import Settings
-from core.db import open_database
 from core.liveness import host_id
 from core.media import FrameExtractor, default_extractor
-from core.sqldb import SqlDatabase
-from core.storage import LocalStore, ObjectStore
+from core.storage.local import LocalStore, ObjectStore
+from core.store.db import open_database
+from core.store.sqldb import SqlDatabase
 
 QueueSender = Callable[[list[int], str], None]
 """An entry point's hook that puts uploads an operation made QUEUED on the worker's
@@ -50,14 +50,14 @@ class App:
 
 def make_store(settings: Settings) -> ObjectStore:
     if settings.storage == "s3":
-        from core.s3 import S3Store  # boto3 is only loaded when S3 is configured
+        from core.storage.s3 import S3Store  # boto3 is only loaded when S3 is configured
         return S3Store.from_settings(settings)
     return LocalStore(settings.home / "objects")
 
 
 def make_analyzer(settings: Settings) -> Analyzer:
     if settings.enable_aws_rekognition:
-        from core.rekognition import RekognitionAnalyzer
+        from core.analysis.rekognition import RekognitionAnalyzer
         return RekognitionAnalyzer.from_settings(settings)
     return LocalAnalyzer()
 

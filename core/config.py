@@ -158,7 +158,7 @@ def _timezone(value: Any) -> str:
 
 
 def _windows(value: Any) -> str:
-    from core.windows import parse_windows  # pure parsing, no dependency of its own
+    from core.schedule.windows import parse_windows  # pure parsing, no dependency of its own
 
     text = _text(value)
     try:

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from core import jobs, media
+from core import media
 from core.app import App, process_owner
-from core.db import when_unlocked
 from core.errors import InputError, InternalError, PeakOpsError, StorageError
 from core.naming import safe_name
-from core.storage import CHUNK, ProgressCallback, disk_full, video_key
+from core.storage.local import CHUNK, ProgressCallback, disk_full, video_key
+from core.store import lifecycle, queries
+from core.store.db import when_unlocked
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def _store_staged(app: App, key: str, staged: Staged,
 
 
 def _drop_unreferenced(app: App, key: str) -> None:
-    if not jobs.key_shared(app.db, key):
+    if not queries.key_shared(app.db, key):
         try:
             app.store.delete(key)
         except PeakOpsError as exc:
@@ -208,8 +209,8 @@ def _settled(app: App, upload_id: int) -> dict:
     logger.info("upload %s: the same content is being submitted there; waiting for its "
                 "outcome", upload_id)
     while True:
-        row = jobs.get_upload(app.db, upload_id)
-        if row["status"] != jobs.UPLOADING or time.monotonic() > deadline:
+        row = queries.get_upload(app.db, upload_id)
+        if row["status"] != lifecycle.UPLOADING or time.monotonic() > deadline:
             return row
         time.sleep(0.1)
 
@@ -220,20 +221,20 @@ def _record(app: App, name: str, staged: Staged, mode: str, priority: int,
     that already holds it (the database's unique index decides between racing submits)."""
     settings = app.settings
     while True:
-        existing = jobs.find_by_sha256(app.db, staged.sha256)
+        existing = queries.find_by_sha256(app.db, staged.sha256)
         if existing is not None:
-            row = _settled(app, existing["id"]) if existing["status"] == jobs.UPLOADING \
+            row = _settled(app, existing["id"]) if existing["status"] == lifecycle.UPLOADING \
                 else existing
-            if row["status"] == jobs.FAILED and not row["storage_key"]:
+            if row["status"] == lifecycle.FAILED and not row["storage_key"]:
                 continue  # the other submission failed: this one may go ahead
             return SubmitResult(row["id"], name, row["status"], duplicate_of=row["id"])
-        refused = jobs.find_refused(app.db, staged.sha256)
+        refused = queries.find_refused(app.db, staged.sha256)
         if refused is not None:
             raise InputError(f"{name}: already refused as upload {refused['id']}: "
                              f"{refused['error_message']} (delete upload {refused['id']} to "
                              "submit it again)", upload_id=refused["id"])
         try:  # the copy is made: a lock held by another writer is waited out
-            return when_unlocked(lambda: jobs.create_upload(
+            return when_unlocked(lambda: lifecycle.create_upload(
                 app.db, original_name=name, sha256=staged.sha256, size=staged.size, mode=mode,
                 owner=owner, priority=priority,
                 lease_seconds=max(settings.lease_seconds, 600)), what=f"the record of {name}")
@@ -241,7 +242,7 @@ def _record(app: App, name: str, staged: Staged, mode: str, priority: int,
             continue  # another submit of this content got in first: report it
 
 
-def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: int = 0,
+def submit_file(app: App, path: Path, *, mode: str = lifecycle.MODE_NOW, priority: int = 0,
                 on_progress: ProgressCallback | None = None) -> SubmitResult:
     """Validate ``path`` and record it as an upload; raise InputError for unusable files.
 
@@ -276,18 +277,18 @@ def submit_file(app: App, path: Path, *, mode: str = jobs.MODE_NOW, priority: in
             facts = probing.result(upload_id=upload_id)
             _store_staged(app, key, staged, None if stages_locally else on_progress)
             stored = True
-            status = when_unlocked(lambda: jobs.mark_stored(
+            status = when_unlocked(lambda: lifecycle.mark_stored(
                 app.db, upload_id, storage_key=key, probe=facts.as_dict()),
                 what=f"the record of {name}")
         except PeakOpsError as exc:
             exc.upload_id = upload_id
-            jobs.fail(app.db, upload_id, exc, owner=owner, max_attempts=0)
+            lifecycle.fail(app.db, upload_id, exc, owner=owner, max_attempts=0)
             if stored:  # cancelled meanwhile: the copy belongs to no upload
                 _drop_unreferenced(app, key)
             raise
         except BaseException as exc:  # interrupted: never leave the record in UPLOADING
             probing.cancel()
-            jobs.fail(app.db, upload_id,
+            lifecycle.fail(app.db, upload_id,
                       InternalError(f"{name}: submission interrupted ({exc!r})"),
                       owner=owner, max_attempts=0)
             raise

@@ -7,10 +7,10 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from core import frames, jobs, lifecycle, queries
 from core.app import App
 from core.errors import StateError, StorageError
 from core.liveness import pid_running
+from core.store import frames, lifecycle, queries
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ def delete_upload(app: App, upload_id: int, *, now: float | None = None) -> int:
     Refused (StateError) while the upload is being stored or processed. The video object
     is kept when another upload holds the same content. Returns the objects deleted.
     """
-    row = jobs.get_upload(app.db, upload_id)
-    if row["status"] in (jobs.UPLOADING, jobs.PROCESSING):
+    row = queries.get_upload(app.db, upload_id)
+    if row["status"] in (lifecycle.UPLOADING, lifecycle.PROCESSING):
         raise StateError(f"upload {upload_id} is {row['status']}; cancel it before deleting",
                          upload_id=upload_id)
     keys = _object_keys(app, row)

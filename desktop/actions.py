@@ -1,6 +1,6 @@
 """What the operator can do to uploads: which actions fit which statuses, and the calls.
 
-Which action fits which status is :data:`core.lifecycle.ACTIONS`, the table the CLI's
+Which action fits which status is :data:`core.store.lifecycle.ACTIONS`, the table the CLI's
 commands obey too. Each operation runs on the write thread with that thread's App and
 returns a short summary; uploads that changed state meanwhile are reported, not fatal.
 Uploads made QUEUED go to ``app.queued`` (the queue hook the console was started with).
@@ -12,9 +12,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from core import jobs, lifecycle, maintenance, queries
+from core import maintenance
 from core.app import App
 from core.errors import PeakOpsError
+from core.store import lifecycle, queries
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +55,18 @@ def _each(app: App, action: str, ids: Iterable[int],
 
 
 def retry(app: App, ids: list[int]) -> ActionResult:
-    outcome = _each(app, "retry", ids, lambda a, i: jobs.retry(a.db, i))
+    outcome = _each(app, "retry", ids, lambda a, i: lifecycle.retry(a.db, i))
     app.queued(outcome.changed)
     return outcome
 
 
 def retry_all_failed(app: App, category: str | None = None) -> ActionResult:
-    return retry(app, queries.ids_with_status(app.db, jobs.FAILED, category=category))
+    return retry(app, queries.ids_with_status(app.db, lifecycle.FAILED, category=category))
 
 
 def reprocess(app: App, ids: list[int]) -> ActionResult:
     def one(a: App, upload_id: int) -> None:
-        for key in jobs.reprocess(a.db, upload_id):
+        for key in lifecycle.reprocess(a.db, upload_id):
             a.store.delete(key)
     outcome = _each(app, "reprocess", ids, one)
     app.queued(outcome.changed, "reprocess")
@@ -73,25 +74,25 @@ def reprocess(app: App, ids: list[int]) -> ActionResult:
 
 
 def reanalyse(app: App, ids: list[int]) -> ActionResult:
-    outcome = _each(app, "re-analyse", ids, lambda a, i: jobs.request_reanalysis(a.db, i))
+    outcome = _each(app, "re-analyse", ids, lambda a, i: lifecycle.request_reanalysis(a.db, i))
     app.queued(outcome.changed, "analyze")
     return outcome
 
 
 def cancel(app: App, ids: list[int]) -> ActionResult:
-    return _each(app, "cancel", ids, lambda a, i: jobs.cancel(a.db, i))
+    return _each(app, "cancel", ids, lambda a, i: lifecycle.cancel(a.db, i))
 
 
 def set_mode(app: App, ids: list[int], mode: str) -> ActionResult:
-    outcome = _each(app, f"mode {mode}", ids, lambda a, i: jobs.set_mode(a.db, i, mode))
-    if mode == jobs.MODE_NOW:
+    outcome = _each(app, f"mode {mode}", ids, lambda a, i: lifecycle.set_mode(a.db, i, mode))
+    if mode == lifecycle.MODE_NOW:
         app.queued(outcome.changed)
     return outcome
 
 
 def reset_stuck(app: App) -> ActionResult:
-    changed = jobs.reset_stuck(app.db, max_attempts=app.settings.max_attempts)
-    app.queued(i for i, status in changed if status == jobs.QUEUED)
+    changed = lifecycle.reset_stuck(app.db, max_attempts=app.settings.max_attempts)
+    app.queued(i for i, status in changed if status == lifecycle.QUEUED)
     return ActionResult("reset stuck", [i for i, _ in changed])
 
 
@@ -103,7 +104,7 @@ def details_text(app: App, ids: list[int]) -> str:
     """Plain-text facts for the clipboard (one block per upload)."""
     blocks = []
     for upload_id in ids:
-        d = jobs.detail(app.db, upload_id)
+        d = queries.detail(app.db, upload_id)
         u = d.upload
         lines = [f"upload {u['id']}: {u['original_name']}",
                  f"status {u['status']} (mode {u['mode']}, attempts {u['attempts']})"]

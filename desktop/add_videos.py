@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from core import jobs
 from core.app import App
 from core.errors import PeakOpsError
 from core.intake import display_name, submit_file
+from core.store import lifecycle
 from desktop.models import human_size
 from desktop.plain import tooltip
 from desktop.tasks import TaskRunner
@@ -134,7 +134,7 @@ class AddVideosBatch(QObject):
         if result.duplicate:
             return FileResult(index, name, True, f"already there: upload {result.upload_id} "
                               f"({result.status})", result.upload_id, result.status)
-        if result.status == jobs.QUEUED:
+        if result.status == lifecycle.QUEUED:
             app.queued([result.upload_id])  # so a running worker picks it up at once
         return FileResult(index, name, True, f"upload {result.upload_id}: {result.status}",
                           result.upload_id, result.status)
@@ -156,7 +156,7 @@ class AddVideosDialog(QDialog):
     def __init__(self, batch: AddVideosBatch, parent: Any = None) -> None:
         super().__init__(parent)
         self.batch = batch
-        mode = "off-peak" if batch.mode == jobs.MODE_OFFPEAK else "process now"
+        mode = "off-peak" if batch.mode == lifecycle.MODE_OFFPEAK else "process now"
         self.setWindowTitle(f"Adding videos ({mode})")
         self.resize(760, 360)
         self.table = QTableWidget(0, 4)

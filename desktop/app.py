@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
 )
 
 import core
-from core import jobs
 from core.app import QueueSender
 from core.config import Settings, default_config_path
+from core.store import lifecycle
 from desktop import actions, service
 from desktop.add_videos import AddVideosBatch, AddVideosDialog
 from desktop.details import DetailsPane
@@ -165,7 +165,7 @@ class MainWindow(QMainWindow):
         for name in actions.ALLOWED:
             self.acts[name].setEnabled(actions.applicable(name, statuses))
         self.acts["copy"].setEnabled(bool(statuses))
-        self.acts["retry_failed"].setEnabled(self.model.counts.get(jobs.FAILED, 0) > 0)
+        self.acts["retry_failed"].setEnabled(self.model.counts.get(lifecycle.FAILED, 0) > 0)
 
     def write(self, fn: Any, *args: Any, then: Any = None) -> None:
         def done(result: Any) -> None:
@@ -268,7 +268,7 @@ class MainWindow(QMainWindow):
             self.details.reload()
         names = {i: r[F["original_name"]] for i, _, _ in transitions
                  if (r := self.model.row_by_id(i))}
-        active = sum(self.model.counts.get(s, 0) for s in jobs.ACTIVE)
+        active = sum(self.model.counts.get(s, 0) for s in lifecycle.ACTIVE)
         for title, text in self.notifier.feed(transitions, active, names):
             self.tray.notify(title, text)
         self.uploads_loaded.emit()

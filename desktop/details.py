@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import jobs
 from core.app import App
+from core.store import lifecycle, queries
 from desktop.models import STATUS_COLOURS, fmt_time, human_size
 from desktop.plain import escape, plain_label, tooltip
 from desktop.tasks import TaskRunner
@@ -44,8 +44,8 @@ HINTS = {
 }
 
 
-def load_detail(app: App, upload_id: int) -> jobs.UploadDetail:
-    return jobs.detail(app.db, upload_id)
+def load_detail(app: App, upload_id: int) -> queries.UploadDetail:
+    return queries.detail(app.db, upload_id)
 
 
 def load_thumbnail(app: App, key: str, cache: Path, frame_id: int) -> QImage:
@@ -77,7 +77,7 @@ class DetailsPane(QWidget):
         self.upload_id: int | None = None
         self.generation = 0
         self.pending_thumbs = 0
-        self.detail: jobs.UploadDetail | None = None
+        self.detail: queries.UploadDetail | None = None
         self._cache_dir = tempfile.TemporaryDirectory(prefix="peakops-thumbs-")
         self.cache = Path(self._cache_dir.name)
         self.images: dict[int, QImage] = {}  # by frame id (a reprocess makes new ones)
@@ -175,7 +175,7 @@ class DetailsPane(QWidget):
         self.frames.clear()
         self.events.clear()
 
-    def _loaded(self, generation: int, detail: jobs.UploadDetail) -> None:
+    def _loaded(self, generation: int, detail: queries.UploadDetail) -> None:
         if generation != self.generation:  # the operator has moved on
             return
         same_frames = (self.detail is not None and self.detail.upload["id"] == detail.upload["id"]
@@ -186,7 +186,7 @@ class DetailsPane(QWidget):
         colour = STATUS_COLOURS.get(u["status"], "#000")
         self.title.setText(f"{u['original_name']}  ·  upload {u['id']}")
         status = f"<b style='color:{colour}'>{u['status']}</b>"
-        if u["status"] == jobs.PROCESSING and u["stage"]:
+        if u["status"] == lifecycle.PROCESSING and u["stage"]:
             status += f" — {u['stage']} {u['progress_done'] or 0}/{u['progress_total'] or 0}"
         f = self.fact_labels
         f["Status"].setText(status)

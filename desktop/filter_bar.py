@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QToolButton, QWidget
 
-from core.lifecycle import STATUSES as UPLOAD_STATUSES
+from core.store.lifecycle import STATUSES as UPLOAD_STATUSES
 from desktop.models import STATUS_COLOURS
 
 ALL = "ALL"

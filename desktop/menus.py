@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QMenu, QSizePolicy, QStyle, QToolButton, QWidget
 
-from core import errors, jobs
+from core import errors
+from core.store import lifecycle
 from desktop import actions
 
 if TYPE_CHECKING:
@@ -57,9 +58,9 @@ def build_actions(window: MainWindow) -> None:
     a("cancel", "Cancel", lambda: window.run_on_selection("cancel", actions.cancel),
       "Ctrl+Shift+X", sp.SP_BrowserStop)
     a("offpeak", "Move to off-peak", lambda: window.run_on_selection(
-        "offpeak", actions.set_mode, jobs.MODE_OFFPEAK), "Ctrl+Shift+D")
+        "offpeak", actions.set_mode, lifecycle.MODE_OFFPEAK), "Ctrl+Shift+D")
     a("now", "Process now", lambda: window.run_on_selection(
-        "now", actions.set_mode, jobs.MODE_NOW), "Ctrl+Shift+N", sp.SP_MediaPlay)
+        "now", actions.set_mode, lifecycle.MODE_NOW), "Ctrl+Shift+N", sp.SP_MediaPlay)
     a("reset_stuck", "Reset stuck", lambda: window.write(actions.reset_stuck),
       tip="Return uploads whose worker stopped renewing its lease")
     a("delete", "Delete…", window.delete_selected, "Del", sp.SP_TrashIcon)
@@ -83,8 +84,8 @@ def build_actions(window: MainWindow) -> None:
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     bar.addAction(window.acts["add"])
     window.mode_box = QComboBox()
-    window.mode_box.addItem("Process now", jobs.MODE_NOW)
-    window.mode_box.addItem("Off-peak", jobs.MODE_OFFPEAK)
+    window.mode_box.addItem("Process now", lifecycle.MODE_NOW)
+    window.mode_box.addItem("Off-peak", lifecycle.MODE_OFFPEAK)
     window.mode_box.setToolTip("How newly added videos are processed")
     bar.addWidget(window.mode_box)
     bar.addSeparator()

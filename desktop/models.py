@@ -21,9 +21,9 @@ import sqlite_utils
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from core import queries
 from core.app import App
-from core.lifecycle import STATUSES as UPLOAD_STATUSES
+from core.store import queries
+from core.store.lifecycle import STATUSES as UPLOAD_STATUSES
 from desktop.plain import tooltip
 
 FIELDS = ("id", "original_name", "status", "mode", "stage", "progress_done", "progress_total",

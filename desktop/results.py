@@ -15,9 +15,10 @@ from PySide6.QtCore import QObject, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import QMenu
 
-from core import jobs, report
 from core.naming import safe_name
-from core.sheet import make_sheet
+from core.results import report
+from core.results.sheet import make_sheet
+from core.store import lifecycle
 from desktop.models import F
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REPORT_POLL_MS = 5000
-SHEET_STATUSES = (jobs.DONE, jobs.FAILED, jobs.CANCELLED)
+SHEET_STATUSES = (lifecycle.DONE, lifecycle.FAILED, lifecycle.CANCELLED)
 """Uploads that may have frames and no longer change."""
 
 

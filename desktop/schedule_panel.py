@@ -1,7 +1,7 @@
 """Schedule panel: off-peak windows, open or closed, countdown, pause/resume/run-now.
 
-The window math is :mod:`core.windows` (pure, takes ``now``); the buttons call
-:mod:`core.control`, the same operations as ``peakops pause --after-current``,
+The window math is :mod:`core.schedule.windows` (pure, takes ``now``); the buttons call
+:mod:`core.schedule.control`, the same operations as ``peakops pause --after-current``,
 ``peakops resume`` and ``peakops run-now``.
 """
 
@@ -13,10 +13,11 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from core import control, jobs, offpeak
 from core.app import App
 from core.config import Settings
-from core.offpeak import PAUSE_AFTER_CURRENT, PAUSE_UNTIL, RUN_NOW_UNTIL
+from core.schedule import control, offpeak
+from core.schedule.offpeak import PAUSE_AFTER_CURRENT, PAUSE_UNTIL, RUN_NOW_UNTIL
+from core.store import lifecycle, queries
 
 KEYS = (PAUSE_UNTIL, PAUSE_AFTER_CURRENT, RUN_NOW_UNTIL)
 FROM_CONSOLE = " (from the console)"
@@ -26,7 +27,7 @@ def load_state(app: App) -> dict[str, Any]:
     current = offpeak.read_control(app.db)
     return {PAUSE_UNTIL: current.pause_until, PAUSE_AFTER_CURRENT: current.pause_after_current,
             RUN_NOW_UNTIL: current.run_now_until,
-            "_deferred": jobs.counts_by_status(app.db).get(jobs.DEFERRED, 0)}
+            "_deferred": queries.counts_by_status(app.db).get(lifecycle.DEFERRED, 0)}
 
 
 def write_pause(app: App, now: datetime | None = None) -> control.Change:
@@ -115,7 +116,7 @@ class SchedulePanel(QWidget):
         self.set_settings(settings)
 
     def set_settings(self, settings: Settings) -> None:
-        from core.windows import parse_windows  # pure window math, read-only here
+        from core.schedule.windows import parse_windows  # pure window math, read-only here
         self.settings = settings
         try:
             self.schedule = parse_windows(settings.offpeak_windows, settings.timezone)

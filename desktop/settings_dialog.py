@@ -2,7 +2,7 @@
 
 Validation is core's own: the values are written as TOML to a scratch file and loaded
 with :func:`core.config.load_settings` (no environment, so the file alone is judged);
-the off-peak spec is parsed with :func:`core.windows.parse_windows`. A ConfigError's
+the off-peak spec is parsed with :func:`core.schedule.windows.parse_windows`. A ConfigError's
 message (it names the key) is shown and nothing is saved.
 """
 
@@ -61,7 +61,7 @@ def to_toml(values: dict[str, Any]) -> str:
 
 def validate(values: dict[str, Any], home: Path) -> Settings:
     """Load ``values`` as a config file would be; raise PeakOpsError naming the key."""
-    from core.windows import parse_windows
+    from core.schedule.windows import parse_windows
     with tempfile.TemporaryDirectory(prefix="peakops-settings-") as scratch:
         path = Path(scratch) / "config.toml"
         path.write_text(to_toml(values), encoding="utf-8")

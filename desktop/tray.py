@@ -7,9 +7,9 @@ from typing import Any
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
-from core import jobs
+from core.store import lifecycle
 
-ACTIVE = set(jobs.ACTIVE)
+ACTIVE = set(lifecycle.ACTIVE)
 
 
 class Notifier:
@@ -33,9 +33,9 @@ class Notifier:
                 continue
             if new in ACTIVE:
                 self.busy = True
-            elif new == jobs.DONE:
+            elif new == lifecycle.DONE:
                 self.done += 1
-            elif new == jobs.FAILED:
+            elif new == lifecycle.FAILED:
                 self.failed += 1
                 messages.append(("Upload failed",
                                  f"{names.get(upload_id, upload_id)} (upload {upload_id})"))

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import heartbeat
 from core.app import App
+from core.store import heartbeat
 from desktop import service
 from desktop.models import fmt_time
 from desktop.plain import tooltip

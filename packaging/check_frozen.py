@@ -2,7 +2,7 @@
 
 The app runs with a bare environment: PATH=/usr/bin:/bin, no PYTHONPATH, no venv, no
 display, its home in a temp folder. This script itself runs in the project venv only to
-generate clips (core.samples) and to inspect results (Pillow, psutil).
+generate clips (core.media.samples) and to inspect results (Pillow, psutil).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.samples import make_clip  # noqa: E402 - needs the repo on sys.path
+from core.media.samples import make_clip  # noqa: E402 - needs the repo on sys.path
 
 FAILURES: list[str] = []
 

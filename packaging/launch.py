@@ -1,7 +1,7 @@
 """PyInstaller entry point of the frozen ``peakops`` executable (the console script's twin).
 
 The job child is this same executable started as ``peakops _job-child`` (see
-batch/supervisor.py), so nothing here may branch on argv.
+core/jobs/supervisor.py), so nothing here may branch on argv.
 """
 
 import sys

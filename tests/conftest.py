@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core import samples
-from core.media import ffmpeg_exe
+from core.media import ffmpeg_exe, samples
 
 # Throwaway PostgreSQL and Redis servers (session fixtures), for fleet-mode tests, and
 # the `database_url` fixture that runs a test on SQLite and on PostgreSQL.

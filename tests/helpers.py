@@ -12,6 +12,8 @@ from pathlib import Path
 from core.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
+MEDIA_DEV = REPO / "tests" / "media" / "dev"
+"""Real camera and phone files, with their sources and licences in MANIFEST.md there."""
 
 
 def make_settings(home: Path, **overrides) -> Settings:

@@ -11,9 +11,9 @@ from tests.helpers import REPO
 
 
 def test_import_core_loads_no_qt_huey_or_apscheduler():
-    code = ("import sys, core, core.app, core.pipeline, core.intake, core.jobs, core.maintenance, "
-            "core.heartbeat, core.state, core.api, core.windows, core.offpeak, core.estimate, "
-            "core.control, core.settle, core.lifecycle, core.queries, core.frames; "
+    code = ("import sys, core, core.app, core.jobs.pipeline, core.intake, core.maintenance, "
+            "core.store.heartbeat, core.store.state, core.api, core.schedule.windows, core.schedule.offpeak, core.schedule.estimate, "
+            "core.schedule.control, core.jobs.settle, core.store.lifecycle, core.store.queries, core.store.frames; "
             "core.process, core.open; "
             "print(sorted({'PySide6', 'huey', 'apscheduler', 'boto3'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

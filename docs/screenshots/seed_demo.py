@@ -15,12 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core import jobs, pipeline
+from core.store import lifecycle, queries
+from core.jobs import pipeline
 from core.app import open_app, process_owner
 from core.config import load_settings
 from core.errors import AnalysisError
 from core.intake import submit_file
-from core.samples import make_clip
+from core.media.samples import make_clip
 
 
 def main(home: Path) -> None:
@@ -43,7 +44,7 @@ def main(home: Path) -> None:
                       PEAKOPS_MAX_FRAMES_PER_VIDEO="8")
     subprocess.run([sys.executable, "-m", "cli", "worker", "--burst"], env=worker_env,
                    check=False, timeout=300, capture_output=True)
-    print("memory-limited upload:", jobs.get_upload(app.db, big.upload_id)["status"])
+    print("memory-limited upload:", queries.get_upload(app.db, big.upload_id)["status"])
 
     owner = process_owner("seed")
     # 2. DONE, with frames and labels.
@@ -54,29 +55,29 @@ def main(home: Path) -> None:
         pipeline.process_now(app, r.upload_id, owner)
     # 3. FAILED input: the stored copy vanished before the worker got to it.
     r = submit_file(app, clip("retaining-wall-east.mp4", 4, "testsrc", 480))
-    app.store.delete(jobs.get_upload(app.db, r.upload_id)["storage_key"])
+    app.store.delete(queries.get_upload(app.db, r.upload_id)["storage_key"])
     pipeline.process_now(app, r.upload_id, owner)
     # 4. FAILED analysis (as the Rekognition analyzer reports an outage).
     r = submit_file(app, clip("substation-yard.mp4", 3, "smptebars", 480))
-    jobs.claim(app.db, r.upload_id, owner, lease_seconds=60)
-    jobs.fail(app.db, r.upload_id, AnalysisError(
+    lifecycle.claim(app.db, r.upload_id, owner, lease_seconds=60)
+    lifecycle.fail(app.db, r.upload_id, AnalysisError(
         "Rekognition detect_labels: ThrottlingException after 5 attempts"), owner=owner,
         max_attempts=1)
     # 5. CANCELLED, DEFERRED, QUEUED.
     r = submit_file(app, clip("test-recording-do-not-use.mp4", 2, "testsrc", 320))
-    jobs.cancel(app.db, r.upload_id)
+    lifecycle.cancel(app.db, r.upload_id)
     submit_file(app, clip("dam-spillway-full-pass.mp4", 7, "testsrc2", 800),
-                mode=jobs.MODE_OFFPEAK)
+                mode=lifecycle.MODE_OFFPEAK)
     submit_file(app, clip("rail-bridge-pier-7.mp4", 3, "rgbtestsrc", 400))
     # 6. PROCESSING (claimed for a worker that does not exist) and UPLOADING.
     r = submit_file(app, clip("tunnel-lining-km12.mp4", 5, "smptebars", 560))
-    jobs.claim(app.db, r.upload_id, "worker@elsewhere:4242", lease_seconds=3600)
-    jobs.renew_lease(app.db, r.upload_id, "worker@elsewhere:4242", lease_seconds=3600,
+    lifecycle.claim(app.db, r.upload_id, "worker@elsewhere:4242", lease_seconds=3600)
+    lifecycle.renew_lease(app.db, r.upload_id, "worker@elsewhere:4242", lease_seconds=3600,
                      stage="extracting", done=3, total=8)
-    jobs.create_upload(app.db, original_name="drone-sweep-roof.mov", sha256="0" * 64,
-                       size=48_000_000, mode=jobs.MODE_NOW, owner="submit@elsewhere:4343",
+    lifecycle.create_upload(app.db, original_name="drone-sweep-roof.mov", sha256="0" * 64,
+                       size=48_000_000, mode=lifecycle.MODE_NOW, owner="submit@elsewhere:4343",
                        lease_seconds=3600)
-    print(jobs.counts_by_status(app.db))
+    print(queries.counts_by_status(app.db))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from batch.scheduler import Runtime, hold_for
 from batch.worker import Worker
-from core import offpeak, samples, state
 from core.config import Settings, load_settings
+from core.media import samples
+from core.schedule import offpeak
+from core.store import state
 from tests.helpers import HoldPoint, cli_env, cli_json, run_cli
 from tests.reliability.support import wait_for
 

@@ -12,8 +12,9 @@ import pytest
 
 from batch.scheduler import OffPeakScheduler, Runtime, hold_for
 from batch.worker import Worker
-from core import offpeak, samples
 from core.config import load_settings
+from core.media import samples
+from core.schedule import offpeak
 from tests.batch.test_batch_service import ALWAYS, FAST, Clock, at
 from tests.batch.test_scheduler import NIGHTS, TUE_0550, TUE_2300, TWICE_REALTIME, row
 from tests.helpers import cli_env, cli_json, run_cli

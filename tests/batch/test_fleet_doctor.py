@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.schema import SCHEMA_VERSION
+from core.store.schema import SCHEMA_VERSION
 from tests.helpers import run_cli
 from tests.s3server import aws_env, moto_endpoint, new_bucket  # noqa: F401
 from tests.servers import HOST, free_port

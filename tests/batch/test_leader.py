@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from batch.scheduler import Runtime
-from core import jobs
+from core.store import lifecycle, queries
 from tests.databases import state_settings
 
 MONDAY_NIGHT = datetime(2026, 3, 2, 23, 0, tzinfo=UTC)  # inside 'mon-fri 22:00-06:00'
@@ -20,9 +20,9 @@ def runtime(home, database_url) -> Runtime:
 
 
 def deferred_upload(db) -> int:
-    upload_id = jobs.create_upload(db, original_name="a.mp4", sha256="aa", size=10,
-                                   mode=jobs.MODE_OFFPEAK, owner="submit", lease_seconds=60)
-    jobs.mark_stored(db, upload_id, storage_key="videos/aa", probe={"duration": 2.0})
+    upload_id = lifecycle.create_upload(db, original_name="a.mp4", sha256="aa", size=10,
+                                   mode=lifecycle.MODE_OFFPEAK, owner="submit", lease_seconds=60)
+    lifecycle.mark_stored(db, upload_id, storage_key="videos/aa", probe={"duration": 2.0})
     return upload_id
 
 
@@ -34,10 +34,10 @@ def test_one_leader_dispatches_and_another_takes_over(tmp_path, database_url):
         upload_id = deferred_upload(first.app.db)
         assert first.lead() and not second.lead()
         assert second.leading_tick() is None
-        assert jobs.get_upload(second.app.db, upload_id)["status"] == jobs.DEFERRED
+        assert queries.get_upload(second.app.db, upload_id)["status"] == lifecycle.DEFERRED
         plan = first.leading_tick()
         assert plan is not None and plan.open
-        assert jobs.get_upload(second.app.db, upload_id)["status"] == jobs.QUEUED
+        assert queries.get_upload(second.app.db, upload_id)["status"] == lifecycle.QUEUED
         first.close()  # the leader goes: its connection, and the lock with it
         assert second.lead()
         assert second.leading_tick() is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from core import samples
+from core.media import samples
 from tests.helpers import run_cli
 from tests.reliability.support import db_dicts
 

@@ -12,7 +12,7 @@ import redis as redis_client
 from huey import RedisHuey, SqliteHuey
 
 from batch.queue import QueueUnreachableError, describe_queue, make_huey, make_queue
-from core import samples
+from core.media import samples
 from tests.helpers import REPO, cli_env, cli_json, make_settings, run_cli
 from tests.servers import HOST, free_port, redis_server
 

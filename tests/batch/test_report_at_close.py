@@ -8,8 +8,9 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from batch.scheduler import Runtime
-from core import jobs, pipeline
 from core.intake import submit_file
+from core.jobs import pipeline
+from core.store import lifecycle, queries
 from tests.helpers import make_settings
 
 OPEN = datetime(2025, 3, 4, 23, 0, tzinfo=UTC)     # Tuesday, inside 22:00-06:00
@@ -29,18 +30,18 @@ def runtime(tmp_path):
 def test_closing_tick_writes_the_report_with_why_uploads_still_wait(runtime, clip_h264,
                                                                     clip_10s):
     app = runtime.app
-    a = submit_file(app, clip_h264, mode=jobs.MODE_OFFPEAK).upload_id
-    b = submit_file(app, clip_10s, mode=jobs.MODE_OFFPEAK).upload_id
+    a = submit_file(app, clip_h264, mode=lifecycle.MODE_OFFPEAK).upload_id
+    b = submit_file(app, clip_10s, mode=lifecycle.MODE_OFFPEAK).upload_id
     runtime.tick(OPEN - timedelta(hours=2))  # closed: the first tick writes no report
     reports = app.settings.home / "reports"
     assert not reports.exists()
 
     assert runtime.tick(OPEN).open
-    assert jobs.get_upload(app.db, a)["status"] == jobs.QUEUED  # lookahead 1: b waits
-    assert jobs.claim(app.db, a, "worker@test:1", lease_seconds=600,
+    assert queries.get_upload(app.db, a)["status"] == lifecycle.QUEUED  # lookahead 1: b waits
+    assert lifecycle.claim(app.db, a, "worker@test:1", lease_seconds=600,
                       now=OPEN.timestamp() + 5)
     pipeline.run(app, a, "worker@test:1")
-    jobs.complete(app.db, a, "worker@test:1", now=OPEN.timestamp() + 60)
+    lifecycle.complete(app.db, a, "worker@test:1", now=OPEN.timestamp() + 60)
     plan = runtime.tick(LAST_MINUTE)  # two seconds left: b does not fit
     assert [d.upload_id for d in plan.deferred()] == [b]
     assert not reports.exists()

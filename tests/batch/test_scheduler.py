@@ -12,12 +12,13 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from batch.scheduler import Runtime, acquire_lock
-from core import jobs, offpeak, state
 from core.app import open_app
 from core.errors import StateError
-from core.estimate import History, estimate_seconds, history_from, load_history
-from core.offpeak import Control, hold_reason, open_interval, plan
-from core.windows import parse_windows
+from core.schedule import offpeak
+from core.schedule.estimate import History, estimate_seconds, history_from, load_history
+from core.schedule.offpeak import Control, hold_reason, open_interval, plan
+from core.schedule.windows import parse_windows
+from core.store import lifecycle, queries, state
 from tests.helpers import cli_env, cli_json, make_settings, run_cli
 
 NIGHTS = parse_windows("mon-fri 22:00-06:00")  # UTC
@@ -169,10 +170,10 @@ def test_hold_reason(control, opening_at, policy, starting, held) -> None:
 
 
 def add_upload(app, name: str, *, priority: int = 0, duration: float = 600.0) -> int:
-    upload_id = jobs.create_upload(app.db, original_name=name, sha256=name, size=1,
+    upload_id = lifecycle.create_upload(app.db, original_name=name, sha256=name, size=1,
                                    mode="off-peak", owner="test", lease_seconds=60,
                                    priority=priority)
-    jobs.mark_stored(app.db, upload_id, storage_key=f"videos/{name}",
+    lifecycle.mark_stored(app.db, upload_id, storage_key=f"videos/{name}",
                      probe={"duration": duration, "width": 1280, "height": 720})
     return upload_id
 
@@ -202,13 +203,13 @@ def test_tick_dispatches_in_order_fits_before_close_and_withdraws_when_closed(ru
     runtime.tick(TUE_2300)
     assert statuses(app) == {old: "DONE", a: "DEFERRED", b: "QUEUED"}  # priority, lookahead 1
     assert runtime.queue.pending_upload_ids() == {b}
-    events = [e["message"] for e in jobs.detail(app.db, b).events]
+    events = [e["message"] for e in queries.detail(app.db, b).events]
     assert events[-1].startswith("dispatched in window until Wed 06:00 (estimate 20 min)")
     runtime.tick(TUE_2300 + timedelta(seconds=30))
     assert statuses(app)[a] == "DEFERRED"  # b still waits in the queue
     runtime.tick(WED_1200)  # closed with b unclaimed: back to DEFERRED
     assert statuses(app) == {old: "DONE", a: "DEFERRED", b: "DEFERRED"}
-    assert jobs.detail(app.db, b).events[-1]["kind"] == "withdrawn"
+    assert queries.detail(app.db, b).events[-1]["kind"] == "withdrawn"
     job = runtime.scheduler.get_job("boundary")
     assert job is not None and job.trigger.run_date == datetime(2026, 12, 2, 22, 0, tzinfo=UTC)
 

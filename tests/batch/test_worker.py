@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from core import samples
+from core.media import samples
 from tests.helpers import HoldPoint, cli_env, cli_json, run_cli
 
 FAST = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "6", "PEAKOPS_RETRY_BACKOFF": "0"}

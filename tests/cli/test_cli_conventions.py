@@ -11,8 +11,8 @@ import time
 import pytest
 
 from cli.main import build_parser
-from core import heartbeat, jobs
-from core.db import connect
+from core.store import heartbeat, lifecycle
+from core.store.db import connect
 from tests.helpers import cli_env, cli_json, run_cli
 
 
@@ -99,10 +99,10 @@ def _fill(home, uploads: int = 0, frames: int = 0, workers: int = 0) -> None:
     """Rows enough that the output overflows a pipe buffer (64 KiB) many times over."""
     db = connect(home / "peakops.db")
     for n in range(uploads):
-        upload_id = jobs.create_upload(db, original_name=f"clip-{n:04d}.mp4", sha256=f"{n:064x}",
-                                       size=1000, mode=jobs.MODE_NOW, owner="test",
+        upload_id = lifecycle.create_upload(db, original_name=f"clip-{n:04d}.mp4", sha256=f"{n:064x}",
+                                       size=1000, mode=lifecycle.MODE_NOW, owner="test",
                                        lease_seconds=60, now=1_700_000_000 + n)
-        jobs.cancel(db, upload_id, now=1_700_000_000 + n)
+        lifecycle.cancel(db, upload_id, now=1_700_000_000 + n)
     if frames:
         upload_id = db.execute("SELECT MIN(id) FROM uploads").fetchone()[0]
         db.conn.executemany(

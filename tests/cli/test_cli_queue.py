@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from batch.queue import make_queue
-from core import samples
+from core.media import samples
 from tests.helpers import cli_json, make_settings, run_cli
 
 FAST = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "3"}

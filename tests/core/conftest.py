@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.db import open_database
-from core.sqldb import SqlDatabase
+from core.store.db import open_database
+from core.store.sqldb import SqlDatabase
 from tests.databases import state_settings
 
 

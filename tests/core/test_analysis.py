@@ -7,7 +7,7 @@ import random
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from core.analysis import (
+from core.analysis.local import (
     NEAR_DUPLICATE_BITS,
     Analyzer,
     LocalAnalyzer,

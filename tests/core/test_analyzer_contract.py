@@ -10,9 +10,9 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 
-from core.analysis import Analyzer, CountingBudget, FrameAnalysis, LocalAnalyzer, calls_key
+from core.analysis.local import Analyzer, CountingBudget, FrameAnalysis, LocalAnalyzer, calls_key
+from core.analysis.rekognition import RateLimit, RekognitionAnalyzer, period_calls_key
 from core.errors import AnalysisError
-from core.rekognition import RateLimit, RekognitionAnalyzer, period_calls_key
 from tests.s3server import aws_env, moto_endpoint  # noqa: F401
 
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 import core
-from core import samples
 from core.errors import InputError, StateError
+from core.media import samples
 from tests.helpers import REPO
 from tests.s3server import aws_env, moto_endpoint  # noqa: F401
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from core import db as dbmod
-from core import jobs, lifecycle, schema
+from core.store import db as dbmod
+from core.store import lifecycle, queries, schema
 
 
 def make_v3(path):
@@ -38,7 +38,7 @@ def test_version_3_database_upgrades_keeping_rows_and_cascades(tmp_path):
     lifecycle.remove(db, 1, kind="deleted", message="upload 1 deleted")
     assert db.execute("SELECT id FROM frames").fetchall() == [(20,)]
     assert db.execute("SELECT frame_id FROM labels").fetchall() == [(20,)]
-    assert [u["id"] for u in jobs.list_uploads(db)] == [2]
+    assert [u["id"] for u in queries.list_uploads(db)] == [2]
     # The unique frame index survives the rebuild.
     indexes = {r[1] for r in db.execute("PRAGMA index_list(frames)")}
     assert "idx_frames_upload_id_idx" in indexes

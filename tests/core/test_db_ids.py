@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core import db as dbmod
-from core import jobs, lifecycle
+from core.store import db as dbmod
+from core.store import lifecycle
 from tests.core.test_db import make_v3
 
 
@@ -21,8 +21,8 @@ def test_upgraded_database_never_reuses_the_newest_id(tmp_path):
         "idx_uploads_status_priority_id", "idx_uploads_sha256", "idx_uploads_updated_at"}
     lifecycle.remove(db, 2, kind="cleanup", message="upload 2 removed")
     assert db.execute("SELECT upload_id FROM frames").fetchall() == [(1,), (1,)]  # cascade
-    upload_id = jobs.create_upload(db, original_name="c.mp4", sha256="c" * 64, size=1,
-                                   mode=jobs.MODE_NOW, owner="test", lease_seconds=60)
+    upload_id = lifecycle.create_upload(db, original_name="c.mp4", sha256="c" * 64, size=1,
+                                   mode=lifecycle.MODE_NOW, owner="test", lease_seconds=60)
     assert upload_id == 3
 
 
@@ -30,8 +30,8 @@ def test_new_database_never_reuses_the_newest_id(tmp_path):
     db = dbmod.connect(tmp_path / "peakops.db")
 
     def create(n: int) -> int:
-        return jobs.create_upload(db, original_name=f"{n}.mp4", sha256=f"{n:064x}", size=1,
-                                  mode=jobs.MODE_NOW, owner="test", lease_seconds=60)
+        return lifecycle.create_upload(db, original_name=f"{n}.mp4", sha256=f"{n:064x}", size=1,
+                                  mode=lifecycle.MODE_NOW, owner="test", lease_seconds=60)
 
     first, second = create(1), create(2)
     lifecycle.remove(db, second, kind="cleanup", message="removed")

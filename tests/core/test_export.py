@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from core import export, jobs, pipeline
 from core.app import open_app, process_owner
 from core.intake import submit_file
+from core.jobs import pipeline
 from core.naming import safe_name, unique_names
+from core.results import export
+from core.store import lifecycle, queries
 from tests.helpers import make_settings, run_cli
 
 
@@ -28,7 +30,7 @@ def process(app, clip, name=None):
         shutil.copyfile(clip, copy)
         clip = copy
     upload_id = submit_file(app, clip).upload_id
-    assert pipeline.process_now(app, upload_id, process_owner("test")) == jobs.DONE
+    assert pipeline.process_now(app, upload_id, process_owner("test")) == lifecycle.DONE
     return upload_id
 
 
@@ -111,7 +113,7 @@ def test_csv_and_jsonl_parse_back_to_the_same_rows(app, two_done, tmp_path):
         assert int(c["upload_id"]) == j["upload_id"] == frame["upload_id"]
         assert int(c["frame_index"]) == j["frame_index"] == frame["idx"]
         assert float(c["timestamp"]) == j["timestamp"] == round(frame["timestamp"], 3)
-        assert c["upload_name"] == j["upload_name"] == jobs.get_upload(
+        assert c["upload_name"] == j["upload_name"] == queries.get_upload(
             app.db, frame["upload_id"])["original_name"]
         assert [(lb["name"], lb["confidence"], lb["source"]) for lb in j["labels"]] == labels
         parsed = re.findall(r"(?:^|; )(.+?) \(([0-9.]+)%\)", c["labels"])
@@ -121,7 +123,7 @@ def test_csv_and_jsonl_parse_back_to_the_same_rows(app, two_done, tmp_path):
 
 def test_filters_by_ids_status_and_since(app, two_done, clip_10s):
     failed = submit_file(app, clip_10s).upload_id
-    jobs.cancel(app.db, failed)
+    lifecycle.cancel(app.db, failed)
     first, second = two_done
     app.db.execute("UPDATE uploads SET created_at = ? WHERE id = ?", [1000.0, first])
     app.db.execute("UPDATE uploads SET created_at = ? WHERE id = ?", [2000.0, second])

@@ -12,10 +12,10 @@ import threading
 
 import pytest
 
-from core import jobs
 from core.app import open_app
 from core.errors import InputError, StorageError
 from core.intake import submit_file
+from core.store import lifecycle, queries
 from tests.helpers import cli_json, make_settings, run_cli
 
 
@@ -42,7 +42,7 @@ def test_a_file_growing_during_submit_is_recorded_as_stored(app, clip_h264, tmp_
             grown.append(True)
 
     result = submit_file(app, source, on_progress=grow)
-    row = jobs.get_upload(app.db, result.upload_id)
+    row = queries.get_upload(app.db, result.upload_id)
     [stored] = stored_files(app)
     data = stored.read_bytes()
     assert row["size"] == len(data) and row["sha256"] == hashlib.sha256(data).hexdigest()
@@ -61,7 +61,7 @@ def test_a_file_growing_past_the_cap_during_submit_is_refused(tmp_path, clip_h26
 
     with pytest.raises(InputError, match="grew past the 1 MB limit"):
         submit_file(app, source, on_progress=grow)
-    assert jobs.list_uploads(app.db) == [] and stored_files(app) == []
+    assert queries.list_uploads(app.db) == [] and stored_files(app) == []
     app.close()
 
 
@@ -80,18 +80,18 @@ def test_racing_submits_of_one_content_make_one_upload(app, clip_h264, tmp_path)
 
     first = submit_file(app, first_path, on_progress=meanwhile)
     [second] = seconds
-    assert not second.duplicate and second.status == jobs.QUEUED
-    assert first.duplicate_of == second.upload_id and first.status == jobs.QUEUED
-    assert len(jobs.list_uploads(app.db)) == 1 and len(stored_files(app)) == 1
+    assert not second.duplicate and second.status == lifecycle.QUEUED
+    assert first.duplicate_of == second.upload_id and first.status == lifecycle.QUEUED
+    assert len(queries.list_uploads(app.db)) == 1 and len(stored_files(app)) == 1
     other.close()
 
 
 def test_the_database_refuses_a_second_live_upload_of_one_content(app):
-    jobs.create_upload(app.db, original_name="a.mp4", sha256="ab" * 32, size=1,
-                       mode=jobs.MODE_NOW, owner="o", lease_seconds=60)
+    lifecycle.create_upload(app.db, original_name="a.mp4", sha256="ab" * 32, size=1,
+                       mode=lifecycle.MODE_NOW, owner="o", lease_seconds=60)
     with pytest.raises(Exception, match="UNIQUE"):
-        jobs.create_upload(app.db, original_name="b.mp4", sha256="ab" * 32, size=1,
-                           mode=jobs.MODE_NOW, owner="o", lease_seconds=60)
+        lifecycle.create_upload(app.db, original_name="b.mp4", sha256="ab" * 32, size=1,
+                           mode=lifecycle.MODE_NOW, owner="o", lease_seconds=60)
 
 
 def test_a_refused_file_is_not_recorded_again(app, text_as_mp4):
@@ -102,7 +102,7 @@ def test_a_refused_file_is_not_recorded_again(app, text_as_mp4):
                            ) as again:
             submit_file(app, text_as_mp4)
         assert again.value.upload_id == first.value.upload_id
-    assert [r["id"] for r in jobs.list_uploads(app.db)] == [first.value.upload_id]
+    assert [r["id"] for r in queries.list_uploads(app.db)] == [first.value.upload_id]
     assert stored_files(app) == []
 
 
@@ -122,7 +122,7 @@ def test_symlink_to_a_system_file_is_refused_before_reading(app, tmp_path):
     link.symlink_to("/etc/shadow" if os.path.exists("/etc/shadow") else "/etc/passwd")
     with pytest.raises(InputError, match="a symlink into a system folder"):
         submit_file(app, link)
-    assert jobs.list_uploads(app.db) == [] and stored_files(app) == []
+    assert queries.list_uploads(app.db) == [] and stored_files(app) == []
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a link of another owner needs root")
@@ -134,7 +134,7 @@ def test_symlink_planted_by_another_user_is_refused(app, tmp_path, clip_h264):
     os.lchown(link, 12345, 12345)
     with pytest.raises(InputError, match="a file of another owner"):
         submit_file(app, link)
-    assert jobs.list_uploads(app.db) == []
+    assert queries.list_uploads(app.db) == []
 
 
 def test_symlink_to_a_fifo_or_a_folder_is_refused(app, tmp_path):
@@ -154,8 +154,8 @@ def test_symlink_to_an_own_video_is_followed(app, tmp_path, clip_h264):
     link = tmp_path / "today.mp4"
     link.symlink_to(target)
     result = submit_file(app, link)
-    assert result.status == jobs.QUEUED
-    assert jobs.get_upload(app.db, result.upload_id)["original_name"] == "today.mp4"
+    assert result.status == lifecycle.QUEUED
+    assert queries.get_upload(app.db, result.upload_id)["original_name"] == "today.mp4"
 
 
 class _Reached(logging.Handler):
@@ -173,8 +173,8 @@ class _Reached(logging.Handler):
 @pytest.mark.parametrize("first_ends", ["stored", "failed"])
 def test_a_second_submit_waits_for_the_first_ones_outcome(app, clip_h264, first_ends):
     sha = hashlib.sha256(clip_h264.read_bytes()).hexdigest()
-    first = jobs.create_upload(app.db, original_name="first.mp4", sha256=sha, size=1,
-                               mode=jobs.MODE_NOW, owner="other-submitter", lease_seconds=600)
+    first = lifecycle.create_upload(app.db, original_name="first.mp4", sha256=sha, size=1,
+                               mode=lifecycle.MODE_NOW, owner="other-submitter", lease_seconds=600)
     reached = _Reached()
     logging.getLogger("core.intake").addHandler(reached)
     logging.getLogger("core.intake").setLevel(logging.INFO)
@@ -192,26 +192,26 @@ def test_a_second_submit_waits_for_the_first_ones_outcome(app, clip_h264, first_
         second.start()
         assert reached.event.wait(60), "the second submit never waited"
         if first_ends == "stored":
-            jobs.mark_stored(app.db, first, storage_key="videos/" + sha[:2] + "/" + sha,
+            lifecycle.mark_stored(app.db, first, storage_key="videos/" + sha[:2] + "/" + sha,
                              probe={})
         else:  # e.g. the disk was full for the first one
-            jobs.fail(app.db, first, StorageError("disk full"), max_attempts=0)
+            lifecycle.fail(app.db, first, StorageError("disk full"), max_attempts=0)
         second.join(60)
     finally:
         logging.getLogger("core.intake").removeHandler(reached)
     [result] = results
     if first_ends == "stored":
-        assert (result.duplicate_of, result.status) == (first, jobs.QUEUED)
+        assert (result.duplicate_of, result.status) == (first, lifecycle.QUEUED)
     else:
         assert not result.duplicate and result.upload_id != first
-        assert result.status == jobs.QUEUED
+        assert result.status == lifecycle.QUEUED
 
 
 def test_upgrade_keeps_duplicates_that_got_in_before_and_points_them_at_the_first(tmp_path):
     import sqlite3
 
-    from core import db as dbmod
-    from core import schema
+    from core.store import db as dbmod
+    from core.store import schema
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
@@ -227,8 +227,8 @@ def test_upgrade_keeps_duplicates_that_got_in_before_and_points_them_at_the_firs
     db = dbmod.connect(path)
     rows = [dict(r) for r in db.query("SELECT id, duplicate_of FROM uploads ORDER BY id")]
     assert rows == [{"id": 1, "duplicate_of": None}, {"id": 2, "duplicate_of": 1}]
-    assert jobs.find_by_sha256(db, "ab")["id"] == 1
+    assert queries.find_by_sha256(db, "ab")["id"] == 1
     with pytest.raises(sqlite3.IntegrityError):
-        jobs.create_upload(db, original_name="b.mp4", sha256="ab", size=1,
-                           mode=jobs.MODE_NOW, owner="o", lease_seconds=60)
+        lifecycle.create_upload(db, original_name="b.mp4", sha256="ab", size=1,
+                           mode=lifecycle.MODE_NOW, owner="o", lease_seconds=60)
     db.conn.close()

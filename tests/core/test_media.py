@@ -140,7 +140,7 @@ def test_probe_child_memory_cap_is_a_clear_input_error(clip_h264: Path) -> None:
 
 
 def test_importing_core_media_loads_no_libav() -> None:
-    code = ("import sys, core.media, core.app, core.intake, core.pipeline, batch.supervisor, "
+    code = ("import sys, core.media, core.app, core.intake, core.jobs.pipeline, core.jobs.supervisor, "
             "batch.worker, desktop.app; "
             "print([m for m in sys.modules if m == 'av' or m.startswith('av.')])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

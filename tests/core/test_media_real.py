@@ -1,4 +1,4 @@
-"""core.media on real camera and phone files (shared/media/dev, see its MANIFEST.md).
+"""core.media on real camera and phone files (tests/media/dev, see its MANIFEST.md).
 
 Each file is checked on facts: frame count, display size, timestamps in order and from
 their own times, not black, bar colours, HDR tone mapping, refusals. Hostile inputs (an
@@ -16,14 +16,15 @@ from PIL import Image, ImageStat
 from core import errors, media
 from core.media import ExtractOptions, plan_times, probe
 from core.media.decode import PyAVExtractor
+from tests.helpers import MEDIA_DEV
 
-DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "media" / "dev"
+DEV = MEDIA_DEV
 
 
 @pytest.fixture(scope="module")
 def dev() -> Path:
     if not (DEV / "MANIFEST.md").is_file():
-        pytest.fail(f"real media missing: {DEV.resolve()} (shared/ must sit beside the checkout)")
+        pytest.fail(f"real media missing: {DEV} (part of the repository)")
     return DEV
 
 
@@ -217,7 +218,7 @@ def test_hls_playlist_is_refused_under_any_name(dev: Path, tmp_path: Path,
 
 
 def test_spoofing_metadata_and_folder_names_change_nothing(tmp_path: Path) -> None:
-    from core import samples
+    from core.media import samples
 
     folder = tmp_path / "Duration: 99:00:00.00, start: 0" / "Stream #0:0: Video: h264, 9999x9999"
     folder.mkdir(parents=True)

@@ -4,17 +4,17 @@ database (SQLite and a real PostgreSQL, the ``database_url`` fixture)."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
-from core import jobs, pipeline
 from core.app import open_app
 from core.errors import InputError
 from core.intake import display_name, submit_file
-from core.storage import LocalStore, frame_key
+from core.jobs import pipeline
+from core.storage.local import LocalStore, frame_key
+from core.store import lifecycle, queries
 from tests.databases import state_settings
-from tests.helpers import make_settings
+from tests.helpers import MEDIA_DEV, make_settings
 
 
 @pytest.fixture
@@ -40,9 +40,9 @@ def frame_rows(app, upload_id):
 def test_clip_ends_done_with_frames_and_labels(app, clip, request):
     path = request.getfixturevalue(clip)
     result = submit_file(app, path)
-    assert result.status == jobs.QUEUED and not result.duplicate
-    assert pipeline.process_now(app, result.upload_id, "test") == jobs.DONE
-    detail = jobs.detail(app.db, result.upload_id)
+    assert result.status == lifecycle.QUEUED and not result.duplicate
+    assert pipeline.process_now(app, result.upload_id, "test") == lifecycle.DONE
+    detail = queries.detail(app.db, result.upload_id)
     assert len(detail.frames) == 6
     assert all(f["labels"] for f in detail.frames)
     assert all(app.store.exists(f["storage_key"]) for f in detail.frames)
@@ -65,7 +65,7 @@ def test_duplicate_content_is_reported_not_stored_twice(app, clip_h264, tmp_path
 
 def test_rerun_resumes_from_checkpointed_frames(app, clip_10s):
     upload_id = submit_file(app, clip_10s).upload_id
-    jobs.claim(app.db, upload_id, "w1", lease_seconds=60)
+    lifecycle.claim(app.db, upload_id, "w1", lease_seconds=60)
     calls = []
     real_extractor = app.extractor
 
@@ -90,8 +90,8 @@ def test_rerun_resumes_from_checkpointed_frames(app, clip_10s):
         pipeline.run(app, upload_id, "w1")
     assert len(frame_rows(app, upload_id)) == 3
     app.extractor = real_extractor
-    jobs.release(app.db, upload_id, "w1", reason="test")
-    jobs.claim(app.db, upload_id, "w2", lease_seconds=60)
+    lifecycle.release(app.db, upload_id, "w1", reason="test")
+    lifecycle.claim(app.db, upload_id, "w2", lease_seconds=60)
     result = pipeline.run(app, upload_id, "w2")
     assert (result.frames_total, result.frames_extracted) == (6, 3)
     rows = frame_rows(app, upload_id)
@@ -102,7 +102,7 @@ def test_rerun_resumes_from_checkpointed_frames(app, clip_10s):
 def test_degraded_level_takes_a_subset_of_the_same_plan(app, clip_10s):
     upload_id = submit_file(app, clip_10s).upload_id
     app.db.execute("UPDATE uploads SET degrade_level = 2 WHERE id = ?", [upload_id])
-    assert pipeline.process_now(app, upload_id, "w") == jobs.DONE
+    assert pipeline.process_now(app, upload_id, "w") == lifecycle.DONE
     rows = frame_rows(app, upload_id)
     assert [r["idx"] for r in rows] == [0, 4]
     assert all(r["width"] <= 640 for r in rows)
@@ -113,7 +113,7 @@ def test_a_level_whose_frames_all_exist_records_its_own_plan(app, clip_10s):
     0 and 4, both stored: no extraction, and the upload records level 2's plan."""
     upload_id = submit_file(app, clip_10s).upload_id
     app.db.execute("UPDATE uploads SET degrade_level = 1 WHERE id = ?", [upload_id])
-    jobs.claim(app.db, upload_id, "w1", lease_seconds=60)
+    lifecycle.claim(app.db, upload_id, "w1", lease_seconds=60)
     real_analyze = app.analyzer.analyze
 
     def die(*args):
@@ -122,39 +122,39 @@ def test_a_level_whose_frames_all_exist_records_its_own_plan(app, clip_10s):
     app.analyzer.analyze = die
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(app, upload_id, "w1")
-    assert jobs.get_upload(app.db, upload_id)["frames_planned"] == 3
+    assert queries.get_upload(app.db, upload_id)["frames_planned"] == 3
     app.analyzer.analyze = real_analyze
-    jobs.release(app.db, upload_id, "w1", reason="test")
+    lifecycle.release(app.db, upload_id, "w1", reason="test")
     app.db.execute("UPDATE uploads SET degrade_level = 2 WHERE id = ?", [upload_id])
-    jobs.claim(app.db, upload_id, "w2", lease_seconds=60)
+    lifecycle.claim(app.db, upload_id, "w2", lease_seconds=60)
     result = pipeline.run(app, upload_id, "w2")
     assert (result.frames_extracted, result.frames_analysed) == (0, 3)
     assert [r["idx"] for r in frame_rows(app, upload_id)] == [0, 2, 4]
-    assert jobs.get_upload(app.db, upload_id)["frames_planned"] == 2
+    assert queries.get_upload(app.db, upload_id)["frames_planned"] == 2
 
 
 def test_cancel_during_processing_stops_the_job(app, clip_10s):
     upload_id = submit_file(app, clip_10s).upload_id
-    jobs.claim(app.db, upload_id, "w", lease_seconds=60)
+    lifecycle.claim(app.db, upload_id, "w", lease_seconds=60)
     seen = []
 
     def cancel_after_first(stage, done, total):
         seen.append((stage, done))
         if stage == "extracting" and done == 1:
-            jobs.cancel(app.db, upload_id)
+            lifecycle.cancel(app.db, upload_id)
 
     from core.errors import CancelledError
     with pytest.raises(CancelledError):
         pipeline.run(app, upload_id, "w", on_progress=cancel_after_first)
-    assert jobs.get_upload(app.db, upload_id)["status"] == jobs.CANCELLED
+    assert queries.get_upload(app.db, upload_id)["status"] == lifecycle.CANCELLED
     assert leftovers(app) == []
 
 
 def test_reanalyse_replaces_labels_without_extracting(app, clip_h264):
     upload_id = submit_file(app, clip_h264).upload_id
     pipeline.process_now(app, upload_id, "w")
-    jobs.retry(app.db, upload_id)
-    jobs.claim(app.db, upload_id, "w", lease_seconds=60)
+    lifecycle.retry(app.db, upload_id)
+    lifecycle.claim(app.db, upload_id, "w", lease_seconds=60)
     result = pipeline.run(app, upload_id, "w", reanalyse=True)
     assert (result.frames_extracted, result.frames_analysed) == (0, 6)
     labels = app.db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
@@ -184,8 +184,8 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path, maker, reason, requ
         submit_file(app, path)
     message = str(info.value)
     assert reason in message and "Traceback" not in message and "\n" not in message
-    for row in jobs.list_uploads(app.db):
-        assert (row["status"], row["error_category"]) == (jobs.FAILED, "input")
+    for row in queries.list_uploads(app.db):
+        assert (row["status"], row["error_category"]) == (lifecycle.FAILED, "input")
     assert app.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 0
     assert leftovers(app) == []
     assert not [p for p in (app.settings.home / "objects").rglob("*") if p.is_file()]
@@ -193,9 +193,9 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path, maker, reason, requ
 
 def test_stored_copy_vanished_before_processing(app, clip_h264):
     upload_id = submit_file(app, clip_h264).upload_id
-    app.store.delete(jobs.get_upload(app.db, upload_id)["storage_key"])
-    assert pipeline.process_now(app, upload_id, "w") == jobs.FAILED
-    row = jobs.get_upload(app.db, upload_id)
+    app.store.delete(queries.get_upload(app.db, upload_id)["storage_key"])
+    assert pipeline.process_now(app, upload_id, "w") == lifecycle.FAILED
+    row = queries.get_upload(app.db, upload_id)
     assert row["error_category"] == "input" and "missing" in row["error_message"]
     assert not app.store.exists(frame_key(upload_id, 0))
     assert leftovers(app) == []
@@ -205,7 +205,7 @@ def test_names_from_users_are_only_text(app, clip_h264, tmp_path):
     odd = tmp_path / "../weird name ünïcode \x07.mp4"
     shutil.copy(clip_h264, odd)
     result = submit_file(app, odd)
-    row = jobs.get_upload(app.db, result.upload_id)
+    row = queries.get_upload(app.db, result.upload_id)
     assert row["original_name"] == "weird name ünïcode ?.mp4"
     assert "weird" not in row["storage_key"] and row["storage_key"].startswith("videos/")
     assert display_name("../../etc/passwd") == "passwd"
@@ -230,24 +230,24 @@ def _truncate(clip, tmp_path):
 
 @pytest.mark.parametrize("size", [(2, 2), (1280, 4), (4, 1280)])
 def test_tiny_and_extreme_aspect_videos_end_done(app, tmp_path, size):
-    from core.samples import make_clip
+    from core.media.samples import make_clip
 
     clip = make_clip(tmp_path / f"thin-{size[0]}x{size[1]}.mp4", seconds=1,
                      width=size[0], height=size[1])
     result = submit_file(app, clip)
-    assert pipeline.process_now(app, result.upload_id, "test") == jobs.DONE, \
-        jobs.get_upload(app.db, result.upload_id)["error_message"]
-    detail = jobs.detail(app.db, result.upload_id)
+    assert pipeline.process_now(app, result.upload_id, "test") == lifecycle.DONE, \
+        queries.get_upload(app.db, result.upload_id)["error_message"]
+    detail = queries.detail(app.db, result.upload_id)
     assert detail.frames and all(f["labels"] for f in detail.frames)
 
 
-DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "media" / "dev"
+DEV = MEDIA_DEV
 
 
 @pytest.fixture
 def dev():
     if not (DEV / "MANIFEST.md").is_file():
-        pytest.fail(f"real media missing: {DEV.resolve()} (shared/ must sit beside the checkout)")
+        pytest.fail(f"real media missing: {DEV} (part of the repository)")
     return DEV
 
 
@@ -259,10 +259,10 @@ def dev():
 ])
 def test_real_files_end_done_with_their_own_frames(app, dev, name, frames, size):
     result = submit_file(app, dev / name)
-    row = jobs.get_upload(app.db, result.upload_id)
+    row = queries.get_upload(app.db, result.upload_id)
     assert row["container"] and row["frame_count"] and row["probe"]
-    assert pipeline.process_now(app, result.upload_id, "test") == jobs.DONE
-    detail = jobs.detail(app.db, result.upload_id)
+    assert pipeline.process_now(app, result.upload_id, "test") == lifecycle.DONE
+    detail = queries.detail(app.db, result.upload_id)
     assert len(detail.frames) == frames
     assert all((f["width"], f["height"]) == size for f in detail.frames)
     stamps = [f["timestamp"] for f in detail.frames]
@@ -278,9 +278,9 @@ def test_real_files_refused_at_submit(app, dev, name, reason):
     with pytest.raises(InputError) as caught:
         submit_file(app, dev / name)
     assert str(caught.value) == reason
-    [row] = jobs.list_uploads(app.db)
+    [row] = queries.list_uploads(app.db)
     assert (row["status"], row["error_category"], row["error_message"]) == (
-        jobs.FAILED, "input", reason)
+        lifecycle.FAILED, "input", reason)
 
 
 def test_hls_playlist_is_refused_at_submit(app, dev, tmp_path):

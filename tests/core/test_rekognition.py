@@ -15,13 +15,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from core import jobs, state
-from core.analysis import CountingBudget, SharedBudget, measure
-from core.app import open_app
-from core.errors import AnalysisError, ConfigError
-from core.intake import submit_file
-from core.pipeline import process_now
-from core.rekognition import (
+from core.analysis.local import CountingBudget, SharedBudget, measure
+from core.analysis.rekognition import (
     BUDGET_LABEL,
     MAX_IMAGE_BYTES,
     RateLimit,
@@ -30,6 +25,11 @@ from core.rekognition import (
     encode_for_api,
     period_calls_key,
 )
+from core.app import open_app
+from core.errors import AnalysisError, ConfigError
+from core.intake import submit_file
+from core.jobs.pipeline import process_now
+from core.store import lifecycle, queries, state
 from tests.conftest import four_scenes
 from tests.helpers import make_settings
 from tests.s3server import REKOGNITION_THROTTLED, FaultProxy, aws_env, moto_endpoint  # noqa: F401
@@ -434,7 +434,7 @@ def test_full_pipeline_with_s3_and_rekognition(aws, moto_endpoint, bucket, tmp_p
     app = open_app(_s3_settings(tmp_path / "home", moto_endpoint, bucket))
     assert type(app.store).__name__ == "S3Store" and app.analyzer.name == "rekognition"
     submitted = submit_file(app, clip_h264)
-    assert process_now(app, submitted.upload_id, "test") == jobs.DONE
+    assert process_now(app, submitted.upload_id, "test") == lifecycle.DONE
     frames = _frame_labels(app, submitted.upload_id)
     # The 2 s test clip barely changes: frame 0 is sent, the rest are near-duplicates.
     assert len(frames) == 4 and all(f["local"] for f in frames)
@@ -453,14 +453,14 @@ def test_pipeline_stops_calling_at_the_budget(aws, moto_endpoint, bucket, tmp_pa
     app = open_app(_s3_settings(tmp_path / "home", moto_endpoint, bucket,
                                 rekognition_max_calls_per_upload=2))
     submitted = submit_file(app, clip_four_scenes)
-    assert process_now(app, submitted.upload_id, "test") == jobs.DONE
+    assert process_now(app, submitted.upload_id, "test") == lifecycle.DONE
     frames = _frame_labels(app, submitted.upload_id)
     assert [bool(f["remote"]) for f in frames] == [True, True, False, False]
     assert [bool(f["over_budget"]) for f in frames] == [False, False, True, True]
     assert _calls(app, submitted.upload_id) == 2
     # Analysing again keeps counting against the same upload's budget.
-    jobs.request_reanalysis(app.db, submitted.upload_id)
-    assert process_now(app, submitted.upload_id, "test") == jobs.DONE
+    lifecycle.request_reanalysis(app.db, submitted.upload_id)
+    assert process_now(app, submitted.upload_id, "test") == lifecycle.DONE
     assert _calls(app, submitted.upload_id) == 2
     assert not any(f["remote"] for f in _frame_labels(app, submitted.upload_id))
 
@@ -475,8 +475,8 @@ def test_permanent_rekognition_failure_keeps_frames(aws, moto_endpoint, proxy, b
                              max_frames_per_video=3)
     app = open_app(settings)
     submitted = submit_file(app, clip_h264)
-    assert process_now(app, submitted.upload_id, "test") == jobs.FAILED
-    row = jobs.get_upload(app.db, submitted.upload_id)
+    assert process_now(app, submitted.upload_id, "test") == lifecycle.FAILED
+    row = queries.get_upload(app.db, submitted.upload_id)
     assert row["error_category"] == "analysis" and "AccessDeniedException" in row["error_message"]
     frames = list(app.db.query("SELECT storage_key FROM frames WHERE upload_id = ?",
                                [submitted.upload_id]))
@@ -494,11 +494,11 @@ def test_period_budget_stops_calls_across_uploads(aws, moto_endpoint, bucket, tm
     # Same pictures (4 distinct frames), other bytes: not a duplicate upload.
     other = four_scenes(tmp_path / "other.mp4", audio=True)
     first, second = submit_file(app, clip_four_scenes), submit_file(app, other)
-    assert process_now(app, first.upload_id, "test") == jobs.DONE
+    assert process_now(app, first.upload_id, "test") == lifecycle.DONE
     assert [bool(f["remote"]) for f in _frame_labels(app, first.upload_id)] == \
         [True, True, True, False]
     now[0] = datetime(2024, 5, 7, 5, 0, tzinfo=UTC)  # later the same night: same period
-    assert process_now(app, second.upload_id, "test") == jobs.DONE
+    assert process_now(app, second.upload_id, "test") == lifecycle.DONE
     frames = _frame_labels(app, second.upload_id)
     assert len(frames) == 4 and not any(f["remote"] for f in frames)
     assert all(f["over_budget"] and f["local"] for f in frames)
@@ -506,8 +506,8 @@ def test_period_budget_stops_calls_across_uploads(aws, moto_endpoint, bucket, tm
     assert state.get(app.db, "rekognition.calls.2024-05-06") == 3
     # The next night is a new period: analysing the second upload again makes calls.
     now[0] = datetime(2024, 5, 7, 22, 0, tzinfo=UTC)
-    jobs.request_reanalysis(app.db, second.upload_id)
-    assert process_now(app, second.upload_id, "test") == jobs.DONE
+    lifecycle.request_reanalysis(app.db, second.upload_id)
+    assert process_now(app, second.upload_id, "test") == lifecycle.DONE
     frames = _frame_labels(app, second.upload_id)
     assert [bool(f["remote"]) for f in frames] == [True, True, True, False]
     assert state.get(app.db, "rekognition.calls.2024-05-07") == 3

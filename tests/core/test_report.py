@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core import heartbeat, jobs, pipeline, report, state
+from core.analysis.rekognition import period_calls_key
 from core.app import open_app
 from core.errors import MemoryLimitError, PeakOpsError
 from core.intake import submit_file
-from core.rekognition import period_calls_key
+from core.jobs import pipeline
+from core.results import report
+from core.store import heartbeat, lifecycle, queries, state
 from tests.helpers import make_settings, run_cli
 
 # Tuesday 2025-03-04 22:00 to Wednesday 06:00, UTC: in the past, so the CLI's clock
@@ -29,14 +31,14 @@ def at(hours: float) -> float:
 
 def run(app, upload_id, claim_at, end_at, *, peak_kib=None):
     """Claim at ``claim_at``, run the real pipeline, record the outcome at ``end_at``."""
-    assert jobs.claim(app.db, upload_id, "worker@test:1", lease_seconds=600, now=claim_at)
+    assert lifecycle.claim(app.db, upload_id, "worker@test:1", lease_seconds=600, now=claim_at)
     try:
         pipeline.run(app, upload_id, "worker@test:1")
     except PeakOpsError as exc:
-        return jobs.fail(app.db, upload_id, exc, owner="worker@test:1", max_attempts=1,
+        return lifecycle.fail(app.db, upload_id, exc, owner="worker@test:1", max_attempts=1,
                          peak_rss_kib=peak_kib, now=end_at)
-    jobs.complete(app.db, upload_id, "worker@test:1", peak_rss_kib=peak_kib, now=end_at)
-    return jobs.DONE
+    lifecycle.complete(app.db, upload_id, "worker@test:1", peak_rss_kib=peak_kib, now=end_at)
+    return lifecycle.DONE
 
 
 @pytest.fixture
@@ -50,21 +52,21 @@ def night(tmp_path, clip_h264, clip_noaudio, clip_10s, clip_vp9, clip_rotated):
     ids = {}
     for key, clip in (("before", clip_rotated), ("hostile", clip_h264),
                       ("missing", clip_noaudio), ("memory", clip_10s)):
-        ids[key] = submit_file(app, clip, mode=jobs.MODE_OFFPEAK).upload_id
-        assert jobs.dispatch(app.db, ids[key], message="test window", now=at(-3))
+        ids[key] = submit_file(app, clip, mode=lifecycle.MODE_OFFPEAK).upload_id
+        assert lifecycle.dispatch(app.db, ids[key], message="test window", now=at(-3))
     # A name with markup, as an API caller may give (a file name cannot hold the "/").
     app.db.execute("UPDATE uploads SET original_name = ? WHERE id = ?",
                    [HOSTILE, ids["hostile"]])
-    ids["deferred"] = submit_file(app, clip_vp9, mode=jobs.MODE_OFFPEAK).upload_id
+    ids["deferred"] = submit_file(app, clip_vp9, mode=lifecycle.MODE_OFFPEAK).upload_id
 
-    assert run(app, ids["before"], at(-2), at(-1.9)) == jobs.DONE
-    assert run(app, ids["hostile"], at(1), at(1.1), peak_kib=300_000) == jobs.DONE
+    assert run(app, ids["before"], at(-2), at(-1.9)) == lifecycle.DONE
+    assert run(app, ids["hostile"], at(1), at(1.1), peak_kib=300_000) == lifecycle.DONE
     # The stored video vanished: the real fetch fails with an input error.
-    app.store.delete(jobs.get_upload(app.db, ids["missing"])["storage_key"])
-    assert run(app, ids["missing"], at(1.5), at(1.6)) == jobs.FAILED
+    app.store.delete(queries.get_upload(app.db, ids["missing"])["storage_key"])
+    assert run(app, ids["missing"], at(1.5), at(1.6)) == lifecycle.FAILED
     # Killed over the hard limit once, then done at the next degrade level.
-    assert jobs.claim(app.db, ids["memory"], "worker@test:1", lease_seconds=600, now=at(2))
-    jobs.fail(app.db, ids["memory"], MemoryLimitError("process tree reached 512000 KiB"),
+    assert lifecycle.claim(app.db, ids["memory"], "worker@test:1", lease_seconds=600, now=at(2))
+    lifecycle.fail(app.db, ids["memory"], MemoryLimitError("process tree reached 512000 KiB"),
               owner="worker@test:1", max_attempts=3, degrade=True, degrade_levels=3,
               peak_rss_kib=512_000, now=at(2.1))
     heartbeat.record_restart(app.db, "worker@test:1", "hard-limit", upload_id=ids["memory"],
@@ -72,7 +74,7 @@ def night(tmp_path, clip_h264, clip_noaudio, clip_10s, clip_vp9, clip_rotated):
                              now=at(2.1))
     heartbeat.record_restart(app.db, "worker@test:1", "tasks", message="5 jobs done",
                              now=at(9))  # after the window
-    assert run(app, ids["memory"], at(2.2), at(2.5)) == jobs.DONE
+    assert run(app, ids["memory"], at(2.2), at(2.5)) == lifecycle.DONE
     state.put(app.db, period_calls_key("2025-03-04"), 42)
     yield app, ids
     app.close()

@@ -10,10 +10,12 @@ import boto3
 import pytest
 from PIL import Image
 
-from core import export, jobs, pipeline, report
 from core.app import open_app, process_owner
 from core.intake import submit_file
-from core.sheet import make_sheet
+from core.jobs import pipeline
+from core.results import export, report
+from core.results.sheet import make_sheet
+from core.store import lifecycle
 from tests.helpers import make_settings
 from tests.s3server import aws_env, moto_endpoint  # noqa: F401
 
@@ -37,7 +39,7 @@ def s3_app(tmp_path, monkeypatch, moto_endpoint):  # noqa: F811
 def test_export_sheet_and_report_from_an_s3_store(s3_app, clip_h264, tmp_path):
     app, client, bucket = s3_app
     upload_id = submit_file(app, clip_h264).upload_id
-    assert pipeline.process_now(app, upload_id, process_owner("test")) == jobs.DONE
+    assert pipeline.process_now(app, upload_id, process_owner("test")) == lifecycle.DONE
     assert not (app.settings.home / "objects").exists()  # nothing local: all in the bucket
 
     result = export.export(app, "csv", export.Selection(), dest=tmp_path / "r.csv")

@@ -18,12 +18,12 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from core import jobs
 from core.app import open_app
 from core.errors import CancelledError, StorageError
 from core.intake import submit_file
-from core.s3 import MAX_CONCURRENCY, ClampedProgress, S3Store, client_config, safe_endpoint
-from core.storage import video_key
+from core.storage.local import video_key
+from core.storage.s3 import MAX_CONCURRENCY, ClampedProgress, S3Store, client_config, safe_endpoint
+from core.store import queries
 from tests.core.test_storage import StoreContract
 from tests.helpers import make_settings
 from tests.s3server import S3_SLOW_DOWN, FaultProxy, aws_env, moto_endpoint  # noqa: F401
@@ -288,7 +288,7 @@ def test_endpoint_stopped_mid_upload(proxy, client, bucket, aws, tmp_path, clip_
         submit_file(app, video, on_progress=on_progress)
     key = video_key(_sha(video))
     assert f"s3://{bucket}/peakops/{key}" in str(caught.value)
-    row = jobs.get_upload(app.db, caught.value.upload_id)
+    row = queries.get_upload(app.db, caught.value.upload_id)
     assert (row["status"], row["error_category"], row["storage_key"]) == \
         ("FAILED", "storage", None)
     assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0

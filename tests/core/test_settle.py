@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.settle import COMPLETE, FAIL, RELEASE, JobOutcome, replace_after_job, settle
+from core.jobs.settle import COMPLETE, FAIL, RELEASE, JobOutcome, replace_after_job, settle
 from tests.helpers import make_settings
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from core import jobs, pipeline
 from core.app import open_app, process_owner
 from core.errors import StateError
 from core.intake import submit_file
-from core.sheet import PAD, layout, make_sheet
+from core.jobs import pipeline
+from core.results.sheet import PAD, layout, make_sheet
+from core.store import lifecycle
 from tests.helpers import make_settings, run_cli
 
 
@@ -21,7 +22,7 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
 def done(tmp_path, clip_10s):
     app = open_app(make_settings(tmp_path / "home", max_frames_per_video=6))
     upload_id = submit_file(app, clip_10s).upload_id
-    assert pipeline.process_now(app, upload_id, process_owner("test")) == jobs.DONE
+    assert pipeline.process_now(app, upload_id, process_owner("test")) == lifecycle.DONE
     yield app, upload_id
     app.close()
 

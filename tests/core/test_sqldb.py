@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from core import db as dbmod
-from core import schema, state
-from core.sqldb import (
+from core.store import db as dbmod
+from core.store import schema, state
+from core.store.sqldb import (
     DatabaseUnreachableError,
     PostgresDatabase,
     SqlDatabase,
@@ -155,7 +155,7 @@ class SqlDatabaseContract:
         assert owner[0] == f"w{won.index(1)}"
 
     def test_atomic_counter_across_connections(self, db, opened):
-        """The shared Rekognition budget: core.state.increment, unchanged, on each database."""
+        """The shared Rekognition budget: core.store.state.increment, unchanged, on each database."""
         conns = [opened() for _ in range(4)]
         seen = in_threads(4, lambda i: [state.increment(conns[i], "calls.2026-11-29")
                                         for _ in range(15)])
@@ -245,8 +245,8 @@ class SqlDatabaseContract:
 
 LOCK_HOLDER = """
 import sys
-from core.sqldb import PostgresDatabase, SqliteDatabase
-from core.db import open_sqlite
+from core.store.sqldb import PostgresDatabase, SqliteDatabase
+from core.store.db import open_sqlite
 from pathlib import Path
 kind, where = sys.argv[1:3]
 db = (PostgresDatabase.connect(where) if kind == "postgresql"

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from core.errors import StorageError
-from core.storage import (
+from core.storage.local import (
     LocalStore,
     MissingObjectError,
     ObjectStore,

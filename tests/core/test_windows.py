@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ConfigError
-from core.windows import Schedule, Window, parse_windows
+from core.schedule.windows import Schedule, Window, parse_windows
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -10,10 +10,10 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from batch.queue import make_queue
-from core import jobs
 from core.app import open_app, process_owner
 from core.errors import InputError
 from core.intake import submit_file
+from core.store import lifecycle
 from desktop.models import F
 from tests.helpers import REPO, cli_env
 
@@ -86,8 +86,8 @@ def failed_upload(settings, clip):
     try:
         upload_id = submit_file(app, clip).upload_id
         owner = process_owner("test")
-        jobs.claim(app.db, upload_id, owner, lease_seconds=60)
-        jobs.fail(app.db, upload_id, InputError("moov atom not found"), owner=owner,
+        lifecycle.claim(app.db, upload_id, owner, lease_seconds=60)
+        lifecycle.fail(app.db, upload_id, InputError("moov atom not found"), owner=owner,
                   max_attempts=1)
         return upload_id
     finally:
@@ -150,7 +150,7 @@ def test_delete_asks_first_and_removes_rows_and_objects(qtbot, window, settings,
 
 def test_cancel_and_mode_switch_follow_the_lifecycle(qtbot, window, settings, clip_h264):
     app = open_app(settings)
-    upload_id = submit_file(app, clip_h264, mode=jobs.MODE_OFFPEAK).upload_id
+    upload_id = submit_file(app, clip_h264, mode=lifecycle.MODE_OFFPEAK).upload_id
     app.close()
     qtbot.waitUntil(lambda: status_of(window, upload_id) == "DEFERRED", timeout=5000)
     assert window.select_upload(upload_id)

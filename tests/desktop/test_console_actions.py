@@ -7,10 +7,11 @@ import dataclasses
 
 from PySide6.QtWidgets import QApplication
 
-from core import jobs, pipeline
 from core.app import open_app, process_owner
 from core.errors import MemoryLimitError, StorageError
 from core.intake import submit_file
+from core.jobs import pipeline
+from core.store import lifecycle
 from desktop.models import COLUMN_KEYS, F
 
 
@@ -23,7 +24,7 @@ def done_upload(settings, clip):
     app = open_app(settings)
     try:
         upload_id = submit_file(app, clip).upload_id
-        assert pipeline.process_now(app, upload_id, process_owner("test")) == jobs.DONE
+        assert pipeline.process_now(app, upload_id, process_owner("test")) == lifecycle.DONE
         return upload_id
     finally:
         app.close()
@@ -55,7 +56,7 @@ def test_reanalyse_keeps_frames_and_reprocess_drops_them(qtbot, window, settings
     assert counts(settings, upload_id) == (3, 0)
 
     app = open_app(settings)
-    jobs.cancel(app.db, upload_id)
+    lifecycle.cancel(app.db, upload_id)
     app.close()
     qtbot.waitUntil(lambda: status_of(window, upload_id) == "CANCELLED", timeout=5000)
     window.acts["reprocess"].trigger()
@@ -71,8 +72,8 @@ def test_retry_all_failed_of_one_category_and_copy_details(qtbot, window, settin
     for clip, error in ((clip_h264, MemoryLimitError("over the hard limit")),
                         (clip_noaudio, StorageError("bucket unreachable"))):
         upload_id = submit_file(app, clip).upload_id
-        jobs.claim(app.db, upload_id, "o", lease_seconds=60)
-        jobs.fail(app.db, upload_id, error, owner="o", max_attempts=1)
+        lifecycle.claim(app.db, upload_id, "o", lease_seconds=60)
+        lifecycle.fail(app.db, upload_id, error, owner="o", max_attempts=1)
         ids.append(upload_id)
     app.close()
     qtbot.waitUntil(lambda: window.model.counts.get("FAILED") == 2, timeout=5000)

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from batch.queue import make_queue
-from core import jobs, offpeak
 from core.app import open_app
 from core.errors import InputError
+from core.schedule import offpeak
+from core.store import lifecycle, queries
 from tests.helpers import make_settings, run_cli
 
 
@@ -43,16 +44,16 @@ def seed(settings) -> dict[str, int]:
     try:
         for name, mode in (("dispatched", "off-peak"), ("waiting", "off-peak"),
                            ("failed", "now"), ("done", "now")):
-            upload_id = jobs.create_upload(app.db, original_name=f"{name}.mp4", sha256=name,
+            upload_id = lifecycle.create_upload(app.db, original_name=f"{name}.mp4", sha256=name,
                                            size=1, mode=mode, owner="seed", lease_seconds=60)
-            jobs.mark_stored(app.db, upload_id, storage_key=f"videos/{name}", probe={})
+            lifecycle.mark_stored(app.db, upload_id, storage_key=f"videos/{name}", probe={})
             ids[name] = upload_id
-        jobs.dispatch(app.db, ids["dispatched"], message="window open")
+        lifecycle.dispatch(app.db, ids["dispatched"], message="window open")
         for name in ("failed", "done"):
-            jobs.claim(app.db, ids[name], "seed", lease_seconds=60)
-        jobs.fail(app.db, ids["failed"], InputError("bad frames"), owner="seed",
+            lifecycle.claim(app.db, ids[name], "seed", lease_seconds=60)
+        lifecycle.fail(app.db, ids["failed"], InputError("bad frames"), owner="seed",
                   max_attempts=3)
-        jobs.complete(app.db, ids["done"], "seed")
+        lifecycle.complete(app.db, ids["done"], "seed")
     finally:
         app.close()
     return ids
@@ -62,7 +63,7 @@ def snapshot(settings) -> dict:
     app = open_app(settings)
     try:
         uploads = {u["id"]: (u["status"], u["mode"], u["attempts"], u["error_category"])
-                   for u in jobs.list_uploads(app.db)}
+                   for u in queries.list_uploads(app.db)}
         control = offpeak.read_control(app.db).as_dict()
         events = [(e["upload_id"], e["kind"]) for e in app.db.query(
             "SELECT upload_id, kind FROM events ORDER BY id")]

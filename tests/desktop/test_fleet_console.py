@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from core import heartbeat, jobs, state
 from core.app import open_app
 from core.errors import StorageError
 from core.intake import submit_file
+from core.store import heartbeat, lifecycle, state
 from desktop.schedule_panel import PAUSE_AFTER_CURRENT
 from desktop.worker_panel import FLEET_COLUMNS
 from tests.desktop.test_console_actions import status_of
@@ -49,8 +49,8 @@ def test_two_consoles_see_every_worker_and_each_other_s_actions(qtbot, fleet_set
     app = open_app(first)
     try:
         upload_id = submit_file(app, clip_h264).upload_id  # stored in the shared bucket
-        jobs.claim(app.db, upload_id, "worker@rig-a:7", lease_seconds=60)
-        jobs.fail(app.db, upload_id, StorageError("bucket unreachable"),
+        lifecycle.claim(app.db, upload_id, "worker@rig-a:7", lease_seconds=60)
+        lifecycle.fail(app.db, upload_id, StorageError("bucket unreachable"),
                   owner="worker@rig-a:7", max_attempts=1)
         heartbeat.beat(app.db, "worker@rig-a:7", pid=7, host="rig-a", state="idle",
                        rss_kib=81920, peak_kib=102400)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt
 
-from core import jobs
-from core.db import connect
+from core.store import lifecycle
+from core.store.db import connect
 from desktop.models import COLUMN_KEYS, FIELDS, Changes, UploadsFilter, UploadsModel, fetch_changes
 
 
@@ -89,11 +89,11 @@ def test_filter_by_status_and_text_and_sort_by_name():
 
 def test_fetch_changes_reads_only_recent_rows_and_notices_deletions(tmp_path):
     db = connect(tmp_path / "state.db")
-    ids = [jobs.create_upload(db, original_name=f"v{i}.mp4", sha256=str(i), size=10, mode="now",
+    ids = [lifecycle.create_upload(db, original_name=f"v{i}.mp4", sha256=str(i), size=10, mode="now",
                               owner="t", lease_seconds=60, now=1000.0 + i) for i in range(5)]
     first = fetch_changes(db, None)
     assert first.full and [r[0] for r in first.rows] == ids
-    jobs.cancel(db, ids[0], now=5000.0)
+    lifecycle.cancel(db, ids[0], now=5000.0)
     later = fetch_changes(db, 4000.0, known=(5, ids[-1]))
     assert [r[0] for r in later.rows] == [ids[0]]  # the others are older than the overlap
     assert later.rows[0][FIELDS.index("status")] == "CANCELLED" and later.ids is None

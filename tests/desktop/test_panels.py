@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core import heartbeat, jobs, state
 from core.app import open_app
 from core.config import load_settings
 from core.errors import StateError
 from core.maintenance import delete_upload
+from core.store import heartbeat, lifecycle, state
 from desktop import actions
 from desktop.schedule_panel import PAUSE_AFTER_CURRENT, RUN_NOW_UNTIL, countdown
 from desktop.settings_dialog import SettingsDialog
@@ -138,19 +138,19 @@ def test_notifier_reports_failures_and_the_end_of_a_batch():
 
 def test_actions_follow_the_lifecycle_and_delete_refuses_running_uploads(settings):
     assert actions.applicable("retry", {"FAILED", "DONE"})
-    assert actions.applicable("retry", {"DONE"})  # as `peakops retry` (core.lifecycle)
+    assert actions.applicable("retry", {"DONE"})  # as `peakops retry` (core.store.lifecycle)
     assert not actions.applicable("retry", {"QUEUED", "PROCESSING"})
     assert actions.applicable("cancel", {"PROCESSING"})
     assert not actions.applicable("delete", {"PROCESSING"})
     app = open_app(settings)
     try:
-        upload_id = jobs.create_upload(app.db, original_name="x.mp4", sha256="1", size=1,
+        upload_id = lifecycle.create_upload(app.db, original_name="x.mp4", sha256="1", size=1,
                                        mode="now", owner="o", lease_seconds=60)
         with pytest.raises(StateError, match="cancel it before deleting"):
             delete_upload(app, upload_id)
         outcome = actions.delete(app, [upload_id])
         assert outcome.changed == [] and outcome.refused[0][0] == upload_id
-        jobs.cancel(app.db, upload_id)
+        lifecycle.cancel(app.db, upload_id)
         assert actions.delete(app, [upload_id]).changed == [upload_id]
         assert app.db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0] == 0
     finally:

@@ -9,10 +9,10 @@ from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QMessageBox
 
-from core import jobs
 from core.app import open_app
 from core.errors import InputError
 from core.intake import submit_file
+from core.store import lifecycle
 from desktop.models import COLUMN_KEYS, TOOLTIP
 
 NAME = "<h1><font color=#00a000>APPROVED<img src=seal.png> & co.mp4"
@@ -46,7 +46,7 @@ def test_details_title_tooltips_and_table_show_a_hostile_name_literally(
     (tmp_path / "seal.png").write_bytes(b"not really a picture")
     app = open_app(settings)
     upload_id = submit_file(app, hostile).upload_id
-    jobs.fail(app.db, upload_id, InputError(f"{NAME}: <b>not</b> a video"),
+    lifecycle.fail(app.db, upload_id, InputError(f"{NAME}: <b>not</b> a video"),
               max_attempts=0)
     app.close()
     qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5000)

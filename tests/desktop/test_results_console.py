@@ -9,9 +9,11 @@ from PIL import Image
 from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 
-from core import jobs, pipeline, report
 from core.app import open_app, process_owner
 from core.intake import submit_file
+from core.jobs import pipeline
+from core.results import report
+from core.store import lifecycle
 from desktop.models import F
 
 
@@ -25,10 +27,10 @@ def test_save_contact_sheet_runs_off_the_ui_thread_and_writes_the_jpeg(
     app = open_app(dataclasses.replace(settings, max_frames_per_video=5))
     upload_id = submit_file(app, clip_h264).upload_id
     waiting = submit_file(app, clip_noaudio).upload_id
-    assert pipeline.process_now(app, upload_id, process_owner("test")) == jobs.DONE
+    assert pipeline.process_now(app, upload_id, process_owner("test")) == lifecycle.DONE
     app.close()
-    qtbot.waitUntil(lambda: status_of(window, upload_id) == jobs.DONE
-                    and status_of(window, waiting) == jobs.QUEUED, timeout=5000)
+    qtbot.waitUntil(lambda: status_of(window, upload_id) == lifecycle.DONE
+                    and status_of(window, waiting) == lifecycle.QUEUED, timeout=5000)
     menus = [a.text() for a in window.menuBar().actions()]
     assert menus[-2:] == ["&Results", "&Help"]
     assert not window.acts["sheet"].isEnabled()  # nothing selected

@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from core import jobs, samples
 from core.app import open_app
 from core.config import load_settings
 from core.intake import submit_file
+from core.media import samples
+from core.store import lifecycle, queries
 from desktop.service import service_command, start_service
 
 
@@ -44,12 +45,12 @@ def test_service_processes_an_upload_in_the_console_home(tmp_path, bare_env):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            row = jobs.get_upload(app.db, upload_id)
-            if row["status"] in (jobs.DONE, jobs.FAILED):
+            row = queries.get_upload(app.db, upload_id)
+            if row["status"] in (lifecycle.DONE, lifecycle.FAILED):
                 break
             time.sleep(0.2)
-        assert (row["status"], row["error_message"]) == (jobs.DONE, None)
-        assert len(jobs.detail(app.db, upload_id).as_dict()["frames"]) == 3
+        assert (row["status"], row["error_message"]) == (lifecycle.DONE, None)
+        assert len(queries.detail(app.db, upload_id).as_dict()["frames"]) == 3
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core import samples
+from core.media import samples
 from tests.helpers import HoldPoint, cli_env, run_cli
 from tests.s3server import aws_env, moto_endpoint, new_bucket, s3_client  # noqa: F401
 

@@ -11,8 +11,7 @@ import random
 import subprocess
 from pathlib import Path
 
-from core import samples
-from core.media import ffmpeg_exe
+from core.media import ffmpeg_exe, samples
 
 
 def ffmpeg(*args: str) -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from batch.queue import enqueue
-from core import db as dbmod
-from core import jobs, samples, state
 from core.errors import StateError
+from core.media import samples
+from core.store import db as dbmod
+from core.store import lifecycle, state
 from tests.helpers import make_settings, run_cli
 from tests.reliability.support import WorkerProcess, burst, check_invariants, db_dicts, with_padding
 
@@ -115,11 +116,11 @@ def scheduler_thread(path: Path, seed: int, errors: Errors, counts: dict,
                 upload_id = rng.choice(ids)
                 action = rng.choices(["mode", "cancel", "retry"], weights=[8, 1, 2])[0]
                 if action == "mode":
-                    jobs.set_mode(db, upload_id, rng.choice([jobs.MODE_NOW, jobs.MODE_OFFPEAK]))
+                    lifecycle.set_mode(db, upload_id, rng.choice([lifecycle.MODE_NOW, lifecycle.MODE_OFFPEAK]))
                 elif action == "cancel":
-                    jobs.cancel(db, upload_id)
+                    lifecycle.cancel(db, upload_id)
                 else:
-                    jobs.retry(db, upload_id)
+                    lifecycle.retry(db, upload_id)
                 changed += 1
                 counts["changed"] += 1
             except StateError:
@@ -222,7 +223,7 @@ def test_concurrent_writers(tmp_path: Path) -> None:
     for upload in uploads:  # DEFERRED ones wait for a window; the rest must be settled
         if upload["status"] == "DEFERRED":
             db = dbmod.connect(settings.db_path)
-            jobs.cancel(db, upload["id"])
+            lifecycle.cancel(db, upload["id"])
             db.conn.close()
     check_invariants(home, max_frames=FRAMES, allow_cancelled=True)
     # The churn happened (each thread's changes were accepted), alongside the refreshes.
@@ -237,7 +238,7 @@ def test_cancel_while_storing_leaves_no_copy_and_cannot_be_retried(tmp_path: Pat
     """The race the churn above hits: the console cancels an upload mid-copy."""
     from core.app import open_app
     from core.intake import submit_file
-    from core.storage import LocalStore
+    from core.storage.local import LocalStore
 
     settings = make_settings(tmp_path / "home")
     app = open_app(settings)
@@ -245,7 +246,7 @@ def test_cancel_while_storing_leaves_no_copy_and_cannot_be_retried(tmp_path: Pat
     class CancellingStore(LocalStore):
         def put_staged(self, key, staged):
             [(upload_id,)] = app.db.execute("SELECT id FROM uploads WHERE status = 'UPLOADING'")
-            jobs.cancel(app.db, upload_id)  # as another process would, while it is stored
+            lifecycle.cancel(app.db, upload_id)  # as another process would, while it is stored
             return super().put_staged(key, staged)
 
     app.store = CancellingStore(settings.home / "objects")
@@ -257,7 +258,7 @@ def test_cancel_while_storing_leaves_no_copy_and_cannot_be_retried(tmp_path: Pat
         assert (row["status"], row["storage_key"]) == ("CANCELLED", None)
         assert [p for p in (settings.home / "objects").rglob("*") if p.is_file()] == []
         with pytest.raises(StateError, match="no stored video"):
-            jobs.retry(app.db, row["id"])
+            lifecycle.retry(app.db, row["id"])
         app.store = LocalStore(settings.home / "objects")
         assert submit_file(app, clip).status == "QUEUED"  # submitting again works
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core import samples
+from core.media import samples
 from tests.helpers import run_cli
 from tests.reliability.support import (
     FAST,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core import samples
+from core.media import samples
 from tests.helpers import REPO, cli_env, run_cli
 from tests.reliability.test_disk_full import fill, remount, tmpfs
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from core import samples
 from core.holdpoint import marker_for
+from core.media import samples
 from tests.helpers import cli_env
 from tests.reliability.support import db_dicts, wait_for
 

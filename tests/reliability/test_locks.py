@@ -11,12 +11,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from core import jobs, pipeline
 from core.app import App, open_app
-from core.db import connect
 from core.errors import InputError
 from core.intake import submit_file
+from core.jobs import pipeline
 from core.media import default_extractor
+from core.store import lifecycle, queries
+from core.store.db import connect
 from tests.helpers import cli_env, make_settings, run_cli
 from tests.reliability.support import WorkerProcess, wait_for
 
@@ -104,16 +105,16 @@ def test_a_lock_during_a_job_does_not_cost_an_attempt(tmp_path, clip_h264):
     app = App(settings, connect(settings.db_path, busy_timeout_s=0.2), base.store,
               base.analyzer, extractor)
     release = ReleaseWhenWaiting(extractor)
-    logging.getLogger("core.db").addHandler(release)
+    logging.getLogger("core.store.db").addHandler(release)
     try:
         status = pipeline.process_now(app, upload_id, "cli-test")
     finally:
-        logging.getLogger("core.db").removeHandler(release)
+        logging.getLogger("core.store.db").removeHandler(release)
         if extractor.lock is not None:
             extractor.lock.close()
-    row = jobs.get_upload(base.db, upload_id)
-    assert (status, row["status"], row["attempts"]) == (jobs.QUEUED, jobs.QUEUED, 0), row
-    [event] = [e for e in jobs.detail(base.db, upload_id).events if e["kind"] == "retry"]
+    row = queries.get_upload(base.db, upload_id)
+    assert (status, row["status"], row["attempts"]) == (lifecycle.QUEUED, lifecycle.QUEUED, 0), row
+    [event] = [e for e in queries.detail(base.db, upload_id).events if e["kind"] == "retry"]
     assert "not counted as an attempt" in event["message"]
     app.close()
     base.close()
@@ -123,22 +124,22 @@ def test_lock_errors_are_refunded_only_for_running_jobs(tmp_path):
     from core.errors import DatabaseBusyError
 
     db = connect(tmp_path / "peakops.db")
-    upload_id = jobs.create_upload(db, original_name="a.mp4", sha256="ab", size=1,
-                                   mode=jobs.MODE_NOW, owner="s", lease_seconds=60, now=1.0)
+    upload_id = lifecycle.create_upload(db, original_name="a.mp4", sha256="ab", size=1,
+                                   mode=lifecycle.MODE_NOW, owner="s", lease_seconds=60, now=1.0)
     busy = DatabaseBusyError("locked")
     # A submission that met a lock stays failed: nothing was stored to run.
-    assert jobs.fail(db, upload_id, busy, owner="s", max_attempts=0, now=2.0) == jobs.FAILED
-    other = jobs.create_upload(db, original_name="b.mp4", sha256="cd", size=1,
-                               mode=jobs.MODE_NOW, owner="s", lease_seconds=60, now=1.0)
-    jobs.mark_stored(db, other, storage_key="videos/cd", probe={}, now=1.0)
+    assert lifecycle.fail(db, upload_id, busy, owner="s", max_attempts=0, now=2.0) == lifecycle.FAILED
+    other = lifecycle.create_upload(db, original_name="b.mp4", sha256="cd", size=1,
+                               mode=lifecycle.MODE_NOW, owner="s", lease_seconds=60, now=1.0)
+    lifecycle.mark_stored(db, other, storage_key="videos/cd", probe={}, now=1.0)
     for attempt in range(5):  # more lock failures than max_attempts: still queued
-        assert jobs.claim(db, other, "w", lease_seconds=60, now=10.0 + 1000 * attempt)
-        assert jobs.fail(db, other, busy, owner="w", max_attempts=2,
-                         now=11.0 + 1000 * attempt) == jobs.QUEUED
-    assert jobs.get_upload(db, other)["attempts"] == 0
-    assert jobs.claim(db, other, "w", lease_seconds=60, now=9000.0)
-    assert jobs.fail(db, other, InputError("bad"), owner="w", max_attempts=2,
-                     now=9001.0) == jobs.FAILED
+        assert lifecycle.claim(db, other, "w", lease_seconds=60, now=10.0 + 1000 * attempt)
+        assert lifecycle.fail(db, other, busy, owner="w", max_attempts=2,
+                         now=11.0 + 1000 * attempt) == lifecycle.QUEUED
+    assert queries.get_upload(db, other)["attempts"] == 0
+    assert lifecycle.claim(db, other, "w", lease_seconds=60, now=9000.0)
+    assert lifecycle.fail(db, other, InputError("bad"), owner="w", max_attempts=2,
+                     now=9001.0) == lifecycle.FAILED
     db.conn.close()
 
 

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from core import samples
-from core.media import ffmpeg_exe
+from core.media import ffmpeg_exe, samples
 from tests.reliability.support import (
     burst,
     check_invariants,

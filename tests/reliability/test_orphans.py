@@ -12,8 +12,8 @@ import signal
 
 import psutil
 
-from core import samples
 from core.holdpoint import marker_for
+from core.media import samples
 from tests.reliability.support import WorkerProcess, db_dicts, submit, wait_for
 
 ENV = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "3", "PEAKOPS_MAX_ATTEMPTS": "100",

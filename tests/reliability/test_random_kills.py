@@ -20,9 +20,9 @@ import psutil
 import pytest
 
 from batch.queue import enqueue
-from core import samples
 from core.app import open_app
 from core.intake import submit_file
+from core.media import samples
 from tests.helpers import HoldPoint, make_settings
 from tests.reliability.support import (
     WorkerProcess,

@@ -14,8 +14,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from core import samples
 from core.config import load_settings
+from core.media import samples
 from tests.helpers import cli_env, cli_json, run_cli
 from tests.reliability.support import wait_for
 from tests.s3server import moto_endpoint  # noqa: F401

@@ -1,0 +1,248 @@
+"""Processing one claimed upload: fetch -> probe -> extract -> analyse -> record.
+
+Checkpointed per frame: a frame row is written as soon as its image is stored, and
+labels as soon as it is analysed, so a rerun after a crash or kill skips finished work.
+Frame indices refer to the full plan of ``max_frames_per_video`` timestamps; a degraded
+retry takes a subset of the same plan, so earlier frames stay valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import shutil
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import media
+from core.analysis.local import SharedBudget, measure
+from core.app import App, temp_dir_for
+from core.errors import (
+    CancelledError,
+    DatabaseBusyError,
+    InputError,
+    InternalError,
+    PeakOpsError,
+    StorageError,
+)
+from core.holdpoint import wait_at_hold_point
+from core.storage.local import disk_full, frame_key
+from core.store import frames as frame_records
+from core.store import lifecycle, queries
+from core.store.db import is_locked, transaction, when_unlocked
+
+logger = logging.getLogger(__name__)
+
+SCRATCH_NAME = "video"
+"""The fetched copy's name: neutral, so no user-chosen suffix sways libav's demuxer choice."""
+
+ProgressFn = Callable[[str, int, int], None]
+"""Called with (stage, done, total) whenever the job moves on."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    upload_id: int
+    frames_total: int
+    frames_extracted: int   # extracted in this run (the rest came from a checkpoint)
+    frames_analysed: int    # analysed in this run
+    labels: int
+
+
+class _PipelineRun:
+    """One run of the pipeline for one upload, by one lease owner."""
+
+    def __init__(self, app: App, upload_id: int, owner: str, on_progress: ProgressFn | None):
+        self.app, self.upload_id, self.owner = app, upload_id, owner
+        self.on_progress = on_progress
+        self.settings = app.settings
+        self.resources = contextlib.ExitStack()  # the open video; closed when the run ends
+
+    def step(self, stage: str, done: int, total: int) -> None:
+        """Renew the lease with progress; stop if the upload is no longer ours."""
+        if not lifecycle.renew_lease(self.app.db, self.upload_id, self.owner,
+                                lease_seconds=self.settings.lease_seconds,
+                                stage=stage, done=done, total=total):
+            raise CancelledError(f"upload {self.upload_id} was cancelled or taken over",
+                                 upload_id=self.upload_id)
+        if self.on_progress:
+            self.on_progress(stage, done, total)
+
+    def fetch(self, row: dict, workdir: Path) -> Path:
+        self.step("fetching", 0, 1)
+        video = workdir / "source" / SCRATCH_NAME
+        video.parent.mkdir(exist_ok=True)
+        self.app.store.get_file(row["storage_key"], video)
+        return video
+
+    def facts(self, row: dict, video: Path) -> media.ProbeResult:
+        """The probe recorded at submit; uploads from before it are probed here (job child)."""
+        if row.get("probe"):
+            return media.ProbeResult.from_json(row["probe"])
+        try:
+            return media.probe(video, upload_id=self.upload_id)
+        except InputError as exc:
+            exc.message = exc.message.replace(SCRATCH_NAME, row["original_name"], 1)
+            raise
+
+    def extract(self, row: dict, video: Path, workdir: Path) -> tuple[int, dict[int, Path]]:
+        db = self.app.db
+        indices, options = media.degrade_plan(row["degrade_level"] or 0,
+                                              self.settings.max_frames_per_video)
+        options = dataclasses.replace(
+            options, max_width=min(options.max_width, self.settings.frame_max_width))
+        facts = self.facts(row, video)
+        times = media.plan_times(facts, self.settings.max_frames_per_video)
+        indices = [i for i in indices if i < len(times)]
+        done = frame_records.indices(db, self.upload_id)
+        frame_records.set_planned(db, self.upload_id, len(indices))
+        images: dict[int, Path] = {}
+        extracted = 0
+        source = self.resources.enter_context(
+            self.app.extractor.open(video, facts, options, name=row["original_name"]))
+        for k, index in enumerate(indices):
+            if index in done:
+                continue
+            self.step("extracting", k, len(indices))
+            wait_at_hold_point(self.settings.hold_file, self.upload_id, k)
+            frame = source.extract(times[index], workdir / f"{index:04d}.jpg")
+            metrics = measure(frame.path)  # local metrics always, offline
+            key = frame_key(self.upload_id, index)
+            self.app.store.put_file(key, frame.path)
+            frame_records.record(db, self.upload_id, index, timestamp=frame.timestamp,
+                                 storage_key=key, width=frame.width, height=frame.height,
+                                 metrics=metrics)
+            images[index] = frame.path
+            extracted += 1
+        self.step("extracting", len(indices), len(indices))
+        return extracted, images
+
+    def analyse(self, images: dict[int, Path], workdir: Path) -> tuple[int, int]:
+        """Label every frame of the upload not analysed yet, in index order."""
+        db = self.app.db
+        frames = frame_records.for_analysis(db, self.upload_id)
+        previous = [int(f["dhash"], 16) for f in frames if f["analyzed_at"] is not None]
+        pending = [f for f in frames if f["analyzed_at"] is None]
+        # Paid analyzers count calls per upload (budget and cost), kept across retries,
+        # and take each call from the period's budget shared by every worker.
+        analyzer = self.app.analyzer
+        calls_recorded = frame_records.paid_calls(db, self.upload_id)
+        analyzer.begin_upload(self.upload_id, calls_recorded)
+        analyzer.use_budget(SharedBudget(db, analyzer.name))
+        analysed = labels = 0
+        for k, frame in enumerate(pending):
+            self.step("analysing", k, len(pending))
+            image = images.get(frame["idx"])
+            if image is None or not image.exists():
+                image = workdir / f"stored-{frame['idx']:04d}.jpg"
+                self.app.store.get_file(frame["storage_key"], image)
+            result = analyzer.analyze(image, previous)
+            previous.append(result.metrics.dhash)
+            with transaction(db):
+                frame_records.record_labels(db, frame["id"], result.labels)
+                if analyzer.calls_made != calls_recorded:
+                    calls_recorded = analyzer.calls_made
+                    frame_records.set_paid_calls(db, self.upload_id, calls_recorded)
+            analysed += 1
+            labels += len(result.labels)
+        self.step("analysing", len(pending), len(pending))
+        return analysed, labels
+
+
+def _owned_row(app: App, upload_id: int, owner: str) -> dict:
+    row = queries.get_upload(app.db, upload_id)
+    if row["status"] != lifecycle.PROCESSING or row["lease_owner"] != owner:
+        raise CancelledError(f"upload {upload_id} is {row['status']}, not being processed by "
+                             f"{owner}", upload_id=upload_id)
+    if not row["storage_key"]:
+        raise InputError(f"upload {upload_id} has no stored video", upload_id=upload_id)
+    return row
+
+
+def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None = None,
+        reanalyse: bool = False) -> JobResult:
+    """Process a claimed upload (status PROCESSING, leased by ``owner``).
+
+    Does not change the upload's final status: the caller completes or fails it, so that
+    the worker supervisor can account for memory kills around the same call.
+    ``reanalyse`` drops existing labels first and re-runs only the analysis stage when
+    all planned frames exist.
+    """
+    job = _PipelineRun(app, upload_id, owner, on_progress)
+    row = _owned_row(app, upload_id, owner)
+    if reanalyse:
+        frame_records.reset_analysis(app.db, upload_id)
+    workdir = temp_dir_for(app.settings, upload_id)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        indices, _ = media.degrade_plan(row["degrade_level"] or 0,
+                                        app.settings.max_frames_per_video)
+        have = frame_records.indices(app.db, upload_id)
+        extracted, images = 0, {}
+        if not set(indices) <= have:
+            video = job.fetch(row, workdir)
+            extracted, images = job.extract(row, video, workdir)
+        else:  # a lower level's attempt already stored every frame this level plans
+            frame_records.set_planned(app.db, upload_id, len(indices))
+        analysed, labels = job.analyse(images, workdir)
+    except InputError as exc:
+        exc.upload_id = upload_id
+        raise
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        raise StorageError(f"{workdir.parent}: disk full ({exc.strerror})", upload_id=upload_id,
+                           transient=True) from None
+    except sqlite3.OperationalError as exc:
+        if "database or disk is full" in str(exc):
+            raise StorageError(f"state database {app.settings.db_path}: disk full",
+                               upload_id=upload_id, transient=True) from None
+        if not is_locked(exc):
+            raise
+        raise DatabaseBusyError(f"upload {upload_id}: the state database stayed locked by "
+                                "another writer", upload_id=upload_id) from None
+    finally:
+        job.resources.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    total = frame_records.count(app.db, upload_id)
+    logger.info("upload %s: %s frames (%s extracted now), %s analysed, %s labels",
+                upload_id, total, extracted, analysed, labels)
+    return JobResult(upload_id, total, extracted, analysed, labels)
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """``process_now`` was interrupted; the upload was handed back (``released``) at once
+    rather than left PROCESSING until its lease ran out."""
+
+    def __init__(self, upload_id: int, released: bool) -> None:
+        super().__init__(upload_id, released)
+        self.upload_id, self.released = upload_id, released
+
+
+def process_now(app: App, upload_id: int, owner: str, *,
+                on_progress: ProgressFn | None = None) -> str:
+    """Claim, run and complete/fail one upload in this process (the ``process`` command)."""
+    if lifecycle.claim(app.db, upload_id, owner, lease_seconds=app.settings.lease_seconds) is None:
+        row = queries.get_upload(app.db, upload_id)
+        raise InputError(f"upload {upload_id} is {row['status']}, not QUEUED", upload_id=upload_id)
+    what = f"upload {upload_id}'s outcome"
+    try:
+        run(app, upload_id, owner, on_progress=on_progress)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the entry point
+        released = when_unlocked(lambda: lifecycle.release(
+            app.db, upload_id, owner, reason="processing interrupted"), what=what)
+        raise JobInterrupted(upload_id, released) from None
+    except PeakOpsError as exc:
+        failure = exc
+        return when_unlocked(lambda: lifecycle.fail(app.db, upload_id, failure, owner=owner,
+                                               max_attempts=1), what=what)
+    except Exception as exc:
+        logger.exception("upload %s: unexpected error", upload_id)
+        error = InternalError(f"unexpected error: {exc!r}")
+        return when_unlocked(lambda: lifecycle.fail(app.db, upload_id, error, owner=owner,
+                                               max_attempts=1), what=what)
+    when_unlocked(lambda: lifecycle.complete(app.db, upload_id, owner), what=what)
+    return lifecycle.DONE

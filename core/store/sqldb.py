@@ -1,0 +1,427 @@
+"""One connection shape for the state database on SQLite (sqlite3) and PostgreSQL (psycopg 3).
+
+The lifecycle code was written against sqlite-utils' ``Database``: ``db.execute(sql,
+params)`` returning a DB-API cursor (tuples, ``fetchone``, ``rowcount``), ``db.query``
+yielding dicts, ``db.conn`` and ``transaction(db)``. :class:`SqlDatabase` keeps those call
+shapes on both databases, so porting a module is mechanical:
+
+- SQL is written once with ``?`` placeholders; psycopg gets them as ``%s``.
+- ``INSERT ... RETURNING id`` through :meth:`SqlDatabase.insert` (psycopg has no
+  ``lastrowid``).
+- :meth:`SqlDatabase.transaction` has SQLite's ``BEGIN IMMEDIATE`` semantics on both: one
+  write transaction at a time. On PostgreSQL every write transaction (and every write
+  outside one) first takes one transaction-scoped advisory lock, so a read-check-write
+  that is correct on SQLite stays correct with many workers on many machines.
+- :meth:`SqlDatabase.now` reads the database server's clock: the one clock every worker
+  of a fleet shares, for leases and the reaper.
+- :meth:`SqlDatabase.try_lock` is a named lock held for the connection's life (leader
+  election): ``pg_try_advisory_lock`` on PostgreSQL, a file lock beside SQLite's file.
+
+psycopg is imported only when a PostgreSQL database is opened.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import functools
+import hashlib
+import logging
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import PeakOpsError
+from core.urls import redacted_url
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one machine there, so the lock always succeeds
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10
+_LOCK_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+_WRITE_LOCK = "peakops.write"
+
+
+class DatabaseUnreachableError(PeakOpsError):
+    """The state database cannot be reached now; never the video's fault, so it never
+    costs the upload an attempt."""
+
+    transient = True
+    costs_attempt = False
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for ``name`` (PostgreSQL advisory locks take a bigint)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def to_pyformat(sql: str) -> str:
+    """``?`` placeholders to psycopg's ``%s``; a literal ``%`` becomes ``%%``.
+
+    Question marks inside quoted strings, quoted identifiers and comments are left alone.
+    """
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            end = i + 1
+            while end < n:  # a doubled quote inside is an escaped quote
+                if sql[end] == ch:
+                    if end + 1 < n and sql[end + 1] == ch:
+                        end += 2
+                        continue
+                    break
+                end += 1
+            out.append(sql[i:end + 1].replace("%", "%%"))
+            i = end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        else:
+            out.append("%s" if ch == "?" else "%%" if ch == "%" else ch)
+            i += 1
+    return "".join(out)
+
+
+class SqlDatabase(abc.ABC):
+    """The state database behind one DB-API connection: :class:`SqliteDatabase` or
+    :class:`PostgresDatabase`."""
+
+    dialect: str = ""
+    now_sql: str = ""
+    """An SQL expression for the server's clock in epoch seconds, for use in statements."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self._locks: dict[str, Any] = {}
+
+    # -- statements --------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run one statement with ``?`` placeholders; returns the DB-API cursor (tuples)."""
+        return self.conn.execute(sql, list(params or ()))
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Rows of a SELECT as dicts, column name -> value."""
+        cursor = self.execute(sql, params)
+        columns = [c[0] for c in cursor.description]
+        for row in cursor.fetchall():
+            yield dict(zip(columns, row, strict=True))
+
+    def insert(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run an ``INSERT`` and return the new row's ``id`` (via ``RETURNING id``)."""
+        return self.execute(f"{sql} RETURNING id", params).fetchone()[0]
+
+    def now(self) -> float:
+        """The database server's clock, epoch seconds (not frozen inside a transaction)."""
+        return float(self.execute(f"SELECT {self.now_sql}").fetchone()[0])
+
+    # -- transactions ------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def in_transaction(self) -> bool: ...
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[SqlDatabase]:
+        """One write transaction; nested use joins the outer one. Rolls back on error."""
+
+    # -- schema version and named locks -------------------------------------------------
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The number of migrations applied (0 for an empty database)."""
+
+    @abc.abstractmethod
+    def set_schema_version(self, version: int) -> None: ...
+
+    def try_lock(self, name: str) -> bool:
+        """Take the named lock for this connection's life; False if another holds it.
+
+        Taking a lock this connection already holds returns True. The lock goes when
+        :meth:`unlock` is called, the connection closes or the process dies.
+        """
+        if not _LOCK_NAME.fullmatch(name):
+            raise ValueError(f"lock name must match {_LOCK_NAME.pattern}, not {name!r}")
+        if name in self._locks:
+            return True
+        handle = self._acquire(name)
+        if handle is None:
+            return False
+        self._locks[name] = handle
+        return True
+
+    def unlock(self, name: str) -> None:
+        handle = self._locks.pop(name, None)
+        if handle is not None:
+            self._release(name, handle)
+
+    @abc.abstractmethod
+    def _acquire(self, name: str) -> Any:
+        """A handle for the named lock, or None if another connection holds it."""
+
+    @abc.abstractmethod
+    def _release(self, name: str, handle: Any) -> None: ...
+
+    def close(self) -> None:
+        for name in list(self._locks):
+            with contextlib.suppress(Exception):  # a lock dies with its connection anyway
+                self.unlock(name)
+        self.conn.close()
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """What and where, for doctor: never a password."""
+
+
+class SqliteDatabase(SqlDatabase):
+    """SQLite through sqlite3 in autocommit mode (``isolation_level=None``), as core.store.db opens it."""
+
+    dialect = "sqlite"
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+
+    @property
+    def path(self) -> Path | None:
+        row = self.conn.execute("PRAGMA database_list").fetchone()
+        return Path(row[2]) if row and row[2] else None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[SqliteDatabase]:
+        if self.conn.in_transaction:
+            yield self
+            return
+        # Take the write lock up front: a deferred transaction's lock upgrade fails with
+        # "database is locked" instead of waiting for the busy timeout.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def set_schema_version(self, version: int) -> None:
+        self.conn.execute(f"PRAGMA user_version = {int(version)}")
+
+    def _acquire(self, name: str) -> Any:
+        if fcntl is None or self.path is None:  # an in-memory database is one connection
+            return True
+        handle = open(f"{self.path}.{name}.lock", "a+b")  # noqa: SIM115 -- held until unlock
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return handle
+
+    def _release(self, name: str, handle: Any) -> None:
+        if handle is not True:
+            handle.close()  # closing the file drops the flock
+
+    def describe(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version} at {self.path or ':memory:'}"
+
+
+class PostgresDatabase(SqlDatabase):
+    """PostgreSQL through psycopg 3 in autocommit mode; transactions are explicit."""
+
+    dialect = "postgresql"
+    now_sql = "extract(epoch FROM clock_timestamp())::float8"
+
+    def __init__(self, conn: Any, url: str) -> None:
+        super().__init__(conn)
+        self.url = url
+        self._open_transactions = 0  # our transaction() blocks; a lost one is never resumed
+
+    @classmethod
+    def connect(cls, url: str, *, application_name: str = "peakops") -> PostgresDatabase:
+        return cls(_connect(url, application_name), url)
+
+    def _unreachable(self, exc: Exception) -> DatabaseUnreachableError:
+        return DatabaseUnreachableError(
+            f"database {redacted_url(self.url)} unreachable: {_reason(exc)}")
+
+    def _reconnect_if_dropped(self) -> None:
+        """A connection the server or the network dropped is replaced, once per call; if
+        the server is still away that is one clear DatabaseUnreachableError. Session locks
+        (leadership) died with the old connection and are forgotten."""
+        if not (self.conn.closed or self.conn.broken):
+            return
+        if self._open_transactions:
+            raise DatabaseUnreachableError(
+                f"database {redacted_url(self.url)}: connection lost inside a transaction")
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        self._locks.clear()
+        self.conn = _connect(self.url, "peakops")
+        logger.warning("database %s: connection lost; reconnected", redacted_url(self.url))
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        import psycopg
+        self._reconnect_if_dropped()
+        write = bool(_WRITE.match(sql))
+        outer = self._open_transactions > 0 or self.in_transaction
+        try:
+            return self._execute(sql, params, write and not outer)
+        except psycopg.OperationalError as exc:
+            if not self.conn.broken:
+                raise
+            if outer or write:
+                # A write whose connection died may or may not have committed: never
+                # replayed here; the caller sees one transient error.
+                raise self._unreachable(exc) from None
+        try:  # a read outside a transaction is safe to run again on a new connection
+            self._reconnect_if_dropped()
+            return self._execute(sql, params, False)
+        except psycopg.OperationalError as exc:
+            raise self._unreachable(exc) from None
+
+    def _execute(self, sql: str, params: Sequence[Any] | None, lone_write: bool) -> Any:
+        if lone_write:
+            # A lone write waits for the write lock too, as it would on SQLite.
+            with self.transaction():
+                return self.conn.execute(to_pyformat(sql), list(params or ()))
+        return self.conn.execute(to_pyformat(sql), list(params or ()))
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+        # A broken connection's status is UNKNOWN: no transaction to join there.
+        return self.conn.info.transaction_status in (
+            TransactionStatus.ACTIVE, TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PostgresDatabase]:
+        if self.in_transaction:
+            yield self
+            return
+        import psycopg
+        self._reconnect_if_dropped()
+        try:
+            with contextlib.ExitStack() as stack:
+                self._begin(stack)
+                self._open_transactions += 1
+                try:
+                    yield self
+                finally:
+                    self._open_transactions -= 1
+        except psycopg.OperationalError as exc:
+            if not self.conn.broken:
+                raise
+            raise self._unreachable(exc) from None
+
+    def _begin(self, stack: contextlib.ExitStack) -> None:
+        """BEGIN and take the write lock. A connection found dropped here (it went while
+        idle; nothing of this transaction ran yet) is replaced once."""
+        import psycopg
+        for last in (False, True):
+            try:
+                stack.enter_context(self.conn.transaction())
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(_WRITE_LOCK)])
+                return
+            except psycopg.OperationalError:
+                if last or not self.conn.broken:
+                    raise
+                with contextlib.suppress(Exception):
+                    stack.close()
+                self._reconnect_if_dropped()
+
+    def schema_version(self) -> int:
+        exists = self.conn.execute("SELECT to_regclass('schema_version')").fetchone()[0]
+        if exists is None:
+            return 0
+        row = self.conn.execute("SELECT version FROM schema_version").fetchone()
+        return row[0] if row else 0
+
+    def set_schema_version(self, version: int) -> None:
+        self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        self.conn.execute("DELETE FROM schema_version")
+        self.conn.execute("INSERT INTO schema_version (version) VALUES (%s)", [int(version)])
+
+    def _acquire(self, name: str) -> Any:
+        got = self.conn.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(name)]).fetchone()
+        return True if got[0] else None
+
+    def _release(self, name: str, handle: Any) -> None:
+        if not self.conn.closed:
+            self.conn.execute("SELECT pg_advisory_unlock(%s)", [lock_key(name)])
+
+    def describe(self) -> str:
+        version = self.conn.info.server_version
+        return (f"PostgreSQL {version // 10000}.{version % 10000} at {redacted_url(self.url)}")
+
+
+def _reason(exc: Exception) -> str:
+    """libpq's last line: the server's or the network's one-line reason (no password)."""
+    return (str(exc).strip().splitlines() or ["no reason given"])[-1]
+
+
+def _connect(url: str, application_name: str) -> Any:
+    import psycopg
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                               application_name=application_name)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnreachableError(
+            f"database {redacted_url(url)} unreachable: {_reason(exc)}") from None
+    _sqlite_like_types(conn)
+    return conn
+
+
+def _sqlite_like_types(conn: Any) -> None:
+    """Values cross the connection as they do with sqlite3, so code written for it holds.
+
+    A Python bool is stored as 1/0 in an INTEGER column (PostgreSQL has no implicit cast
+    from boolean to integer), and ``numeric`` results (``SUM`` of integers, ``AVG``) come
+    back as int or float, never Decimal.
+    """
+    from psycopg.adapt import Dumper, Loader
+    from psycopg.pq import Format
+
+    int2 = conn.adapters.types["int2"].oid
+
+    class BoolAsInt(Dumper):
+        oid = int2
+
+        def dump(self, obj: bool) -> bytes:
+            return b"1" if obj else b"0"
+
+    class BoolAsIntBinary(Dumper):
+        oid = int2
+        format = Format.BINARY
+
+        def dump(self, obj: bool) -> bytes:
+            return b"\x00\x01" if obj else b"\x00\x00"
+
+    class NumberLoader(Loader):
+        def load(self, data: Any) -> int | float:
+            text = bytes(data).decode()
+            return float(text) if any(c in text for c in ".eEN") else int(text)
+
+    conn.adapters.register_dumper(bool, BoolAsInt)
+    conn.adapters.register_dumper(bool, BoolAsIntBinary)
+    conn.adapters.register_loader("numeric", NumberLoader)
