@@ -280,6 +280,10 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         return analyzer.describe() + ("" if settings.enable_aws_rekognition
                             else " (offline; ENABLE_AWS_REKOGNITION=false)")
 
+    def memory() -> str:
+        from core.jobs.cgroup import available
+        return f"hard limit {settings.hard_memory_limit_kib} KiB enforced by {available()}"
+
     # Each part on its own, so the report names the one that is unreachable.
     check("ffmpeg", ffmpeg)
     check("home", home)
@@ -287,6 +291,7 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     check("queue", queue)
     check("storage", storage)
     check("analyzer", analyzer)
+    check("memory", memory)
     return checks
 
 
