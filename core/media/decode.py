@@ -26,13 +26,13 @@ from pathlib import Path
 
 from core.errors import InputError, JobTimeoutError, StorageError
 from core.media.facts import ProbeResult
+from core.media.ladder import decode_threads
 from core.media.plan import (
     SEEK_COST_FRAMES,
     ExtractedFrame,
     ExtractOptions,
     FrameIndex,
     SlotResult,
-    decode_threads,
     seek_pays,
 )
 
