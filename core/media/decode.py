@@ -18,7 +18,8 @@ from pathlib import Path
 
 from core.errors import InputError, JobTimeoutError, StorageError
 from core.media.facts import ProbeResult
-from core.media.plan import ExtractedFrame, ExtractOptions, decode_threads
+from core.media.ladder import decode_threads
+from core.media.plan import ExtractedFrame, ExtractOptions
 
 logger = logging.getLogger(__name__)
 

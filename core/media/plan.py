@@ -8,10 +8,6 @@ from typing import Protocol
 
 from core.media.facts import ProbeResult
 
-DEGRADE_LEVELS = 3
-LARGE_PICTURE_PIXELS = 1920 * 1088
-"""Above this (e.g. 4K), decode with one thread: each frame thread holds frames of its own."""
-
 
 def frame_times(duration: float | None, count: int) -> list[float]:
     """``count`` times at the middles of equal slices of ``duration``; one at 0 if unknown."""
@@ -56,34 +52,6 @@ class ExtractOptions:
     def pillow_quality(self) -> int:
         """Pillow's 1..95 quality for ffmpeg's q:v (2 -> 95, 3 -> 92, 31 -> 20)."""
         return max(20, min(95, 98 - 3 * self.jpeg_quality)) if self.jpeg_quality > 2 else 95
-
-
-_LEVELS: tuple[tuple[int, ExtractOptions], ...] = (
-    (1, ExtractOptions()),
-    (2, ExtractOptions(max_width=960, threads=1)),
-    (4, ExtractOptions(max_width=640, threads=1, keyframes_only=True)),
-)
-assert len(_LEVELS) == DEGRADE_LEVELS
-
-
-def degrade_plan(level: int, max_frames: int) -> tuple[list[int], ExtractOptions]:
-    """Frame indices (into the full plan of ``max_frames`` slots) and options for a level.
-
-    Indices stay in the full plan so frames recorded at a lower level remain valid.
-    """
-    if not 0 <= level < DEGRADE_LEVELS:
-        raise ValueError(f"degrade level must be 0..{DEGRADE_LEVELS - 1}, got {level}")
-    if max_frames < 1:
-        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
-    step, options = _LEVELS[level]
-    return list(range(0, max_frames, step)), options
-
-
-def decode_threads(width: int, height: int, requested: int) -> int:
-    """Decode threads for a picture size: large pictures get one, so memory stays bounded."""
-    if width * height > LARGE_PICTURE_PIXELS:
-        return 1
-    return max(1, requested)
 
 
 @dataclass(frozen=True)
