@@ -17,6 +17,7 @@ from core import maintenance, media, operations
 from core.app import make_analyzer, make_store, open_app
 from core.config import Settings
 from core.errors import PeakOpsError
+from core.home import check_database
 from core.intake import submit_file
 from core.redact import redact
 from core.store import heartbeat, lifecycle, queries
@@ -239,6 +240,8 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         return f"{settings.home} (writable, {free} MB free)"
 
     def database() -> str:
+        if settings.database_dialect == "sqlite":  # never a fresh schema beside lost history
+            check_database(settings)
         db = open_database(settings)
         try:
             return (f"{db.describe()} (schema {db.schema_version()}, "
@@ -261,6 +264,10 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         return analyzer.describe() + ("" if settings.enable_aws_rekognition
                             else " (offline; ENABLE_AWS_REKOGNITION=false)")
 
+    def memory() -> str:
+        from core.jobs.cgroup import available
+        return f"hard limit {settings.hard_memory_limit_kib} KiB enforced by {available()}"
+
     # Each part on its own, so the report names the one that is unreachable.
     check("ffmpeg", ffmpeg)
     check("home", home)
@@ -268,6 +275,7 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     check("queue", queue)
     check("storage", storage)
     check("analyzer", analyzer)
+    check("memory", memory)
     return checks
 
 
