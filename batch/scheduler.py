@@ -47,13 +47,12 @@ from batch.queue import Queue, make_queue
 from core import maintenance
 from core.app import App, open_app
 from core.config import Settings
-from core.errors import StateError
+from core.errors import DatabaseUnreachableError, StateError
 from core.results import report
 from core.schedule import offpeak
 from core.schedule.offpeak import Plan, fmt_duration
 from core.schedule.windows import Schedule, parse_windows
 from core.store import heartbeat, lifecycle
-from core.store.sqldb import DatabaseUnreachableError
 
 logger = logging.getLogger(__name__)
 

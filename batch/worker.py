@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -23,14 +22,13 @@ from batch.queue import Queue, QueueUnreachableError, make_queue, set_executor
 from core import maintenance, media
 from core.app import App, open_app
 from core.config import Settings
-from core.errors import from_category
+from core.errors import DatabaseBusyError, DatabaseUnreachableError, from_category
 from core.jobs.cgroup import SAMPLING, MemoryCage, make_cage
 from core.jobs.settle import COMPLETE, RELEASE, Decision, JobOutcome, replace_after_job, settle
 from core.jobs.supervisor import JobChild, Limits, tree_rss_kib, watch_job
 from core.liveness import host_id, owner_alive
 from core.store import frames, heartbeat, lifecycle, queries
-from core.store.db import is_locked, open_database, when_unlocked
-from core.store.sqldb import DatabaseUnreachableError
+from core.store.db import open_database, when_unlocked
 
 logger = logging.getLogger(__name__)
 
@@ -218,10 +216,7 @@ class Worker:
             while not self.beats_done.wait(BEAT_EVERY_S):
                 try:
                     self._write_beat(db)
-                except sqlite3.OperationalError as exc:
-                    if not is_locked(exc):
-                        logger.exception("%s: heartbeat write failed", self.name)
-                        continue
+                except DatabaseBusyError:
                     # Another writer holds the database: the next beat tries again.
                     logger.warning("%s: heartbeat skipped: the state database is locked by "
                                    "another writer", self.name)

@@ -10,7 +10,6 @@ import importlib
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -21,7 +20,7 @@ import core
 from core import home, redact
 from core.app import App, open_app
 from core.config import Settings, load_settings
-from core.errors import PeakOpsError
+from core.errors import DatabaseError, PeakOpsError
 
 logger = logging.getLogger("peakops")
 
@@ -138,12 +137,15 @@ def _main(argv: Sequence[str] | None) -> int:
                                  config_required=bool(args.config))
         configure_logging(settings, args.verbose, service=getattr(args, "service", False))
         return handler(settings, args)
-    except PeakOpsError as exc:
-        return fail(str(exc))
-    except (sqlite3.Error, OSError) as exc:  # e.g. a read-only, full or corrupt home
+    except (DatabaseError, OSError) as exc:  # e.g. a read-only, full or corrupt home
         if settings is None or isinstance(exc, BrokenPipeError):  # a closed stdout: main()
             raise
+        if isinstance(exc, DatabaseError) and ("driver" not in exc.evidence
+                                               or settings.database_dialect != "sqlite"):
+            return fail(str(exc))  # said in our words already, or not about the home
         return fail(home.explain(settings.home, exc))
+    except PeakOpsError as exc:
+        return fail(str(exc))
     except KeyboardInterrupt:
         return 130
 

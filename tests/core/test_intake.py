@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from core.app import open_app
-from core.errors import InputError, StorageError
+from core.errors import DatabaseConstraintError, InputError, StorageError
 from core.intake import submit_file
 from core.store import lifecycle, queries
 from tests.helpers import cli_json, make_settings, run_cli
@@ -262,10 +262,11 @@ def test_upgrade_keeps_duplicates_that_got_in_before_and_points_them_at_the_firs
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    for number in range(1, schema.SCHEMA_VERSION):  # a database from before the index
+    before_index = 6  # migration 7 adds the unique index on live content hashes
+    for number in range(1, before_index + 1):  # a database from before the index
         for sql in schema.statements(number, "sqlite"):
             conn.execute(sql)
-    conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION - 1}")
+    conn.execute(f"PRAGMA user_version = {before_index}")
     for name in ("a.mp4", "a-again.mp4"):  # the race the index now prevents
         conn.execute("INSERT INTO uploads (original_name, sha256, status, mode, created_at, "
                      "updated_at, storage_key) VALUES (?, 'ab', 'DONE', 'now', 1, 1, 'k')",
@@ -275,7 +276,7 @@ def test_upgrade_keeps_duplicates_that_got_in_before_and_points_them_at_the_firs
     rows = [dict(r) for r in db.query("SELECT id, duplicate_of FROM uploads ORDER BY id")]
     assert rows == [{"id": 1, "duplicate_of": None}, {"id": 2, "duplicate_of": 1}]
     assert queries.find_by_sha256(db, "ab")["id"] == 1
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(DatabaseConstraintError):
         lifecycle.create_upload(db, original_name="b.mp4", sha256="ab", size=1,
                            mode=lifecycle.MODE_NOW, owner="o", lease_seconds=60)
     db.conn.close()
