@@ -140,8 +140,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except (DatabaseError, OSError) as exc:  # e.g. a read-only, full or corrupt home
         if settings is None or isinstance(exc, BrokenPipeError):  # a closed stdout: main()
             raise
-        if isinstance(exc, DatabaseError) and ("driver" not in exc.evidence
-                                               or settings.database_dialect != "sqlite"):
+        if isinstance(exc, DatabaseError) and not (exc.from_driver
+                                                   and settings.database_dialect == "sqlite"):
             return fail(str(exc))  # said in our words already, or not about the home
         return fail(home.explain(settings.home, exc))
     except PeakOpsError as exc:

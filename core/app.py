@@ -73,6 +73,9 @@ def open_app(settings: Settings, *, store: ObjectStore | None = None,
     try:
         db = open_database(settings, check_same_thread=check_same_thread)
     except (DatabaseError, OSError) as exc:
+        if isinstance(exc, DatabaseError) and not (exc.from_driver
+                                                   and settings.database_dialect == "sqlite"):
+            raise  # in our words already (newer schema, server unreachable), or not the home
         raise home.HomeError(home.explain(settings.home, exc)) from None
     return App(settings=settings, db=db,
                store=store or make_store(settings),

@@ -110,6 +110,12 @@ class DatabaseError(InternalError):
     reason. Raised by the dialect layer (:mod:`core.store.sqldb`) in place of the driver's
     own errors, so nothing else names sqlite3 or psycopg."""
 
+    @property
+    def from_driver(self) -> bool:
+        """A driver's error in our name (its reason is the database's words), rather than
+        one PeakOps raised with its own message."""
+        return "driver" in self.evidence
+
 
 class DatabaseConstraintError(DatabaseError):
     """A write broke a constraint (a unique key another writer took first, a foreign key)."""

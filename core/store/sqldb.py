@@ -489,8 +489,11 @@ class PostgresDatabase(SqlDatabase):
 
 
 def _reason(exc: Exception) -> str:
-    """libpq's last line: the server's or the network's one-line reason (no password)."""
-    return (str(exc).strip().splitlines() or ["no reason given"])[-1]
+    """libpq's first line: the server's or the network's reason, e.g. ``connection to
+    server at "db", port 5432 failed: Connection refused`` (never a password; the hint
+    lines after it, "Is the server running …?", say nothing of the cause)."""
+    first = (str(exc).strip().splitlines() or [""])[0].strip()
+    return first.removeprefix("connection failed: ") or type(exc).__name__
 
 
 def _connect(url: str, application_name: str) -> Any:

@@ -320,12 +320,14 @@ class TestPostgres(SqlDatabaseContract):
         from tests.servers import HOST, free_port
         wrong = postgres_instance.url().replace(postgres_instance.password, "not-the-pw-42")
         nobody = f"postgresql://peakops:pw-nobody-7@{HOST}:{free_port()}/peakops"
+        reasons = {wrong: "password authentication failed", nobody: "Connection refused"}
         for url, secret in ((wrong, "not-the-pw-42"), (nobody, "pw-nobody-7")):
             with pytest.raises(DatabaseUnreachableError) as info:
                 PostgresDatabase.connect(url)
             message = str(info.value)
             assert message.startswith("database postgresql://peakops:***@127.0.0.1:")
             assert secret not in message and "\n" not in message
+            assert reasons[url] in message  # the cause, not libpq's hint line
             assert info.value.transient
 
 
