@@ -204,6 +204,9 @@ class Settings:
         None, _int_in(*MEMORY_KIB),
         f"a whole number of KiB from {MEMORY_KIB[0]} to {MEMORY_KIB[1]}, at or above the "
         "soft limit (max_memory_per_child)", "PEAKOPS_HARD_MEMORY_LIMIT")
+    memory_cgroup: bool = _setting(
+        True, _bool, "true or false (false: the hard limit is only sampled)",
+        "PEAKOPS_MEMORY_CGROUP")
     max_tasks_per_child: int = _setting(
         5, _positive_int, "a positive whole number",
         "PEAKOPS_MAX_TASKS_PER_CHILD", "CELERY_WORKER_MAX_TASKS_PER_CHILD")
