@@ -18,14 +18,12 @@ from core.media.facts import (
     VIDEO_FORMATS,
     ProbeResult,
 )
+from core.media.ladder import DEGRADE_LEVELS, decode_threads, degrade_plan
 from core.media.plan import (
-    DEGRADE_LEVELS,
     ExtractedFrame,
     ExtractOptions,
     FrameExtractor,
     FrameSource,
-    decode_threads,
-    degrade_plan,
     frame_times,
     plan_times,
 )
