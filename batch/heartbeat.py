@@ -57,7 +57,7 @@ class Heartbeat:
             soft_limit_kib=self.settings.max_memory_per_child,
             hard_limit_kib=runner.limits.hard_kib, jobs_done=runner.jobs_done,
             child_pid=child.pid if child else None, child_starts=runner.child_starts,
-            started_at=self.started_at)
+            started_at=self.started_at, memory_enforcement=runner.enforcement)
         if busy:
             lifecycle.renew_lease(db, current["upload_id"], runner.owner,
                                   lease_seconds=self.settings.lease_seconds)

@@ -69,6 +69,7 @@ class Worker:
             # A worker embedded in another program's thread is stopped by request_stop().
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self.request_stop)
+        self.runner.prepare_cage()
         self.heartbeat.set("starting", self.app.db)
         self.heartbeat.start()
         try:

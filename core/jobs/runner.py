@@ -25,7 +25,7 @@ from typing import Any
 from core import maintenance, media
 from core.app import App
 from core.errors import InternalError
-from core.jobs.cgroup import MemoryCage, make_cage
+from core.jobs.cgroup import SAMPLING, MemoryCage, make_cage
 from core.jobs.settle import (
     COMPLETE,
     RELEASE,
@@ -97,6 +97,8 @@ class JobRunner:
         self._cage: MemoryCage | None = None
         self._cage_tried = False
         self._cage_kills = 0
+        self.enforcement: str | None = None
+        """How the hard limit is enforced (the cgroup, or sampling), once known."""
         self._held: str | None = None
         self._last_hold_check = 0.0
 
@@ -142,6 +144,11 @@ class JobRunner:
             try:
                 child = self._ensure_child()
             except (OSError, RuntimeError) as exc:
+                if self._cage is not None and self._cage.oom_kills() > self._cage_kills:
+                    self.child = None  # the kernel killed it at the limit while it started
+                    return self._apply(upload_id, row, JobOutcome(
+                        "crash", message=f"could not start a job child: {exc}",
+                        transient=True))
                 error = InternalError(f"could not start a job child: {exc}", transient=True,
                                       upload_id=upload_id)
                 return self._write_failure(upload_id, self._failure(error, row), 0)
@@ -186,11 +193,19 @@ class JobRunner:
 
     # -- the child ---------------------------------------------------------------------
 
+    def prepare_cage(self) -> None:
+        """Once: the kernel enforces the hard limit where it can (status shows which)."""
+        if not self._cage_tried:
+            self._cage_tried = True
+            self._cage = make_cage(self.limits.hard_kib) if self.settings.memory_cgroup \
+                else None
+            self.enforcement = self._cage.describe() if self._cage else SAMPLING
+            logger.info("%s: hard memory limit %s KiB: %s", self.owner, self.limits.hard_kib,
+                        self.enforcement)
+
     def _ensure_child(self) -> JobChild:
         if self.child is None or not self.child.alive():
-            if not self._cage_tried:  # the kernel enforces the hard limit where it can
-                self._cage_tried = True
-                self._cage = make_cage(self.limits.hard_kib)
+            self.prepare_cage()
             self.child = JobChild(self.child_env, self.child_settings, self._cage)
             self.child_starts += 1
             logger.info("%s: job child %s started", self.owner, self.child.pid)
