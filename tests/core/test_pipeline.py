@@ -154,9 +154,9 @@ def test_cancel_during_processing_stops_the_job(app, clip_10s):
 def test_reanalyse_replaces_labels_without_extracting(app, clip_h264):
     upload_id = submit_file(app, clip_h264).upload_id
     pipeline.process_now(app, upload_id, "w")
-    lifecycle.retry(app.db, upload_id)
+    lifecycle.request_reanalysis(app.db, upload_id)  # labels dropped, frames kept
     lifecycle.claim(app.db, upload_id, "w", lease_seconds=60)
-    result = pipeline.run(app, upload_id, "w", reanalyse=True)
+    result = pipeline.run(app, upload_id, "w")
     assert (result.frames_extracted, result.frames_analysed) == (0, 6)
     labels = app.db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
     assert labels == result.labels

@@ -35,8 +35,8 @@ def run(app, upload_id, claim_at, end_at, *, peak_kib=None):
     try:
         pipeline.run(app, upload_id, "worker@test:1")
     except PeakOpsError as exc:
-        return lifecycle.fail(app.db, upload_id, exc, owner="worker@test:1", max_attempts=1,
-                         peak_rss_kib=peak_kib, now=end_at)
+        return lifecycle.fail(app.db, upload_id, exc, owner="worker@test:1",
+                              status=lifecycle.FAILED, peak_rss_kib=peak_kib, now=end_at)
     lifecycle.complete(app.db, upload_id, "worker@test:1", peak_rss_kib=peak_kib, now=end_at)
     return lifecycle.DONE
 
@@ -67,7 +67,7 @@ def night(tmp_path, clip_h264, clip_noaudio, clip_10s, clip_vp9, clip_rotated):
     # Killed over the hard limit once, then done at the next degrade level.
     assert lifecycle.claim(app.db, ids["memory"], "worker@test:1", lease_seconds=600, now=at(2))
     lifecycle.fail(app.db, ids["memory"], MemoryLimitError("process tree reached 512000 KiB"),
-              owner="worker@test:1", max_attempts=3, degrade=True, degrade_levels=3,
+              owner="worker@test:1", status=lifecycle.QUEUED, level=1,
               peak_rss_kib=512_000, now=at(2.1))
     heartbeat.record_restart(app.db, "worker@test:1", "hard-limit", upload_id=ids["memory"],
                              rss_kib=512_000, message="process tree reached 512000 KiB",
