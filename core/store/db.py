@@ -22,13 +22,14 @@ from core.config import Settings
 from core.errors import DatabaseBusyError, SchemaTooNewError
 from core.store import schema
 from core.store.sqldb import PostgresDatabase, SqlDatabase, SqliteDatabase
+from core.store.status import STATUSES
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 30.0
 
-UPLOAD_STATUSES = ("UPLOADING", "QUEUED", "DEFERRED", "PROCESSING", "DONE", "FAILED", "CANCELLED")
+UPLOAD_STATUSES = STATUSES
 
 SCHEMA_VERSION = schema.SCHEMA_VERSION
 
