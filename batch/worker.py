@@ -238,6 +238,7 @@ class Worker:
             self.cage_tried = True
             self.cage = make_cage(self.limits.hard_kib) if self.settings.memory_cgroup else None
             self.enforcement = self.cage.describe() if self.cage else SAMPLING
+            self.limits = dataclasses.replace(self.limits, kernel=self.cage is not None)
             logger.info("%s: hard memory limit %s KiB: %s", self.name,
                         self.limits.hard_kib, self.enforcement)
 
