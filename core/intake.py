@@ -319,7 +319,7 @@ def submit_file(app: App, path: Path, *, mode: str = lifecycle.MODE_NOW, priorit
                 what=f"the record of {name}")
         except PeakOpsError as exc:
             exc.upload_id = upload_id
-            lifecycle.fail(app.db, upload_id, exc, owner=owner, max_attempts=0)
+            lifecycle.fail(app.db, upload_id, exc, owner=owner, status=lifecycle.FAILED)
             if stored:  # cancelled meanwhile: the copy belongs to no upload
                 _drop_unreferenced(app, key)
             raise
@@ -327,7 +327,7 @@ def submit_file(app: App, path: Path, *, mode: str = lifecycle.MODE_NOW, priorit
             probing.cancel()
             lifecycle.fail(app.db, upload_id,
                       InternalError(f"{name}: submission interrupted ({exc!r})"),
-                      owner=owner, max_attempts=0)
+                      owner=owner, status=lifecycle.FAILED)
             raise
     finally:
         shutil.rmtree(staged.path.parent, ignore_errors=True)

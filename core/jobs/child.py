@@ -2,7 +2,7 @@
 
 Protocol: JSON lines. The supervisor first writes ``{"settings": {...}}`` (its resolved
 Settings, so the child never reads the environment for them), then one
-``{"upload_id", "owner", "reanalyse"}`` per job on stdin; the child writes ``{"event": "progress", ...}`` lines and one ``{"event":
+``{"upload_id", "owner"}`` per job on stdin; the child writes ``{"event": "progress", ...}`` lines and one ``{"event":
 "result", ...}`` per job on stdout (nothing else may write to stdout). The child dies
 with its supervisor (PR_SET_PDEATHSIG), so a job never runs twice.
 """
@@ -78,8 +78,7 @@ def main() -> int:
             send({"event": "progress", "stage": stage, "done": done, "total": total})
 
         try:
-            result = pipeline.run(app, upload_id, job["owner"], on_progress=progress,
-                                  reanalyse=job.get("reanalyse", False))
+            result = pipeline.run(app, upload_id, job["owner"], on_progress=progress)
             send({"event": "result", "ok": True, "frames": result.frames_total,
                   "extracted": result.frames_extracted})
         except PeakOpsError as exc:
