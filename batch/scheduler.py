@@ -29,7 +29,6 @@ it at its next tick. Pause, run-now and the windows are read from the database b
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import logging
 import os
 import threading
@@ -49,6 +48,7 @@ from core import maintenance
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import DatabaseUnreachableError, StateError
+from core.filelock import try_lock
 from core.jobs.runner import Hold
 from core.results import report
 from core.schedule import offpeak
@@ -74,22 +74,18 @@ LOCK_NAME = "scheduler.lock"
 LEADER_LOCK = "peakops.leader"
 
 
-def acquire_lock(home: Path) -> IO[str]:
+def acquire_lock(home: Path) -> IO[bytes]:
     """Hold ``home/scheduler.lock`` for the life of the returned file; StateError if taken."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / LOCK_NAME
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
+    handle = try_lock(path)
+    if handle is None:
+        holder = path.read_text().strip() or "unknown"
         raise StateError(f"another scheduler is already running for {home} (pid {holder}); "
                          "only one may run per home folder") from None
     handle.seek(0)
     handle.truncate()
-    handle.write(f"{os.getpid()}\n")
+    handle.write(f"{os.getpid()}\n".encode())
     handle.flush()
     return handle
 

@@ -9,7 +9,6 @@ with its supervisor (PR_SET_PDEATHSIG), so a job never runs twice.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -24,18 +23,9 @@ from core.config import settings_from_dict
 from core.errors import InternalError, PeakOpsError
 from core.jobs import pipeline
 from core.jobs.cgroup import address_space_limit
+from core.procenv import die_with_parent
 
 logger = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Ask the kernel to SIGKILL us when the supervisor dies (Linux); exit if it already has."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(1)
 
 
 def limit_address_space(hard_kib: int) -> int:
