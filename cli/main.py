@@ -100,6 +100,10 @@ def configure_logging(settings: Settings, verbose: int, *, service: bool = False
             verbose, logging.DEBUG)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler says "Running job ..." and "... executed successfully" at INFO for every
+    # tick (each dispatch_interval); the batch logs what its ticks do itself, one line per
+    # job. Its warnings (a missed run) still show; -v shows everything.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
     redact.protect(settings.s3_endpoint_url, settings.rekognition_endpoint_url)
 
 
