@@ -1,0 +1,113 @@
+"""Jobs read S3 videos by byte range (issue #22 item 5), against moto's server over HTTP.
+
+The bytes are counted by the HTTP proxy in front of the server, not by the reader, and
+the frames are compared with those of the whole-download path.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from core.app import open_app, temp_dir_for
+from core.intake import submit_file
+from core.jobs import pipeline
+from core.media.samples import make_clip
+from core.storage.s3 import S3Store
+from core.store import lifecycle, queries
+from tests.core.test_s3 import s3_client
+from tests.helpers import make_settings
+from tests.s3server import FaultProxy, aws_env, moto_endpoint  # noqa: F401
+
+OWNER = "test-owner"
+
+
+@pytest.fixture
+def aws(tmp_path, monkeypatch):
+    for name, value in aws_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def proxy(moto_endpoint, aws):  # noqa: F811
+    proxy = FaultProxy(moto_endpoint).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """Ten minutes, one keyframe a second: about 30 MB, 600 GOPs."""
+    return make_clip(tmp_path_factory.mktemp("ranged") / "long.mp4", seconds=600, fps=10,
+                     keyint=10)
+
+
+def s3_app(proxy, tmp_path, name: str):
+    bucket = f"peakops-{uuid.uuid4().hex[:12]}"
+    s3_client(proxy.url).create_bucket(Bucket=bucket)
+    store = S3Store(s3_client(proxy.url), bucket, "peakops/")
+    return open_app(make_settings(tmp_path / name, max_frames_per_video=20), store=store)
+
+
+def process(app, video):
+    upload_id = submit_file(app, video).upload_id
+    assert lifecycle.claim(app.db, upload_id, OWNER, lease_seconds=300) is not None
+    return upload_id
+
+
+def fetch_events(app, upload_id):
+    return [e["message"] for e in queries.detail(app.db, upload_id).events
+            if e["kind"] == "fetch"]
+
+
+def timestamps(app, upload_id):
+    return [f["timestamp"] for f in queries.detail(app.db, upload_id).frames]
+
+
+def test_twenty_frames_of_a_long_clip_fetch_a_small_part_of_it(proxy, tmp_path, long_clip):
+    size = long_clip.stat().st_size
+    app = s3_app(proxy, tmp_path, "ranged")
+    upload_id = process(app, long_clip)
+    proxy.got_bytes = 0
+    scratch = temp_dir_for(app.settings, upload_id) / "source" / pipeline.SCRATCH_NAME
+    copies = []
+
+    def on_progress(stage, done, total):
+        if stage == "extracting":
+            copies.append(scratch.exists())
+
+    result = pipeline.run(app, upload_id, OWNER, on_progress=on_progress)
+
+    assert result.frames_total == 20
+    fetched = proxy.got_bytes
+    assert 0 < fetched < size / 5, (fetched, size)
+    assert len(copies) > 20 and not any(copies), "no scratch copy of the video"
+    events = fetch_events(app, upload_id)
+    assert len(events) == 1 and events[0].startswith("video read by range: ")
+    assert f"of {size} bytes" in events[0]
+
+    # The same frames as decoding a local copy gives.
+    local = open_app(make_settings(tmp_path / "local", max_frames_per_video=20))
+    local_id = process(local, long_clip)
+    pipeline.run(local, local_id, OWNER)
+    ranged = timestamps(app, upload_id)
+    assert ranged == timestamps(local, local_id) and len(set(ranged)) == 20
+
+
+def test_a_store_that_ignores_ranges_gets_the_whole_download(proxy, tmp_path):
+    video = make_clip(tmp_path / "clip.mp4", seconds=60, fps=10, keyint=10)
+    size = video.stat().st_size
+    app = s3_app(proxy, tmp_path, "home")
+    upload_id = process(app, video)
+    proxy.ignore_range = True
+    proxy.got_bytes = 0
+    result = pipeline.run(app, upload_id, OWNER)
+
+    assert result.frames_total == 20
+    assert proxy.got_bytes >= size  # the whole object came over
+    events = fetch_events(app, upload_id)
+    assert len(events) == 1, events
+    assert events[0].startswith("range reads failed (")
+    assert "ignored the byte range" in events[0]
+    assert events[0].endswith(f"downloaded the whole video ({size} bytes)")
