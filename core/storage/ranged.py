@@ -24,11 +24,13 @@ logger = logging.getLogger(__name__)
 
 BLOCK = 64 * 1024
 """Bytes of one cached block; a ranged GET fetches one or more whole blocks."""
-MAX_AHEAD = 16
-"""Read-ahead, in blocks, once libav reads on sequentially (1 MiB); a jump starts at one
-block again, so a seek to a GOP costs little beyond the GOP itself."""
-KEEP = 32
-"""Blocks kept (2 MiB): a seek back into a GOP just read costs no request."""
+MAX_AHEAD = 32
+"""Read-ahead, in blocks, once libav reads on sequentially: it grows fourfold per request
+up to 2 MiB (a 1080p GOP is a few requests, each request costs a round trip); a jump
+starts at one block again, so a seek to a GOP costs little beyond the GOP itself."""
+KEEP = 48
+"""Blocks kept (3 MiB, the bound on what the reader holds): a seek back into a GOP just
+read costs no request."""
 AVSEEK_SIZE = 0x10000  # libav's "what is the size" whence, should PyAV pass it on
 
 
@@ -55,7 +57,7 @@ class S3RangeReader(io.RawIOBase):
         self._last_miss = -2
         self.position = 0
         self.fetched = 0
-        self.requests = 0
+        self.requests = 0  # ranged GETs made
         self.error: RangeReadError | None = None
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         try:
@@ -102,9 +104,9 @@ class S3RangeReader(io.RawIOBase):
         if data is not None:
             self._blocks.move_to_end(number)
             return data
-        # Reading on from the last miss doubles the read-ahead; a jump resets it.
+        # Reading on from the last miss widens the read-ahead; a jump resets it.
         sequential = number == self._last_miss + 1
-        self._ahead = min(self._ahead * 2, self.max_ahead) if sequential else 1
+        self._ahead = min(self._ahead * 4, self.max_ahead) if sequential else 1
         last_block = (self.size - 1) // self.block
         count = 1
         while count < self._ahead and number + count <= last_block \
