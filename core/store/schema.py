@@ -238,10 +238,15 @@ _V7 = [
     + LIVE_SHA256,
 ]
 
+# How the hard memory limit is enforced, per worker (kernel cgroup or sampling), for status.
+_V8 = [
+    'ALTER TABLE "workers" ADD COLUMN "memory_enforcement" TEXT',
+]
+
 Statement = str | tuple[str, str]
 """SQL for both dialects, or ``(dialect, sql)`` for one of them only."""
 
-MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 """Append-only: migration N (1-based) upgrades a database at version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
