@@ -62,6 +62,8 @@ def open_container(path) -> av.container.InputContainer:
     """
     formats = ",".join(VIDEO_FORMATS)
     if hasattr(path, "read"):
+        if hasattr(path, "view"):  # one reader, several containers: each its own position
+            path = path.view()
         path.seek(0)
         return av.open(path, container_options={"protocol_whitelist": "none",
                                                 "format_whitelist": formats})

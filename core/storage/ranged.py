@@ -11,6 +11,7 @@ Imported lazily with :mod:`core.storage.s3` (it needs botocore).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 BLOCK = 64 * 1024
 """Bytes of one cached block; a ranged GET fetches one or more whole blocks."""
 MAX_AHEAD = 32
-"""Read-ahead, in blocks, once libav reads on sequentially: it grows fourfold per request
+"""Read-ahead, in blocks, once libav reads on sequentially: it doubles with each request
 up to 2 MiB (a 1080p GOP is a few requests, each request costs a round trip); a jump
 starts at one block again, so a seek to a GOP costs little beyond the GOP itself."""
 KEEP = 48
@@ -39,35 +40,14 @@ class RangeReadError(StorageError):
     to downloading the whole video."""
 
 
-class S3RangeReader(io.RawIOBase):
-    """One S3 object as a read-only, seekable binary file.
+class _File(io.RawIOBase):
+    """A read-only, seekable binary file over ``reader`` with its own position."""
 
-    ``fetched`` and ``requests`` count what came over the network. A failure raises
-    :class:`RangeReadError` and is also kept in ``error``, since libav may report it as
-    its own read error.
-    """
-
-    def __init__(self, store, key: str, *, block: int = BLOCK, keep: int = KEEP,
-                 max_ahead: int = MAX_AHEAD) -> None:
+    def __init__(self, reader: S3RangeReader) -> None:
         super().__init__()
-        self.store, self.key = store, key
-        self.full_key = store._full(key)
-        self.block, self.keep, self.max_ahead = block, keep, max_ahead
-        self._ahead = 1
-        self._last_miss = -2
+        self.reader = reader
         self.position = 0
-        self.fetched = 0
-        self.requests = 0  # ranged GETs made
-        self.error: RangeReadError | None = None
-        self._blocks: OrderedDict[int, bytes] = OrderedDict()
-        try:
-            head = store.client.head_object(Bucket=store.bucket, Key=self.full_key)
-        except (ClientError, BotoCoreError) as exc:
-            raise store._translate(exc, "read", key) from None
-        self.size = int(head["ContentLength"])
-        self.etag = head.get("ETag")
 
-    # ------------------------------------------------------------------ io API
     def readable(self) -> bool:
         return True
 
@@ -78,24 +58,79 @@ class S3RangeReader(io.RawIOBase):
         return self.position
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        size = self.reader.size
         if whence == AVSEEK_SIZE:
-            return self.size
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: self.size}[whence]
+            return size
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: size}[whence]
         self.position = max(0, base + offset)
         return self.position
 
     def readinto(self, buffer) -> int:
-        view = memoryview(buffer).cast("B")
+        done = self.reader.read_at(self.position, memoryview(buffer).cast("B"))
+        self.position += done
+        return done
+
+    def view(self) -> _File:
+        """Another file on the same object and cache, with its own position: each libav
+        container gets one, as two containers on one position would read each other's
+        bytes."""
+        return _File(self.reader)
+
+
+class S3RangeReader(_File):
+    """One S3 object as a read-only, seekable binary file.
+
+    ``fetched`` and ``requests`` count what came over the network. A failure raises
+    :class:`RangeReadError` and is also kept in ``error``, since libav may report it as
+    its own read error.
+    """
+
+    def __init__(self, store, key: str, *, block: int = BLOCK, keep: int = KEEP,
+                 max_ahead: int = MAX_AHEAD) -> None:
+        super().__init__(self)
+        self.store, self.key = store, key
+        self.full_key = store._full(key)
+        self.block, self.keep, self.max_ahead = block, keep, max_ahead
+        self._ahead = 1
+        self._last_miss = -2
+        self.fetched = 0
+        self.requests = 0  # ranged GETs made
+        self.skipped = 0   # bytes handed out as zeros while skipping data
+        self._skipping = False
+        self.error: RangeReadError | None = None
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        try:
+            head = store.client.head_object(Bucket=store.bucket, Key=self.full_key)
+        except (ClientError, BotoCoreError) as exc:
+            raise store._translate(exc, "read", key) from None
+        self.size = int(head["ContentLength"])
+        self.etag = head.get("ETag")
+
+    @contextlib.contextmanager
+    def skipping_data(self):
+        """While inside, reads fetch nothing and give zeros: for a demux pass that needs
+        only what the header's index says about each packet (MP4/MOV), not its bytes."""
+        self._skipping = True
+        try:
+            yield self
+        finally:
+            self._skipping = False
+
+    def read_at(self, position: int, view: memoryview) -> int:
+        """Fill ``view`` from ``position`` on; the number of bytes (0 at the end)."""
+        want = max(0, min(len(view), self.size - position))
+        if self._skipping:
+            view[:want] = bytes(want)
+            self.skipped += want
+            return want
         done = 0
-        while done < len(view) and self.position < self.size:
-            number, offset = divmod(self.position, self.block)
-            data = self._block(number)
-            piece = data[offset:offset + len(view) - done]
+        while done < want:
+            number, offset = divmod(position + done, self.block)
+            piece = self._block(number)[offset:offset + want - done]
             if not piece:
                 break
             view[done:done + len(piece)] = piece
             done += len(piece)
-            self.position += len(piece)
         return done
 
     # ------------------------------------------------------------------ fetching
@@ -106,7 +141,7 @@ class S3RangeReader(io.RawIOBase):
             return data
         # Reading on from the last miss widens the read-ahead; a jump resets it.
         sequential = number == self._last_miss + 1
-        self._ahead = min(self._ahead * 4, self.max_ahead) if sequential else 1
+        self._ahead = min(self._ahead * 2, self.max_ahead) if sequential else 1
         last_block = (self.size - 1) // self.block
         count = 1
         while count < self._ahead and number + count <= last_block \
