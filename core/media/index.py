@@ -104,15 +104,11 @@ def _read(container, stream, name: str, upload_id: int | None,
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue
-            if packet.is_corrupt or packet.is_discard:
+            key = packet.is_keyframe if key_positions is None else packet.pos in key_positions
+            started = started or key  # an edit list may hide the keyframe
+            if packet.is_corrupt or packet.is_discard or not started:
                 dropped += 1
                 continue
-            key = packet.is_keyframe if key_positions is None else packet.pos in key_positions
-            if not started:
-                if not key:
-                    dropped += 1
-                    continue
-                started = True
             if packet.pts is None:
                 if packet.dts is None:
                     if key:

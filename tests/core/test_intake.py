@@ -242,7 +242,8 @@ def test_a_second_submit_waits_for_the_first_ones_outcome(app, clip_h264, first_
             lifecycle.mark_stored(app.db, first, storage_key="videos/" + sha[:2] + "/" + sha,
                              probe={})
         else:  # e.g. the disk was full for the first one
-            lifecycle.fail(app.db, first, StorageError("disk full"), max_attempts=0)
+            lifecycle.fail(app.db, first, StorageError("disk full"),
+                           status=lifecycle.FAILED)
         second.join(60)
     finally:
         logging.getLogger("core.intake").removeHandler(reached)
