@@ -150,3 +150,22 @@ def test_the_worker_loads_no_psycopg_for_huey():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=REPO)
     assert proc.returncode == 0 and proc.stdout.strip() == "psycopg", proc.stderr
+
+
+def test_one_queue_per_process_and_one_redis_connection_for_every_send(tmp_path, redis_url):
+    from batch.queue import close_queues, sender, shared_queue
+    settings = make_settings(tmp_path / "home", queue_url=redis_url)
+    observer = redis_client.Redis.from_url(redis_url)
+    try:
+        before = len(observer.client_list())
+        send = sender(settings)
+        for upload_id in range(1, 21):  # submit, retry, the console: one send each
+            send([upload_id], "process")
+        assert shared_queue(settings) is shared_queue(settings)
+        assert shared_queue(settings).pending_upload_ids() == set(range(1, 21))
+        assert len(observer.client_list()) - before == 1  # one pool, one connection
+        close_queues()
+        assert len(observer.client_list()) == before
+    finally:
+        close_queues()
+        observer.close()
