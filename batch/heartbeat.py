@@ -14,10 +14,12 @@ import threading
 import time
 
 from core.config import Settings
+from core.errors import PeakOpsError
+from core.home import explain
 from core.jobs.runner import JobRunner
 from core.store import heartbeat, lifecycle
 from core.store.db import is_locked, open_database
-from core.store.sqldb import SqlDatabase
+from core.store.sqldb import SqlDatabase, is_database_error
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class Heartbeat:
         self.started_at = time.time()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failing: str | None = None  # why beats fail, while they do
 
     def set(self, state: str, db: SqlDatabase | None = None) -> None:
         """Report ``state`` from now on; with ``db``, write it at once (start, stop)."""
@@ -75,13 +78,31 @@ class Heartbeat:
         db = open_database(self.settings, busy_timeout_s=BEAT_BUSY_TIMEOUT_S)
         try:
             while not self._done.wait(BEAT_EVERY_S):
-                try:
-                    self.write(db)
-                except Exception as exc:  # a missed beat is logged, never fatal
-                    if is_locked(exc):  # another writer holds the database: next beat
-                        logger.warning("%s: heartbeat skipped: the state database is locked "
-                                       "by another writer", self.name)
-                    else:
-                        logger.exception("%s: heartbeat write failed", self.name)
+                self.beat_once(db)
         finally:
             db.close()
+
+    def beat_once(self, db: SqlDatabase) -> None:
+        """One beat; a missed one is logged, never fatal. A storage or database failure
+        (a full disk, a lost server) is one line when it starts and one when it ends,
+        not a traceback every second; anything else keeps its traceback."""
+        try:
+            self.write(db)
+        except Exception as exc:
+            if is_locked(exc):  # another writer holds the database: next beat
+                logger.warning("%s: heartbeat skipped: the state database is locked "
+                               "by another writer", self.name)
+                return
+            if not isinstance(exc, PeakOpsError | OSError) and not is_database_error(exc):
+                logger.exception("%s: heartbeat write failed", self.name)
+                return
+            reason = explain(self.settings.home, exc) \
+                if self.settings.database_dialect == "sqlite" else str(exc)
+            if reason != self._failing:
+                logger.warning("%s: heartbeat write failed: %s (retrying every %g s)",
+                               self.name, reason, BEAT_EVERY_S)
+            self._failing = reason
+            return
+        if self._failing is not None:
+            logger.warning("%s: heartbeat written again after: %s", self.name, self._failing)
+            self._failing = None

@@ -311,6 +311,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("submit", cmd_submit, "validate, store and record videos; prints upload ids")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--off-peak", action="store_true", help="wait for the off-peak window")
+    p.set_defaults(signals_interrupt=True)  # SIGTERM/SIGHUP withdraw it, as Ctrl-C does
     p = add("process", cmd_process, "submit one video and process it here, synchronously")
     p.add_argument("path", metavar="PATH")
     p = add("list", cmd_list, "list uploads")

@@ -200,6 +200,7 @@ class JobRunner:
             self._cage = make_cage(self.limits.hard_kib) if self.settings.memory_cgroup \
                 else None
             self.enforcement = self._cage.describe() if self._cage else SAMPLING
+            self.limits = dataclasses.replace(self.limits, kernel=self._cage is not None)
             logger.info("%s: hard memory limit %s KiB: %s", self.owner, self.limits.hard_kib,
                         self.enforcement)
 

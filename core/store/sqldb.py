@@ -415,3 +415,13 @@ def _sqlite_like_types(conn: Any) -> None:
     conn.adapters.register_dumper(bool, BoolAsInt)
     conn.adapters.register_dumper(bool, BoolAsIntBinary)
     conn.adapters.register_loader("numeric", NumberLoader)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database driver's own error (SQLite's, or psycopg's once a
+    PostgreSQL database was opened)."""
+    import sys
+    if isinstance(exc, sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)

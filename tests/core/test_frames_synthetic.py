@@ -194,3 +194,22 @@ def test_a_huge_gap_gives_distinct_frames_and_says_so(tmp_path: Path) -> None:
     stamps = assert_distinct_and_right(results, video)
     assert len(stamps) == 6 and stamps[0] < 1 and stamps[-1] > 100_000
     assert index.notes == ("a gap of 100000 s between two frames (usual spacing 40 ms)",)
+    facts = probe(video)
+    assert (facts.frames, facts.fps) == (50, 25.0)  # the frames' rate, not 50 / 100,002 s
+
+
+def test_an_index_declaring_two_billion_frames_is_checked(tmp_path: Path) -> None:
+    # #23 item 11: an stts entry declaring 2^31-1 frames was recorded as the frame count.
+    video = encode(tmp_path / "claims.mp4", seconds=2)
+    data = bytearray(video.read_bytes())
+    at = data.find(b"stts")
+    assert struct.unpack_from(">I", data, at + 8)[0] == 1  # one entry: (count, delta)
+    struct.pack_into(">I", data, at + 12, 2**31 - 1)
+    video.write_bytes(bytes(data))
+    with av.open(str(video)) as container:
+        assert container.streams.video[0].frames == 2**31 - 1
+    facts = probe(video)
+    assert (facts.frames, facts.fps, facts.duration) == (50, 25.0, 2.0)
+    _, results, index = take(video, tmp_path, 6)
+    assert len(index) == 50
+    assert len(assert_distinct_and_right(results, video)) == 6
