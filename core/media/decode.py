@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.errors import InputError, JobTimeoutError, StorageError
 from core.media.facts import ProbeResult
-from core.media.ladder import decode_threads
+from core.media.ladder import configure_decoder
 from core.media.plan import (
     SEEK_COST_FRAMES,
     ExtractedFrame,
@@ -65,7 +65,8 @@ class PyAVExtractor:
 
     def open(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
              name: str | None = None) -> PyAVSource:
-        return PyAVSource(Path(video), facts, options, timeout=self.timeout,
+        video = video if hasattr(video, "read") else Path(video)  # a file read by range
+        return PyAVSource(video, facts, options, timeout=self.timeout,
                           upload_id=self.upload_id, name=name, seek_cost=self.seek_cost)
 
 
@@ -77,7 +78,7 @@ class PyAVSource:
                  name: str | None = None, seek_cost: int = SEEK_COST_FRAMES) -> None:
         from core.media.picture import Picture
 
-        self.name = name or video.name  # what messages call the video: never a path
+        self.name = name or getattr(video, "name", "video")  # never a path in messages
         self.video, self.facts, self.options = video, facts, options
         self.timeout, self.upload_id = timeout, upload_id
         self.seek_cost = seek_cost  # in decoded frames; 0 seeks whenever a keyframe is nearer
@@ -108,13 +109,8 @@ class PyAVSource:
         if self.stream is None:
             raise self._input_error("has no video stream")
         context = self.stream.codec_context
-        threads = decode_threads(self.facts.coded_width or self.stream.width,
-                                 self.facts.coded_height or self.stream.height,
-                                 self.options.threads)
-        context.thread_count = threads
-        context.thread_type = "AUTO" if threads > 1 else "SLICE"
-        if self.options.keyframes_only:
-            context.skip_frame = "NONKEY"
+        configure_decoder(context, self.facts.coded_width or self.stream.width,
+                          self.facts.coded_height or self.stream.height, self.options)
         self.time_base = self.stream.time_base or Fraction(1, 1000)
         self._fresh = True  # nothing read yet: a decode from the start needs no seek
 
