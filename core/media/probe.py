@@ -53,15 +53,24 @@ _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"\x
                 b"qoif", b"\xff\x0a")
 
 
-def open_container(path: Path) -> av.container.InputContainer:
+def open_container(path) -> av.container.InputContainer:
     """Open ``path`` with only the ``file`` protocol and only video demuxers allowed.
 
+    ``path`` may also be a seekable binary file (an S3 object read by range): libav reads
+    it through PyAV, and a demuxer may open nothing else (no protocol is allowed).
     Raises ``av.FFmpegError`` subclasses; :func:`probe` turns them into ``InputError``.
     """
+    formats = ",".join(VIDEO_FORMATS)
+    if hasattr(path, "read"):
+        if hasattr(path, "view"):  # one reader, several containers: each its own position
+            path = path.view()
+        path.seek(0)
+        return av.open(path, container_options={"protocol_whitelist": "none",
+                                                "format_whitelist": formats})
     url = "file:" + os.fspath(Path(path).absolute())
     return av.open(url, container_options={
         "protocol_whitelist": "file",
-        "format_whitelist": ",".join(VIDEO_FORMATS),
+        "format_whitelist": formats,
     })
 
 
