@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.errors import InputError, JobTimeoutError, StorageError
 from core.media.facts import ProbeResult
-from core.media.ladder import decode_threads
+from core.media.ladder import configure_decoder
 from core.media.plan import (
     SEEK_COST_FRAMES,
     ExtractedFrame,
@@ -112,13 +112,8 @@ class PyAVSource:
         if self.stream is None:
             raise self._input_error("has no video stream")
         context = self.stream.codec_context
-        threads = decode_threads(self.facts.coded_width or self.stream.width,
-                                 self.facts.coded_height or self.stream.height,
-                                 self.options.threads)
-        context.thread_count = threads
-        context.thread_type = "AUTO" if threads > 1 else "SLICE"
-        if self.options.keyframes_only:
-            context.skip_frame = "NONKEY"
+        configure_decoder(context, self.facts.coded_width or self.stream.width,
+                          self.facts.coded_height or self.stream.height, self.options)
         self.time_base = self.stream.time_base or Fraction(1, 1000)
         self._fresh = True  # nothing read yet: a decode from the start needs no seek
 
