@@ -39,6 +39,9 @@ from core.media.plan import (
 logger = logging.getLogger(__name__)
 
 _MAX_BAD_PACKETS = 50
+_FRAMES_PER_TIMEOUT = 2400
+"""Frames read on the way to a wanted one that earn another ``timeout`` (120 s at 20 fps,
+a slow 4K decode)."""
 _SEEK_RETRIES = 3
 """Earlier keyframes tried when a seek lands after the wanted frame (MPEG-TS/PS seek by
 byte position and can overshoot) before reading from the start."""
@@ -179,7 +182,11 @@ class PyAVSource:
         if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
                      seek_cost=self.seek_cost):
             self._restart(target)
-        deadline = time.monotonic() + self.timeout
+        # ``timeout`` for one frame, once more for every few thousand frames read on the
+        # way (a raw stream is read from its start: thousands of frames between slots).
+        start = self._position if self._position is not None else -2**62
+        on_the_way = self.index.frames_between(start, target)
+        deadline = time.monotonic() + self.timeout * (1 + on_the_way / _FRAMES_PER_TIMEOUT)
         before = None
         while True:
             decoded = self._pending or next(self._run, None)
