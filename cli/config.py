@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from cli.main import print_json
+from cli.common import print_json
 from core.config import Settings, load_settings_with_origins
 
 

@@ -7,41 +7,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import core
+from cli import config, console, offpeak, results, uploads, worker
 from core import home, redact
-from core.app import App, open_app
 from core.config import Settings, load_settings
 from core.errors import DatabaseError, PeakOpsError
 
 logger = logging.getLogger("peakops")
 
-COMMAND_MODULES = ["cli.uploads", "cli.worker", "cli.console", "cli.offpeak", "cli.results",
-                   "cli.config"]
-"""Modules that add subcommands: each has ``register(subparsers)``."""
+COMMAND_MODULES = (uploads, worker, console, offpeak, results, config)
+"""Modules that add subcommands: each has ``register(subparsers)``. They share helpers
+through :mod:`cli.common`, never this module, so imports point one way."""
 
 Handler = Callable[[Settings, argparse.Namespace], int]
-
-
-def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
-def fmt_time(epoch: float | None) -> str:
-    if not epoch:
-        return "-"
-    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def fail(message: str) -> int:
@@ -72,20 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log progress messages on stderr (-vv: debug messages too)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     shown = {action.dest: action.help for action in subparsers._choices_actions}
     for name, sub in subparsers.choices.items():
         if not sub.description and shown.get(name):
             sub.description = shown[name][0].upper() + shown[name][1:] + "."
     return parser
-
-
-def open_with_queue(settings: Settings) -> App:
-    """The App of a command that may make uploads QUEUED: ``app.queued(ids)`` sends them
-    to the worker's queue (the command line's one queue hook)."""
-    from batch.queue import sender
-    return open_app(settings, send_queued=sender(settings))
 
 
 def configure_logging(settings: Settings, verbose: int, *, service: bool = False) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cli.args import parse_moment
-from cli.main import print_json
+from cli.common import print_json
 from core.app import open_app
 from core.config import Settings
 from core.schedule import control, offpeak

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from cli.args import STATUSES, parse_moment, parse_status
-from cli.main import print_json
+from cli.common import print_json
 from core.app import open_app
 from core.config import Settings
 from core.results import export, report

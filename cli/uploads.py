@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cli import progress
 from cli.args import STATUS_HELP, non_negative_float, parse_status, positive_int
-from cli.main import fmt_time, open_with_queue, print_json
+from cli.common import fmt_time, open_with_queue, print_json
 from core import maintenance, media, operations
 from core.app import make_analyzer, make_store, open_app
 from core.config import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from cli.main import print_json
+from cli.common import print_json
 from core.app import open_app
 from core.config import Settings
 from core.store import heartbeat, queries, state

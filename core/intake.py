@@ -259,8 +259,9 @@ def _settled(app: App, upload_id: int) -> dict:
         if row["lease_owner"] and not owner_alive(row["lease_owner"]):
             # Its submitter died on this host (killed mid-copy): fail that record now
             # rather than wait out its lease, and go ahead with this submission.
-            from core.operations import reset_stuck
-            reset_stuck(app)
+            changed = lifecycle.reset_stuck(app.db, max_attempts=app.settings.max_attempts,
+                                            owner_alive=owner_alive)
+            app.queued(i for i, status in changed if status == lifecycle.QUEUED)
             logger.info("upload %s: its submitter %s is gone; its record was reset",
                         upload_id, row["lease_owner"])
             continue

@@ -6,20 +6,29 @@ uploads it applies to is :data:`desktop.actions.ALLOWED`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QMenu, QSizePolicy, QStyle, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QMainWindow,
+    QMenu,
+    QSizePolicy,
+    QStyle,
+    QToolButton,
+    QWidget,
+)
 
 from core import errors, operations
 from core.store import lifecycle
 
-if TYPE_CHECKING:
-    from desktop.app import MainWindow
+Window = QMainWindow
+"""The console's main window (:class:`desktop.app.MainWindow`, which calls this module): named
+by its Qt base so this module does not import the window back."""
 
 
-def _action(window: MainWindow, name: str, text: str, slot: Any, shortcut: str | None = None,
+def _action(window: Window, name: str, text: str, slot: Any, shortcut: str | None = None,
             icon: QStyle.StandardPixmap | None = None, tip: str = "") -> QAction:
     action = QAction(text, window)
     if icon is not None:
@@ -34,7 +43,7 @@ def _action(window: MainWindow, name: str, text: str, slot: Any, shortcut: str |
     return action
 
 
-def build_actions(window: MainWindow) -> None:
+def build_actions(window: Window) -> None:
     """Create the actions, the toolbar and the menu bar of ``window``."""
     window.acts = {}
     sp = QStyle.StandardPixmap
@@ -115,7 +124,7 @@ def build_actions(window: MainWindow) -> None:
     window.update_actions()
 
 
-def show_context_menu(window: MainWindow, pos: Any) -> None:
+def show_context_menu(window: Window, pos: Any) -> None:
     menu = QMenu(window)
     for name in ("retry", "reprocess", "reanalyse", "cancel", "offpeak", "now", "delete"):
         if window.acts[name].isEnabled():

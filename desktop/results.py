@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMainWindow, QMenu
 
 from core.naming import safe_name
 from core.results import report
@@ -21,14 +21,15 @@ from core.results.sheet import make_sheet
 from core.store import lifecycle
 from desktop.models import F
 
-if TYPE_CHECKING:
-    from desktop.app import MainWindow
-
 logger = logging.getLogger(__name__)
 
 REPORT_POLL_MS = 5000
 SHEET_STATUSES = (lifecycle.DONE, lifecycle.FAILED, lifecycle.CANCELLED)
 """Uploads that may have frames and no longer change."""
+
+Window = QMainWindow
+"""The console's main window (:class:`desktop.app.MainWindow`, which calls this module): named
+by its Qt base so this module does not import the window back."""
 
 
 def _sheet(app: Any, upload_id: int, dest: Path) -> Path:
@@ -38,7 +39,7 @@ def _sheet(app: Any, upload_id: int, dest: Path) -> Path:
 class ResultsActions(QObject):
     """Adds a Results menu to ``window`` and keeps its actions' state up to date."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Window) -> None:
         super().__init__(window)
         self.window = window
         self.latest: Path | None = None

@@ -63,6 +63,100 @@ def test_the_import_check_sees_nested_and_dotted_imports(tmp_path):
     assert imported_packages(sample) == {("batch", 2), ("desktop", 5)}
 
 
+def module_name(root: Path, path: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
+    """Module -> our modules it imports, at any depth of the file (function-level and
+    ``TYPE_CHECKING`` imports too): ``from a import b`` is ``a.b`` when that is a module."""
+    modules = {module_name(root, p): p for pkg in packages for p in (root / pkg).rglob("*.py")}
+
+    def ours(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str | None] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {ours(alias.name) for alias in node.names
+                            if alias.name.split(".")[0] in packages}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = name if path.name == "__init__.py" else name.rpartition(".")[0]
+                    for _ in range(node.level - 1):
+                        anchor = anchor.rpartition(".")[0]
+                    base = f"{anchor}.{base}".rstrip(".")
+                if base.split(".")[0] not in packages:
+                    continue
+                targets |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules
+                            else ours(base) for alias in node.names}
+        graph[name] = {t for t in targets if t is not None and t != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each group of modules that import one another, round in a circle (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycles_among_our_modules():
+    graph = import_graph(REPO, tuple(ALLOWED))
+    assert len(graph) > 90 and "cli.uploads" in graph["cli.main"]  # sees every module
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_made_up_circle(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    for name, text in {
+        "__init__.py": "",
+        "a.py": "from pkg import b\n",
+        "b.py": "def later():\n    from pkg.sub.c import f\n",
+        "sub/__init__.py": "",
+        "sub/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import a\n",
+        "d.py": "import pkg.a\nimport os\n",
+    }.items():
+        (pkg / name).write_text(text)
+    graph = import_graph(tmp_path, ("pkg",))
+    assert graph["pkg.sub.c"] == {"pkg.a"} and graph["pkg.d"] == {"pkg.a"}
+    assert import_cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
+    (pkg / "b.py").write_text("import os\n")
+    assert import_cycles(import_graph(tmp_path, ("pkg",))) == []
+
+
 def test_packaging_is_not_a_python_package():
     assert not (REPO / "packaging" / "__init__.py").exists()
 

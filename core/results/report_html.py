@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.naming import fmt_clock
-from core.results.report import ReportData, UploadLine
+from core.results.report_data import ReportData, UploadLine
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
