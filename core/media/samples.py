@@ -149,3 +149,50 @@ def _ffmpeg(argv: list[str]) -> None:
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"ffmpeg failed (exit {done.returncode}) making a sample: {tail}")
+
+
+SCENES = ("static", "pan", "still-then-pan", "cuts", "handheld-blur")
+"""Camera moves :func:`make_scene` films over one large test picture."""
+
+
+def make_scene(dest: Path, scene: str, *, seconds: float = 8.0, width: int = 320,
+               height: int = 180, fps: int = 25, keyint: int = 12) -> Path:
+    """Write an H.264 clip of a camera moving over one large still picture.
+
+    ``static``: a tripod shot (every frame the same picture); ``pan``: a steady pan along
+    the picture, as a drone flying a coastline or a wall sees it; ``still-then-pan``: held
+    still for the first half, then the pan; ``cuts``: a new view every quarter of the clip;
+    ``handheld-blur``: a shaking hand, with motion blur on three frames of every five.
+    """
+    if scene not in SCENES:
+        raise ValueError(f"scene must be one of {', '.join(SCENES)}, got {scene!r}")
+    dest = Path(dest)
+    wide, tall = width * 5, height * 2
+    half = seconds / 2
+    speed = (wide - width) / seconds
+    x, y, extra = {
+        "static": ("0", "0", ""),
+        "pan": (f"t*{speed:.3f}", "0", ""),
+        "still-then-pan": (f"if(lt(t,{half:g}),0,(t-{half:g})*{2 * speed:.3f})", "0", ""),
+        "cuts": (f"floor(t*4/{seconds:g})*{(wide - width) // 3}",
+                 f"mod(floor(t*4/{seconds:g}),2)*{tall - height}", ""),
+        "handheld-blur": (f"{wide // 3}+{width // 8}*sin(t*7)",
+                          f"{tall // 4}+{height // 8}*sin(t*11)",
+                          ",boxblur=6:1:enable='lt(mod(n,5),3)'"),
+    }[scene]
+    picture = _tmp_name(dest, ".png")
+    tmp = _tmp_name(dest)
+    base = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    try:
+        _ffmpeg([*base, "-f", "lavfi", "-i", f"testsrc2=size={wide}x{tall}", "-frames:v", "1",
+                 "-c:v", "png", "-f", "image2", "-update", "1", str(picture)])
+        _ffmpeg([*base, "-loop", "1", "-framerate", str(fps), "-t", f"{seconds:g}",
+                 "-i", str(picture), "-vf", f"crop={width}:{height}:x='{x}':y='{y}'{extra}",
+                 "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                 "-g", str(keyint), "-keyint_min", str(keyint), "-sc_threshold", "0",
+                 "-f", "mp4", str(tmp)])
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+        picture.unlink(missing_ok=True)
+    return dest
