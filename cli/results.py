@@ -41,7 +41,11 @@ def parse_window(text: str) -> date | str:
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     dest = Path(args.output) if args.output and args.output != "-" else None
-    fmt = args.format or (SUFFIX_FORMATS.get(dest.suffix.lower(), "csv") if dest else "csv")
+    fmt = args.format or (SUFFIX_FORMATS.get(dest.suffix.lower()) if dest else "csv")
+    if fmt is None:
+        suffixes = ", ".join(sorted(SUFFIX_FORMATS))
+        return usage("export", f"cannot tell the format from {dest.name!r}: name the file "
+                               f"with one of {suffixes}, or give --format csv|jsonl|sqlite")
     if fmt == "sqlite" and dest is None:
         return usage("export", "--format sqlite needs -o FILE (a database file)")
     if args.json and dest is None:
@@ -145,7 +149,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "image path). CSV and JSON lines go to stdout without -o.")
     p.add_argument("ids", type=int, nargs="*", metavar="ID", help="only these uploads")
     p.add_argument("--format", choices=export.FORMATS,
-                   help="output format (default: from the -o suffix, else csv)")
+                   help="output format (default: from the -o suffix, which must then be "
+                        "one of " + ", ".join(sorted(SUFFIX_FORMATS)) + "; csv on stdout)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     p.add_argument("--since", type=parse_moment, metavar="DATE",
                    help="only uploads submitted at or after this date or ISO time "

@@ -18,6 +18,7 @@ from core import maintenance, media
 from core.app import App, make_analyzer, make_store, open_app
 from core.config import Settings
 from core.errors import PeakOpsError
+from core.home import check_database
 from core.intake import submit_file
 from core.redact import redact
 from core.store import heartbeat, lifecycle, queries
@@ -258,6 +259,8 @@ def doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         return f"{settings.home} (writable, {free} MB free)"
 
     def database() -> str:
+        if settings.database_dialect == "sqlite":  # never a fresh schema beside lost history
+            check_database(settings)
         db = open_database(settings)
         try:
             return (f"{db.describe()} (schema {db.schema_version()}, "

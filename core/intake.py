@@ -53,9 +53,11 @@ def display_name(path: Path | str) -> str:
     return name or "unnamed"
 
 
-# Symlinks are followed only to a regular file with the link's own owner, outside the
-# system folders: a link planted in a shared folder cannot make a privileged submitter
-# read (and record the size and hash of) someone else's file, such as /etc/shadow.
+# Symlinks, wherever they sit in the path (the file or any folder above it), are followed
+# only to a regular file of each link's own owner, outside the system folders, and through
+# folders each link's owner may enter: a link planted in a shared folder cannot make a
+# privileged submitter read (and record the size and hash of) someone else's file, such as
+# /etc/shadow, or a file inside another user's private (0700) folder.
 SYSTEM_FOLDERS = tuple(Path(p) for p in (
     "/etc", "/proc", "/sys", "/dev", "/run", "/boot", "/var/lib", "/var/log", "/var/run",
     "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"))
@@ -63,8 +65,37 @@ DUPLICATE_WAIT_S = 120.0
 """How long a second submitter of the same content waits for the first one's outcome."""
 
 
-def _check_link(path: Path, name: str, link: os.stat_result) -> os.stat_result:
-    """Apply the symlink rule; return the target's stat."""
+def _link_owners(path: Path) -> set[int]:
+    """The owners of the symlinks met in ``path``, component by component."""
+    full = path if path.is_absolute() else Path.cwd() / path  # no "..": it is resolved later
+    owners = set()
+    for prefix in (*reversed(full.parents[:-1]), full):
+        try:
+            info = prefix.lstat()
+        except OSError:
+            break  # reported by the caller's own lstat/stat
+        if stat.S_ISLNK(info.st_mode):
+            owners.add(info.st_uid)
+    return owners
+
+
+def _may_enter(folder: os.stat_result, uid: int) -> bool:
+    if folder.st_mode & stat.S_IXOTH:
+        return True
+    if folder.st_uid == uid:
+        return bool(folder.st_mode & stat.S_IXUSR)
+    if folder.st_mode & stat.S_IXGRP:
+        try:
+            import pwd
+            entry = pwd.getpwuid(uid)
+            return folder.st_gid in os.getgrouplist(entry.pw_name, entry.pw_gid)
+        except (KeyError, OSError):
+            return False
+    return False
+
+
+def _check_links(path: Path, name: str, owners: set[int]) -> os.stat_result:
+    """Apply the symlink rule to the resolved path; return the target's stat."""
     try:
         target = path.stat()
         resolved = path.resolve(strict=True)
@@ -72,13 +103,18 @@ def _check_link(path: Path, name: str, link: os.stat_result) -> os.stat_result:
         raise InputError(f"{name}: a symlink to a missing file") from None
     except OSError as exc:
         raise InputError(f"{name}: a symlink that cannot be followed: {exc.strerror}") from None
-    if not stat.S_ISREG(target.st_mode):
-        raise InputError(f"{name}: a symlink to something that is not a regular file")
-    if target.st_uid != link.st_uid:
-        raise InputError(f"{name}: a symlink to a file of another owner (symlinks are followed "
-                         "only to files with the link's own owner)")
     if any(resolved == folder or folder in resolved.parents for folder in SYSTEM_FOLDERS):
         raise InputError(f"{name}: a symlink into a system folder ({resolved.parent})")
+    if not stat.S_ISREG(target.st_mode):
+        raise InputError(f"{name}: a symlink to something that is not a regular file")
+    if any(target.st_uid != owner for owner in owners):
+        raise InputError(f"{name}: a symlink to a file of another owner (symlinks are followed "
+                         "only to files with the link's own owner)")
+    for folder in resolved.parents:
+        info = folder.stat()
+        if not all(_may_enter(info, owner) for owner in owners):
+            raise InputError(f"{name}: a symlink into a folder the link's owner cannot enter "
+                             f"({folder}, mode {stat.S_IMODE(info.st_mode):o})")
     return target
 
 
@@ -93,7 +129,8 @@ def open_source(path: Path, max_bytes: int) -> tuple[BinaryIO, int]:
         raise InputError(f"{name}: no such file ({path})") from None
     except OSError as exc:
         raise InputError(f"{name}: cannot be read: {exc.strerror}") from None
-    expected = _check_link(path, name, link) if stat.S_ISLNK(link.st_mode) else link
+    owners = _link_owners(path)
+    expected = _check_links(path, name, owners) if owners else link
     if stat.S_ISDIR(expected.st_mode):
         raise InputError(f"{name}: is a folder, not a video file")
     if not stat.S_ISREG(expected.st_mode):

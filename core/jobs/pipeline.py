@@ -25,6 +25,7 @@ from core.errors import (
     DatabaseBusyError,
     InputError,
     InternalError,
+    MemoryLimitError,
     PeakOpsError,
     StorageError,
 )
@@ -90,33 +91,51 @@ class _PipelineRun:
 
     def extract(self, row: dict, video: Path, workdir: Path) -> tuple[int, dict[int, Path]]:
         db = self.app.db
-        indices, options = media.degrade_plan(row["degrade_level"] or 0,
-                                              self.settings.max_frames_per_video)
+        level = row["degrade_level"] or 0
+        indices, options = media.degrade_plan(level, self.settings.max_frames_per_video)
         options = dataclasses.replace(
             options, max_width=min(options.max_width, self.settings.frame_max_width))
         facts = self.facts(row, video)
-        times = media.plan_times(facts, self.settings.max_frames_per_video)
-        indices = [i for i in indices if i < len(times)]
-        done = frame_records.indices(db, self.upload_id)
-        frame_records.set_planned(db, self.upload_id, len(indices))
-        images: dict[int, Path] = {}
-        extracted = 0
         source = self.resources.enter_context(
             self.app.extractor.open(video, facts, options, name=row["original_name"]))
-        for k, index in enumerate(indices):
-            if index in done:
+        try:
+            times = source.plan(self.settings.max_frames_per_video)
+        except InputError as exc:
+            raise _degraded(exc, level) from None
+        for note in getattr(getattr(source, "index", None), "notes", ()):
+            lifecycle.record_event(db, self.upload_id, "frames", note)
+        indices = [i for i in indices if i < len(times)]
+        recorded = frame_records.timestamps(db, self.upload_id)
+        todo = [i for i in indices if i not in recorded]
+        frame_records.set_planned(db, self.upload_id, len(indices))
+        images: dict[int, Path] = {}
+        extracted = skipped = 0
+        results = source.take(todo, lambda i: workdir / f"{i:04d}.jpg",
+                              taken=recorded.values())
+        for slot in todo:
+            position = indices.index(slot)
+            self.step("extracting", position, len(indices))
+            wait_at_hold_point(self.settings.hold_file, self.upload_id, position)
+            try:
+                result = next(results)
+            except InputError as exc:
+                raise _degraded(exc, level) from None
+            if result.frame is None:
+                skipped += 1
+                lifecycle.record_event(db, self.upload_id, "frames",
+                                       f"slot {result.slot}: no frame ({result.note})")
                 continue
-            self.step("extracting", k, len(indices))
-            wait_at_hold_point(self.settings.hold_file, self.upload_id, k)
-            frame = source.extract(times[index], workdir / f"{index:04d}.jpg")
+            frame = result.frame
             metrics = measure(frame.path)  # local metrics always, offline
-            key = frame_key(self.upload_id, index)
+            key = frame_key(self.upload_id, result.slot)
             self.app.store.put_file(key, frame.path)
-            frame_records.record(db, self.upload_id, index, timestamp=frame.timestamp,
+            frame_records.record(db, self.upload_id, result.slot, timestamp=frame.timestamp,
                                  storage_key=key, width=frame.width, height=frame.height,
                                  metrics=metrics)
-            images[index] = frame.path
+            images[result.slot] = frame.path
             extracted += 1
+        if skipped:
+            frame_records.set_planned(db, self.upload_id, len(indices) - skipped)
         self.step("extracting", len(indices), len(indices))
         return extracted, images
 
@@ -150,6 +169,14 @@ class _PipelineRun:
             labels += len(result.labels)
         self.step("analysing", len(pending), len(pending))
         return analysed, labels
+
+
+def _degraded(exc: InputError, level: int) -> PeakOpsError:
+    """At a degraded level a decode failure is the level's, not the video's."""
+    if level == 0:
+        return exc
+    return MemoryLimitError(f"{exc.message} (at degrade level {level}, after the full decode "
+                            "ran out of memory)", upload_id=exc.upload_id)
 
 
 def _owned_row(app: App, upload_id: int, owner: str) -> dict:

@@ -1,45 +1,72 @@
-"""Exact frames through PyAV: seek back to a keyframe, decode forward to the wanted time.
+"""Exact, distinct frames through PyAV: the plan resolved to frames, then one decode walk.
 
-One container and one decoder per video (:class:`PyAVSource`); frames are asked for in
-increasing time order. The frame for a time is the last one shown at or before it; a
-time past the last frame gets the last frame. When a seek lands after the wanted time
-(MPEG-TS/PS seek by byte position and can overshoot), it seeks further back, then as a
-last resort decodes from the start, bounded by :data:`MAX_FALLBACK_FRAMES`. The recorded
-timestamp is always the frame's own.
+One container and one decoder per video (:class:`PyAVSource`). :meth:`PyAVSource.plan`
+reads which frames decode (:mod:`core.media.index`) and gives each slot its own frame.
+:meth:`PyAVSource.take` walks to them in order: for each it either reads on from where
+the decoder is or restarts at the frame's keyframe, whichever decodes fewer frames
+(:func:`core.media.plan.seek_pays`), so close frames and short clips are decoded straight
+through and far ones are reached by a seek. After a seek nothing is shown until a
+keyframe has been decoded, and frames the decoder flags corrupt are never shown.
+
+:meth:`PyAVSource.decoded` is the decode loop itself, a generator of
+:class:`DecodedFrame` (frame, pts, time, keyframe flag) from a keyframe on: a selection
+policy can read a whole slice through it.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from core.errors import InputError, JobTimeoutError, StorageError
 from core.media.facts import ProbeResult
 from core.media.ladder import decode_threads
-from core.media.plan import ExtractedFrame, ExtractOptions
+from core.media.plan import (
+    SEEK_COST_FRAMES,
+    ExtractedFrame,
+    ExtractOptions,
+    FrameIndex,
+    SlotResult,
+    seek_pays,
+)
 
 logger = logging.getLogger(__name__)
 
-MAX_FALLBACK_FRAMES = 20_000
-"""Frames a decode-from-the-start may go through before the slot is given up."""
-_BACKOFFS_S = (1.0, 5.0, 30.0)
 _MAX_BAD_PACKETS = 50
+_SEEK_RETRIES = 3
+"""Earlier keyframes tried when a seek lands after the wanted frame (MPEG-TS/PS seek by
+byte position and can overshoot) before reading from the start."""
+
+
+@dataclass
+class DecodedFrame:
+    """One decoded frame: libav's frame, its pts, its time in seconds, a keyframe or not."""
+
+    frame: object
+    pts: int
+    time: float
+    key: bool
 
 
 class PyAVExtractor:
     """Opens videos with PyAV (libav is loaded on the first ``open``)."""
 
-    def __init__(self, *, timeout: float = 120.0, upload_id: int | None = None) -> None:
+    def __init__(self, *, timeout: float = 120.0, upload_id: int | None = None,
+                 seek_cost: int = SEEK_COST_FRAMES) -> None:
         self.timeout = timeout
         self.upload_id = upload_id
+        self.seek_cost = seek_cost
 
     def open(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
              name: str | None = None) -> PyAVSource:
         return PyAVSource(Path(video), facts, options, timeout=self.timeout,
-                          upload_id=self.upload_id, name=name)
+                          upload_id=self.upload_id, name=name, seek_cost=self.seek_cost)
 
 
 class PyAVSource:
@@ -47,14 +74,22 @@ class PyAVSource:
 
     def __init__(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
                  timeout: float = 120.0, upload_id: int | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, seek_cost: int = SEEK_COST_FRAMES) -> None:
         from core.media.picture import Picture
 
         self.name = name or video.name  # what messages call the video: never a path
         self.video, self.facts, self.options = video, facts, options
         self.timeout, self.upload_id = timeout, upload_id
+        self.seek_cost = seek_cost  # in decoded frames; 0 seeks whenever a keyframe is nearer
         self.picture = Picture(facts, options.max_width)
         self.container = None
+        self._index: FrameIndex | None = None
+        self._planned: list[int] = []
+        self._run: Iterator[DecodedFrame] | None = None
+        self._pending: DecodedFrame | None = None
+        self._position: int | None = None
+        self.decoded_count = 0   # frames the decoder gave (the cost of the walk)
+        self.restarts = 0        # seeks or reopenings
         self._open()
 
     # ------------------------------------------------------------------ lifecycle
@@ -81,12 +116,10 @@ class PyAVSource:
         if self.options.keyframes_only:
             context.skip_frame = "NONKEY"
         self.time_base = self.stream.time_base or Fraction(1, 1000)
-        # Raw elementary streams carry no times: from the start, frame n is at n / fps.
-        self._decoded_from_start = 0
-        self._tick = (1 / (Fraction(self.facts.fps).limit_denominator(100000) * self.time_base)
-                      if self.facts.fps else None)
+        self._fresh = True  # nothing read yet: a decode from the start needs no seek
 
     def close(self) -> None:
+        self._run = None
         if self.container is not None:
             self.container.close()
             self.container = None
@@ -97,66 +130,125 @@ class PyAVSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ plan
+    @property
+    def index(self) -> FrameIndex:
+        """The frames that decode (one demux pass, made once)."""
+        if self._index is None:
+            from core.media.index import scan
+
+            self._index = scan(self.video, self.facts, name=self.name, upload_id=self.upload_id)
+        return self._index
+
+    def plan(self, count: int) -> list[float]:
+        self._planned = self.index.plan(count)
+        return [self.index.seconds(p) for p in self._planned]
+
     # ------------------------------------------------------------------ frames
+    def take(self, slots: Sequence[int], dest_for: Callable[[int], Path], *,
+             taken: Collection[float] = ()) -> Iterator[SlotResult]:
+        index = self.index
+        slots = sorted(s for s in set(slots) if s < len(self._planned))
+        taken_pts = {self._pts_of(t) for t in taken}
+        wanted: list[int | None] = [self._planned[s] for s in slots]
+        if self.options.keyframes_only:
+            wanted = index.nearest_keys([w for w in wanted if w is not None], taken_pts)
+        for slot, target in zip(slots, wanted, strict=True):
+            if target is None:
+                yield SlotResult(slot, None, "no keyframe left for this slot")
+                continue
+            later = {w for w in wanted if w is not None and w > target}
+            decoded = self._walk_to(target, taken_pts | later)
+            if decoded is None:
+                yield SlotResult(slot, None, f"the frame at {index.seconds(target):.3f} s did "
+                                 "not decode and no frame near it was left")
+                continue
+            taken_pts.add(decoded.pts)
+            yield SlotResult(slot, self._write(decoded, dest_for(slot)))
+
     def extract(self, timestamp: float, dest: Path) -> ExtractedFrame:
-        dest = Path(dest)
-        frame = self._frame_at(max(0.0, timestamp))
-        image = self.picture.image(frame)
-        seconds = round(float(frame.pts * self.time_base) - self.facts.start, 6)
-        if -1e-3 < seconds <= 0:  # the recorded start is rounded to the microsecond
-            seconds = 0.0
-        part = dest.with_name(dest.name + ".part")
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            image.save(part, "JPEG", quality=self.options.pillow_quality)
-            os.replace(part, dest)
-        except OSError as exc:
-            raise StorageError(f"{dest.parent}: could not write a frame ({exc.strerror})",
-                               upload_id=self.upload_id, transient=True) from None
-        finally:
-            part.unlink(missing_ok=True)
-        if abs(seconds - timestamp) > 1.0:
-            logger.info("upload %s: frame for %.3f s is from %.3f s", self.upload_id,
-                        timestamp, seconds)
-        return ExtractedFrame(path=dest, timestamp=seconds, width=image.width,
-                              height=image.height)
+        index = self.index
+        at = bisect.bisect_right(index.times(), index.start + max(0.0, timestamp) + 1e-9)
+        target = index.pts[max(at - 1, 0)]
+        if self.options.keyframes_only:
+            target = index.keyframe_before(target)
+        decoded = self._walk_to(target, set())
+        if decoded is None:
+            raise self._input_error(f"no frame at or before {timestamp:.3f} s",
+                                    timestamp=timestamp)
+        return self._write(decoded, Path(dest))
 
-    def _frame_at(self, timestamp: float):
-        target = int((self.facts.start + timestamp) / self.time_base)
+    def _walk_to(self, target: int, unavailable: set[int]) -> DecodedFrame | None:
+        """The decoded frame at ``target``; if it never comes, the nearest available one."""
+        if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
+                     seek_cost=self.seek_cost):
+            self._restart(target)
         deadline = time.monotonic() + self.timeout
-        for back in (0.0, *_BACKOFFS_S):
-            seek_to = target - int(back / self.time_base)
-            if not self._seek(seek_to):
+        before = None
+        while True:
+            decoded = self._pending or next(self._run, None)
+            self._pending = None
+            if decoded is None:
                 break
-            frame, _ = self._decode_to(target, deadline, limit=None)
-            if frame is not None:
-                return frame
-        logger.warning("upload %s: seeking gave no frame at or before %.3f s of %s; "
-                       "decoding from the start", self.upload_id, timestamp, self.name)
-        self._open()
-        frame, _ = self._decode_to(target, deadline, limit=MAX_FALLBACK_FRAMES)
-        if frame is None:
-            raise self._input_error(f"no frame at or before {timestamp:.3f} s", timestamp=timestamp)
-        return frame
+            self._position = decoded.pts
+            if decoded.pts < target:
+                before = decoded
+            elif decoded.pts == target:
+                return decoded
+            else:
+                self._pending = decoded  # the next slot may want it
+                break
+            if time.monotonic() > deadline:
+                raise JobTimeoutError(
+                    f"{self.name}: decoding took longer than {self.timeout:g} s for one frame",
+                    upload_id=self.upload_id, timeout=self.timeout)
+        candidates = [d for d in (before, self._pending)
+                      if d is not None and d.pts not in unavailable]
+        if not candidates:
+            return None
+        logger.info("upload %s: %s: the frame at %.3f s did not decode; nearest taken",
+                    self.upload_id, self.name, self.index.seconds(target))
+        return min(candidates, key=lambda d: abs(d.pts - target))
 
-    def _seek(self, pts: int) -> bool:
+    def _restart(self, target: int) -> None:
+        """Start a decode whose first shown frame is at or before ``target``."""
+        index = self.index
+        keys = index.sorted_keys
+        at = bisect.bisect_right(keys, target) - 1
+        for attempt in range(_SEEK_RETRIES + 1):
+            key = keys[at - attempt] if at - attempt > 0 else None
+            if key is None or not index.seekable:
+                break
+            self.restarts += 1
+            run = self.decoded(key)
+            first = next(run, None)
+            if first is not None and first.pts <= target:
+                self._run, self._pending, self._position = run, first, None
+                return
+        self.restarts += 1
+        self._run, self._pending, self._position = self.decoded(None), None, None
+
+    def decoded(self, key: int | None) -> Iterator[DecodedFrame]:
+        """Decoded frames from the keyframe at ``key`` (``None``: the stream's start) on.
+
+        Nothing is given before a keyframe has been decoded, nor any frame the decoder
+        flags corrupt; frames without a time are skipped (raw streams get theirs from
+        their place, counted from the start).
+        """
         import av
 
-        try:
-            self.container.seek(max(pts, 0) if pts < 0 else pts, stream=self.stream,
-                                backward=True, any_frame=False)
-        except av.error.FFmpegError as exc:
-            logger.info("upload %s: seek failed in %s: %s", self.upload_id, self.name, _reason(exc))
-            return False
-        return True
-
-    def _decode_to(self, target: int, deadline: float, *, limit: int | None):
-        """The last frame at or before ``target``, and whether a later frame came first."""
-        import av
-
-        best = None
-        decoded = bad = 0
-        from_start = limit is not None
+        if key is None:
+            if not self._fresh:
+                self._open()
+        elif not self._seek(key):
+            self._open()
+            key = None
+        self._fresh = False
+        index = self.index
+        tick = None if index.seekable else self._raw_tick()
+        counted = 0
+        started = False
+        bad = 0
         try:
             for packet in self.container.demux(self.stream):
                 try:
@@ -167,27 +259,59 @@ class PyAVSource:
                         raise self._input_error("too many undecodable packets (corrupt?)") from None
                     continue
                 for frame in frames:
-                    if frame.pts is None and from_start and self._tick:
-                        frame.pts = round(self._decoded_from_start * self._tick)
-                    self._decoded_from_start += 1
-                    if frame.pts is None:
+                    if not started and not frame.key_frame:
+                        continue  # after a seek, decoding starts at a keyframe
+                    started = True
+                    pts = frame.pts
+                    if tick is not None:
+                        pts, counted = round(counted * tick), counted + 1
+                    if pts is None or frame.is_corrupt:
                         continue
-                    decoded += 1
-                    if frame.pts > target:
-                        return best, best is None
-                    best = frame
-                    if frame.duration and frame.pts + frame.duration > target:
-                        return best, False  # the next frame starts after the target
-                if time.monotonic() > deadline:
-                    raise JobTimeoutError(
-                        f"{self.name}: decoding took longer than {self.timeout:g} s "
-                        "for one frame", upload_id=self.upload_id, timeout=self.timeout)
-                if limit is not None and decoded > limit:
-                    break
+                    self.decoded_count += 1
+                    yield DecodedFrame(frame, pts, index.seconds(pts), bool(frame.key_frame))
         except av.error.FFmpegError as exc:
-            if best is None:
+            if not started:
                 raise self._input_error(f"libav could not decode the video ({_reason(exc)})") from None
-        return best, False
+            logger.info("upload %s: %s: decoding stopped (%s)", self.upload_id, self.name,
+                        _reason(exc))
+
+    def _raw_tick(self) -> Fraction:
+        from core.media.index import raw_tick
+
+        return raw_tick(self.facts, self.time_base)
+
+    def _seek(self, pts: int) -> bool:
+        import av
+
+        try:
+            self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            logger.info("upload %s: seek failed in %s: %s", self.upload_id, self.name, _reason(exc))
+            return False
+        return True
+
+    def _pts_of(self, seconds: float) -> int:
+        """The indexed frame nearest ``seconds`` (a recorded timestamp)."""
+        index = self.index
+        times = index.times()
+        at = bisect.bisect_left(times, index.start + seconds)
+        near = [i for i in (at - 1, at) if 0 <= i < len(times)]
+        return index.pts[min(near, key=lambda i: abs(times[i] - index.start - seconds))]
+
+    def _write(self, decoded: DecodedFrame, dest: Path) -> ExtractedFrame:
+        image = self.picture.image(decoded.frame)
+        part = dest.with_name(dest.name + ".part")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            image.save(part, "JPEG", quality=self.options.pillow_quality)
+            os.replace(part, dest)
+        except OSError as exc:
+            raise StorageError(f"{dest.parent}: could not write a frame ({exc.strerror})",
+                               upload_id=self.upload_id, transient=True) from None
+        finally:
+            part.unlink(missing_ok=True)
+        return ExtractedFrame(path=dest, timestamp=decoded.time, width=image.width,
+                              height=image.height)
 
     def _input_error(self, reason: str, **evidence: object) -> InputError:
         return InputError(f"{self.name}: {reason}", upload_id=self.upload_id, **evidence)

@@ -8,7 +8,13 @@ object store's own location (a file under the home folder, or an ``s3://`` URL).
 The SQLite form is written with sqlite-utils: tables ``uploads``, ``frames`` and
 ``labels`` with foreign keys, full-text search on upload names and label names, and a
 ``frame_labels`` view; it opens in Datasette or any SQLite tool. Every file is written
-beside its destination and renamed into place, so a failed export leaves no half file.
+beside its destination and renamed into place, so a failed export leaves no half file,
+and every one gets the same mode: 0666 less the umask, as any file the user writes.
+
+A CSV cell that a spreadsheet would run as a formula (text starting with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return, such as a video named ``=HYPERLINK(...)``) is
+written with a leading ``'`` so it shows as text. JSON lines and SQLite keep every value
+exactly as recorded: whatever reads them must treat names as untrusted text.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import csv
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -29,10 +36,12 @@ from typing import IO, Any
 import sqlite_utils
 
 from core.app import App
+from core.errors import InputError
 from core.naming import fmt_clock, unique_names
 
 FORMATS = ("csv", "jsonl", "sqlite")
 SQLITE_BATCH = 1000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ("upload_id", "upload_name", "upload_status", "frame_index", "timestamp",
                "time", "width", "height", "labels", "image")
 
@@ -96,6 +105,29 @@ class _Images:
         self.folders = unique_names({u["id"]: u["original_name"] for u in uploads})
         self.copied = 0
         self.used: set[Path] = set()
+        self.made: set[Path] = set()
+
+    def _own_folder(self, folder: Path) -> None:
+        """Make ``folder`` under ``frames_dir``; refuse a symlink found in its place (one
+        planted there would send the images outside the folder asked for)."""
+        if folder in self.made:
+            return
+        assert self.frames_dir is not None
+        self.frames_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            info = folder.lstat()
+        except FileNotFoundError:
+            folder.mkdir()
+            info = folder.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            target = os.readlink(folder)
+            state = "" if folder.exists() else " (dangling)"
+            raise InputError(f"export --frames: {folder} is a symlink{state} to {target}; "
+                             "refusing to write frames through it (remove it, or choose "
+                             "another folder)")
+        if not stat.S_ISDIR(info.st_mode):
+            raise InputError(f"export --frames: {folder} is a file, not a folder")
+        self.made.add(folder)
 
     def image(self, frame: dict[str, Any]) -> str:
         if self.frames_dir is None:
@@ -105,14 +137,16 @@ class _Images:
         if target in self.used:  # two frames on the same millisecond
             target = folder / f"{fmt_clock(frame['timestamp'], '-')} #{frame['idx']}.jpg"
         self.used.add(target)
-        folder.mkdir(parents=True, exist_ok=True)
+        self._own_folder(folder)
         with contextlib.suppress(FileNotFoundError):
-            target.unlink()  # an earlier export's copy: fetch afresh
+            target.unlink()  # an earlier export's copy, or a planted link: fetch afresh
         self.app.store.get_file(frame["storage_key"], target)
         if target.stat().st_nlink > 1:
             # The local store hands out hard links; an image editor saving in place must
             # not change the stored frame, so the export gets a copy of its own.
             part = target.with_name(target.name + ".part")
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
             shutil.copyfile(target, part)
             os.replace(part, target)
         self.copied += 1
@@ -144,6 +178,24 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch else None
 
 
+def _umask() -> int:
+    """This process's umask, read without setting it (os.umask would race other threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def neutralise(cell: Any) -> Any:
+    """A text cell a spreadsheet would evaluate as a formula, made plain text."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 @contextlib.contextmanager
 def _atomic(dest: Path, mode: str = "w") -> Iterator[tuple[Path, IO[Any] | None]]:
     """A temp file beside ``dest``, renamed over it when the block succeeds."""
@@ -158,6 +210,7 @@ def _atomic(dest: Path, mode: str = "w") -> Iterator[tuple[Path, IO[Any] | None]
         else:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
                 yield tmp, handle
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600, SQLite 0644: one mode
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -170,7 +223,8 @@ def _write_csv(rows: Iterator[dict[str, Any]], out: IO[str], result: ExportResul
     for row in rows:
         result.frames += 1
         result.labels += len(row["labels"])
-        writer.writerow({**row, "labels": format_labels(row["labels"])})
+        writer.writerow({key: neutralise(value) for key, value in
+                         {**row, "labels": format_labels(row["labels"])}.items()})
 
 
 def _write_jsonl(rows: Iterator[dict[str, Any]], out: IO[str], result: ExportResult) -> None:

@@ -31,6 +31,12 @@ def keys(db: sqlite_utils.Database, upload_id: int) -> list[str]:
                                      [upload_id])]
 
 
+def timestamps(db: sqlite_utils.Database, upload_id: int) -> dict[int, float]:
+    """Recorded frames' timestamps by plan index."""
+    return {r[0]: r[1] for r in db.execute(
+        "SELECT idx, timestamp FROM frames WHERE upload_id = ?", [upload_id])}
+
+
 def set_planned(db: sqlite_utils.Database, upload_id: int, planned: int) -> None:
     db.execute("UPDATE uploads SET frames_planned = ? WHERE id = ?", [planned, upload_id])
 

@@ -14,9 +14,10 @@ import pytest
 import sqlite_utils
 
 from core.app import open_app, process_owner
+from core.errors import InputError
 from core.intake import submit_file
 from core.jobs import pipeline
-from core.naming import safe_name, unique_names
+from core.naming import fmt_clock, safe_name, unique_names
 from core.results import export
 from core.store import lifecycle, queries
 from tests.helpers import make_settings, run_cli
@@ -201,3 +202,77 @@ def test_cli_export_formats_summaries_and_usage_errors(tmp_path, clip_h264):
         assert proc.returncode == 2 and proc.stderr.count("\n") <= 4, (args, proc.stderr)
     proc = run_cli(home, "export", "999")
     assert proc.returncode == 1 and proc.stderr.strip() == "peakops: no upload with id 999"
+
+
+FORMULAS = ['=HYPERLINK("http:\\\\evil.example","Click me")', "+1+1", "-2+3", "@SUM(A1)",
+            "\tTAB", "\rCR"]
+
+
+def test_csv_cells_that_would_run_as_formulas_are_text(app, tmp_path, clip_h264):
+    upload_id = process(app, clip_h264)
+    for name in FORMULAS:
+        app.db.execute("UPDATE uploads SET original_name = ? WHERE id = ?", [name, upload_id])
+        export.export(app, "csv", export.Selection(), dest=tmp_path / "x.csv")
+        export.export(app, "jsonl", export.Selection(), dest=tmp_path / "x.jsonl")
+        rows = list(csv.DictReader((tmp_path / "x.csv").open(encoding="utf-8", newline="")))
+        assert len(rows) == 4 and {r["upload_name"] for r in rows} == {"'" + name}
+        assert all(not r[c].startswith(export.FORMULA_STARTS) for r in rows for c in r)
+        kept = [json.loads(line) for line in (tmp_path / "x.jsonl").read_text().splitlines()]
+        assert {r["upload_name"] for r in kept} == {name}  # JSON lines keep the value as is
+    assert export.neutralise(-1.5) == -1.5 and export.neutralise("pier 3") == "pier 3"
+
+
+def test_export_files_of_every_format_get_one_mode(app, two_done, tmp_path):
+    modes = set()
+    for fmt in export.FORMATS:
+        dest = tmp_path / f"out.{fmt}"
+        export.export(app, fmt, export.Selection(), dest=dest)
+        modes.add(dest.stat().st_mode & 0o777)
+    assert modes == {0o666 & ~export._umask()}, modes
+
+
+def test_frames_are_never_written_through_a_planted_folder_symlink(app, tmp_path, clip_h264):
+    upload_id = process(app, clip_h264, "pier.mp4")
+    frames, outside = tmp_path / "frames", tmp_path / "outside"
+    frames.mkdir()
+    outside.mkdir()
+    (frames / "pier").symlink_to(outside)
+    with pytest.raises(InputError, match=r"frames/pier is a symlink to .*outside; refusing"):
+        export.export(app, "csv", export.Selection(ids=(upload_id,)),
+                      dest=tmp_path / "x.csv", frames_dir=frames)
+    assert list(outside.iterdir()) == [] and not (tmp_path / "x.csv").exists()
+    (frames / "pier").unlink()
+    (frames / "pier").symlink_to(tmp_path / "gone")
+    with pytest.raises(InputError, match=r"frames/pier is a symlink \(dangling\) to .*gone"):
+        export.export(app, "csv", export.Selection(ids=(upload_id,)),
+                      dest=tmp_path / "x.csv", frames_dir=frames)
+    assert not (tmp_path / "gone").exists()
+    (frames / "pier").unlink()
+    (frames / "pier").mkdir()
+    first = app.db.execute("SELECT timestamp FROM frames WHERE upload_id = ? ORDER BY idx",
+                           [upload_id]).fetchone()[0]
+    planted = frames / "pier" / f"{fmt_clock(first, '-')}.jpg"
+    planted.symlink_to(outside / "planted.jpg")
+    result = export.export(app, "csv", export.Selection(ids=(upload_id,)),
+                           dest=tmp_path / "x.csv", frames_dir=frames)
+    assert result.images_copied == 4 and list(outside.iterdir()) == []
+    assert planted.is_file() and not planted.is_symlink()
+
+
+def test_cli_export_dangling_link_and_unknown_suffix(tmp_path, clip_h264):
+    home = tmp_path / "home"
+    app = open_app(make_settings(home, max_frames_per_video=2))
+    process(app, clip_h264, "pier.mp4")
+    app.close()
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "pier").symlink_to(tmp_path / "gone")
+    proc = run_cli(home, "export", "-o", str(tmp_path / "r.csv"), "--frames",
+                   str(tmp_path / "frames"))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "is a symlink (dangling)" in proc.stderr and "home folder" not in proc.stderr
+    for name in ("results.xlsx", "results"):
+        proc = run_cli(home, "export", "-o", str(tmp_path / name))
+        assert proc.returncode == 2 and f"cannot tell the format from {name!r}" in proc.stderr
+        assert not (tmp_path / name).exists()
+    run_cli(home, "export", "-o", str(tmp_path / "results.xlsx"), "--format", "csv", check=True)
+    assert (tmp_path / "results.xlsx").read_text().startswith("upload_id,")

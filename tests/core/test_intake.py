@@ -137,6 +137,53 @@ def test_symlink_planted_by_another_user_is_refused(app, tmp_path, clip_h264):
     assert queries.list_uploads(app.db) == []
 
 
+def test_symlinked_folder_into_a_system_folder_is_refused(app, tmp_path):
+    """ln -s /etc etcdir; submit etcdir/shadow: the rule holds for the resolved path."""
+    (tmp_path / "etcdir").symlink_to("/etc")
+    victim = "shadow" if os.path.exists("/etc/shadow") else "passwd"
+    with pytest.raises(InputError, match=r"a symlink into a system folder \(/etc\)"):
+        submit_file(app, tmp_path / "etcdir" / victim)
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    (nested / "up").symlink_to(tmp_path / "etcdir")
+    with pytest.raises(InputError, match="a symlink into a system folder"):
+        submit_file(app, nested / "up" / victim)
+    assert queries.list_uploads(app.db) == [] and stored_files(app) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="another user's private folder needs root")
+def test_symlinked_folder_into_another_users_private_folder_is_refused(app, tmp_path,
+                                                                       clip_h264):
+    private = tmp_path / "home-of-12345" / "private"
+    private.mkdir(parents=True)
+    shutil.copyfile(clip_h264, private / "survey.mp4")
+    os.chown(private, 12345, 12345)
+    private.chmod(0o700)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "inbox").symlink_to(private)
+    with pytest.raises(InputError, match=r"a folder the link's owner cannot enter \(.*private, "
+                                         r"mode 700\)"):
+        submit_file(app, tmp_path / "shared" / "inbox" / "survey.mp4")
+    os.chown(private / "survey.mp4", 12345, 12345)  # the owner's own file, linked by root
+    with pytest.raises(InputError, match="a file of another owner|cannot enter"):
+        submit_file(app, tmp_path / "shared" / "inbox" / "survey.mp4")
+    planted = tmp_path / "planted"  # planted by another user, into root's folder
+    planted.symlink_to(tmp_path / "shared")
+    os.lchown(planted, 12345, 12345)
+    (tmp_path / "shared" / "own.mp4").write_bytes(clip_h264.read_bytes())
+    with pytest.raises(InputError, match="a file of another owner"):
+        submit_file(app, planted / "own.mp4")
+    assert queries.list_uploads(app.db) == [] and stored_files(app) == []
+
+
+def test_symlinked_folder_to_own_videos_is_followed(app, tmp_path, clip_h264):
+    (tmp_path / "site").mkdir()
+    shutil.copyfile(clip_h264, tmp_path / "site" / "survey.mp4")
+    (tmp_path / "today").symlink_to(tmp_path / "site")
+    result = submit_file(app, tmp_path / "today" / "survey.mp4")
+    assert result.status == lifecycle.QUEUED
+
+
 def test_symlink_to_a_fifo_or_a_folder_is_refused(app, tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

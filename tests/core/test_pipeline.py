@@ -74,15 +74,16 @@ def test_rerun_resumes_from_checkpointed_frames(app, clip_10s):
 
         def open(self, video, facts, options, *, name=None):
             source = real_extractor.open(video, facts, options, name=name)
-            real_extract = source.extract
+            real_take = source.take
 
-            def extract(timestamp, dest):
-                calls.append(timestamp)
-                if len(calls) > 3:
-                    raise KeyboardInterrupt  # stands in for the process dying mid-job
-                return real_extract(timestamp, dest)
+            def take(slots, dest_for, **kwargs):
+                for result in real_take(slots, dest_for, **kwargs):
+                    calls.append(result.slot)
+                    if len(calls) > 3:
+                        raise KeyboardInterrupt  # stands in for the process dying mid-job
+                    yield result
 
-            source.extract = extract
+            source.take = take
             return source
 
     app.extractor = ThreeThenDie()

@@ -83,6 +83,12 @@ def test_database_lost_while_the_home_holds_objects_is_refused(tmp_path, damage)
         line = one_line_failure(home, *args)
         assert f"the state database {db} is {'empty' if damage == 'emptied' else 'missing'}" \
             in line and "1 stored object(s)" in line and "Restore peakops.db" in line
+    doctor = run_cli(home, "doctor")  # refuses too: never writes a fresh schema there
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr, doctor.stderr
+    failed = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and failed[0].split()[1] == "database", doctor.stdout
+    assert f"the state database {db} is {'empty' if damage == 'emptied' else 'missing'}" \
+        in failed[0] and "1 stored object(s)" in failed[0], failed
     assert (db.stat().st_size if db.exists() else None) == (0 if damage == "emptied" else None)
 
 
