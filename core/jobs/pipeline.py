@@ -94,7 +94,8 @@ class _PipelineRun:
         level = row["degrade_level"] or 0
         indices, options = media.degrade_plan(level, self.settings.max_frames_per_video)
         options = dataclasses.replace(
-            options, max_width=min(options.max_width, self.settings.frame_max_width))
+            options, max_width=min(options.max_width, self.settings.frame_max_width),
+            selection=row.get("frame_selection") or self.settings.frame_selection)
         facts = self.facts(row, video)
         source = self.resources.enter_context(
             self.app.extractor.open(video, facts, options, name=row["original_name"]))
@@ -102,8 +103,11 @@ class _PipelineRun:
             times = source.plan(self.settings.max_frames_per_video)
         except InputError as exc:
             raise _degraded(exc, level) from None
-        for note in getattr(getattr(source, "index", None), "notes", ()):
+        index = getattr(source, "index", None)
+        for note in getattr(index, "notes", ()):
             lifecycle.record_event(db, self.upload_id, "frames", note)
+        if index is not None:
+            frame_records.set_video_facts(db, self.upload_id, vfr=index.variable_rate())
         indices = [i for i in indices if i < len(times)]
         recorded = frame_records.timestamps(db, self.upload_id)
         todo = [i for i in indices if i not in recorded]
@@ -131,7 +135,7 @@ class _PipelineRun:
             self.app.store.put_file(key, frame.path)
             frame_records.record(db, self.upload_id, result.slot, timestamp=frame.timestamp,
                                  storage_key=key, width=frame.width, height=frame.height,
-                                 metrics=metrics)
+                                 metrics=metrics, facts=frame)
             images[result.slot] = frame.path
             extracted += 1
         if skipped:

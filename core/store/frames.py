@@ -43,15 +43,28 @@ def set_planned(db: sqlite_utils.Database, upload_id: int, planned: int) -> None
 
 def record(db: sqlite_utils.Database, upload_id: int, index: int, *, timestamp: float,
            storage_key: str, width: int, height: int, metrics: Any,
-           now: float | None = None) -> None:
-    """Record one stored frame with its local metrics (a rerun's duplicate is ignored)."""
+           facts: Any = None, now: float | None = None) -> None:
+    """Record one stored frame with its local metrics (a rerun's duplicate is ignored).
+
+    ``facts`` is the extracted frame (:class:`core.media.ExtractedFrame`): its place in
+    the stream, its time on the file's clock, keyframe flag, focus score and reason.
+    """
+    keyframe = getattr(facts, "keyframe", None)
     db.execute(
         "INSERT INTO frames (upload_id, idx, timestamp, storage_key, width, "
-        "height, sharpness, brightness, overexposed, dhash, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "height, sharpness, brightness, overexposed, dhash, created_at, stream_frame, "
+        "source_time, keyframe, focus, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [upload_id, index, timestamp, storage_key, width, height, metrics.sharpness,
          metrics.brightness, metrics.overexposed, f"{metrics.dhash:016x}",
-         time.time() if now is None else now])
+         time.time() if now is None else now, getattr(facts, "number", None),
+         getattr(facts, "source_time", None), None if keyframe is None else int(keyframe),
+         getattr(facts, "focus", None), getattr(facts, "reason", None) or None])
+
+
+def set_video_facts(db: sqlite_utils.Database, upload_id: int, *, vfr: bool) -> None:
+    """What the job learnt about the whole video: whether its frame rate varies."""
+    db.execute("UPDATE uploads SET vfr = ? WHERE id = ?", [int(vfr), upload_id])
 
 
 def for_analysis(db: sqlite_utils.Database, upload_id: int) -> list[dict[str, Any]]:
