@@ -24,7 +24,7 @@ from core import maintenance, media
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import from_category
-from core.jobs.cgroup import MemoryCage, make_cage
+from core.jobs.cgroup import SAMPLING, MemoryCage, make_cage
 from core.jobs.settle import COMPLETE, RELEASE, Decision, JobOutcome, replace_after_job, settle
 from core.jobs.supervisor import JobChild, Limits, tree_rss_kib, watch_job
 from core.liveness import host_id, owner_alive
@@ -83,6 +83,7 @@ class Worker:
         self.cage: MemoryCage | None = None
         self.on_progress: Callable[[str, int, int], None] | None = None  # `peakops process`
         self.cage_tried = False
+        self.enforcement: str | None = None  # how the hard limit is enforced, once known
         self.cage_kills = 0
         self.reap_every = min(REAP_EVERY_S, max(1.0, settings.lease_seconds / 2))
         self.limits = Limits(hard_kib=settings.hard_memory_limit_kib,
@@ -102,6 +103,7 @@ class Worker:
             # A worker embedded in another program's thread is stopped by request_stop().
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self.request_stop)
+        self.prepare_cage()
         self.beat("starting", force=True)
         beater = threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True)
         beater.start()
@@ -203,7 +205,7 @@ class Worker:
             soft_limit_kib=self.settings.max_memory_per_child,
             hard_limit_kib=self.limits.hard_kib, jobs_done=self.jobs_done,
             child_pid=child.pid if child else None, child_starts=self.child_starts,
-            started_at=self.started_at)
+            started_at=self.started_at, memory_enforcement=self.enforcement)
         if self.state == "busy" and current.get("upload_id"):
             lifecycle.renew_lease(db, current["upload_id"], self.name,
                              lease_seconds=self.settings.lease_seconds)
@@ -230,11 +232,18 @@ class Worker:
 
     # -- the child -------------------------------------------------------------------
 
+    def prepare_cage(self) -> None:
+        """Once: the kernel enforces the hard limit where it can (status shows which)."""
+        if not self.cage_tried:
+            self.cage_tried = True
+            self.cage = make_cage(self.limits.hard_kib) if self.settings.memory_cgroup else None
+            self.enforcement = self.cage.describe() if self.cage else SAMPLING
+            logger.info("%s: hard memory limit %s KiB: %s", self.name,
+                        self.limits.hard_kib, self.enforcement)
+
     def ensure_child(self) -> JobChild:
         if self.child is None or not self.child.alive():
-            if not self.cage_tried:  # the kernel enforces the hard limit where it can
-                self.cage_tried = True
-                self.cage = make_cage(self.limits.hard_kib)
+            self.prepare_cage()
             self.child = JobChild(self.child_env, self.settings, self.cage)
             self.child_starts += 1
             logger.info("%s: job child %s started", self.name, self.child.pid)
@@ -273,6 +282,10 @@ class Worker:
         try:
             child = self.ensure_child()
         except (OSError, RuntimeError) as exc:
+            if self.cage is not None and self.cage.oom_kills() > self.cage_kills:
+                self.child = None  # the kernel killed it at the limit while it started
+                return self._settle(upload_id, row, JobOutcome(
+                    "crash", message=f"could not start a job child: {exc}", transient=True))
             error = from_category("internal", f"could not start a job child: {exc}",
                                   transient=True)
             return lifecycle.fail(db, upload_id, error, owner=self.name,

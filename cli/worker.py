@@ -63,6 +63,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print(f"          memory {w['rss_kib'] or 0} KiB (peak {w['peak_kib'] or 0}; soft "
               f"{w['soft_limit_kib']}, hard {w['hard_limit_kib']}), jobs {w['jobs_done']}, "
               f"child starts {w['child_starts']}, restarts: {restarts}")
+        if w.get("memory_enforcement"):
+            print(f"          hard limit enforced by {w['memory_enforcement']}")
     return 0
 
 

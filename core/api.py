@@ -91,7 +91,8 @@ class Result:
 
 
 class PeakOps:
-    """A handle on one PeakOps home: submit, get, list, retry and cancel uploads.
+    """A handle on one PeakOps home: submit, get, list, retry, cancel, reprocess,
+    analyze and delete uploads (the operations of :mod:`core.operations`).
 
     Use it as a context manager, or call :meth:`close`. ``on_queued`` is called with the
     ids an operation made QUEUED; without it a running worker finds them on its own
@@ -101,8 +102,9 @@ class PeakOps:
     def __init__(self, settings: Settings, *, on_queued: QueuedHook | None = None) -> None:
         from core.app import open_app
         self.settings = settings
-        self.app = open_app(settings)
-        self.on_queued = on_queued
+        # The App's queue hook is the one every operation uses (core.operations).
+        self.app = open_app(settings, send_queued=None if on_queued is None
+                            else lambda ids, kind: on_queued(ids))
 
     def __enter__(self) -> PeakOps:
         return self
@@ -113,10 +115,6 @@ class PeakOps:
     def close(self) -> None:
         self.app.close()
 
-    def _queued(self, ids: list[int]) -> None:
-        if ids and self.on_queued is not None:
-            self.on_queued(ids)
-
     def submit(self, path: str | Path, *, off_peak: bool = False) -> int:
         """Validate, store and record a video; return its upload id.
 
@@ -124,13 +122,8 @@ class PeakOps:
         :class:`core.errors.InputError` (its ``upload_id`` names the FAILED record when
         one was made).
         """
-        from core.intake import submit_file
-        from core.store import lifecycle
-        result = submit_file(self.app, Path(path),
-                             mode=lifecycle.MODE_OFFPEAK if off_peak else lifecycle.MODE_NOW)
-        if result.status == lifecycle.QUEUED and not result.duplicate:
-            self._queued([result.upload_id])
-        return result.upload_id
+        from core import operations
+        return operations.submit(self.app, Path(path), off_peak=off_peak).upload_id
 
     def get(self, upload_id: int) -> Result:
         """The upload with its frames and labels; NotFoundError if there is none."""
@@ -148,16 +141,36 @@ class PeakOps:
 
     def retry(self, upload_id: int) -> Result:
         """FAILED, DONE or CANCELLED back to QUEUED (StateError otherwise)."""
-        from core.store import lifecycle
-        lifecycle.retry(self.app.db, upload_id)
-        self._queued([upload_id])
-        return self.get(upload_id)
+        return self._one(upload_id, "retry")
 
     def cancel(self, upload_id: int) -> Result:
         """Cancel an upload that has not finished (StateError otherwise)."""
-        from core.store import lifecycle
-        lifecycle.cancel(self.app.db, upload_id)
-        return self.get(upload_id)
+        return self._one(upload_id, "cancel")
+
+    def reprocess(self, upload_id: int) -> Result:
+        """Drop frames and labels and process again from the stored video (QUEUED)."""
+        return self._one(upload_id, "reprocess")
+
+    def analyze(self, upload_id: int) -> Result:
+        """Keep the frames, analyse them again (QUEUED)."""
+        return self._one(upload_id, "analyze")
+
+    def delete(self, upload_id: int) -> None:
+        """Delete the upload for good: video, frames, labels and activity (StateError
+        while it is being stored or processed)."""
+        self._one(upload_id, "delete", result=False)
+
+    def reset_stuck(self) -> builtins.list[tuple[int, str]]:
+        """Return uploads whose worker is gone to QUEUED or FAILED; (id, status) each."""
+        from core import operations
+        return builtins.list(operations.reset_stuck(self.app).statuses.items())
+
+    def _one(self, upload_id: int, action: str, *, result: bool = True) -> Any:
+        from core import operations
+        outcome = getattr(operations, action)(self.app, [upload_id])
+        if outcome.refused:
+            raise outcome.refused[0][1]
+        return self.get(upload_id) if result else None
 
     def process(self, upload_id: int) -> Result:
         """Run a QUEUED upload here, now, and return it DONE or FAILED."""

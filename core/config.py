@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -208,6 +209,9 @@ class Settings:
         None, _int_in(*MEMORY_KIB),
         f"a whole number of KiB from {MEMORY_KIB[0]} to {MEMORY_KIB[1]}, at or above the "
         "soft limit (max_memory_per_child)", "PEAKOPS_HARD_MEMORY_LIMIT")
+    memory_cgroup: bool = _setting(
+        True, _bool, "true or false (false: the hard limit is only sampled)",
+        "PEAKOPS_MEMORY_CGROUP")
     max_tasks_per_child: int = _setting(
         5, _positive_int, "a positive whole number",
         "PEAKOPS_MAX_TASKS_PER_CHILD", "CELERY_WORKER_MAX_TASKS_PER_CHILD")
@@ -360,14 +364,38 @@ FORMAT_HINT = ("settings are top-level keys (or keys of one [peakops] table) nam
                "`peakops config`, e.g. max_frames_per_video = 20")
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config file is a few hundred bytes; anything past this is not one (``/dev/zero``)."""
+
+
+def _read_bounded(path: Path) -> bytes | None:
+    """The file's bytes, or None when it does not exist. Only a regular file (or
+    ``/dev/null``, read as empty) up to :data:`MAX_CONFIG_BYTES` is read: a FIFO would
+    block forever and ``/dev/zero`` never ends."""
+    if os.path.realpath(path) == os.devnull:
+        return b""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"config file {path}: is not a regular file (a device, FIFO or "
+                              "socket); name a TOML file")
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path}: over {MAX_CONFIG_BYTES // 1024} KiB, too large "
+                          "for a config file")
+    return data
+
+
 def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
     """Read a TOML config file into raw values; unknown keys are an error (typos matter).
 
     A missing file means defaults, unless ``required`` (a path the operator named).
     """
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = tomllib.loads(_read_bounded(path).decode("utf-8"))
     except FileNotFoundError:
         if required:
             raise ConfigError(f"config file {path}: no such file") from None
@@ -388,11 +416,31 @@ def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
                               f"a [{TABLE}] table; use one or the other", key=TABLE)
         data = data[TABLE]
     known = _fields()
-    for key in data:
+    for key, raw in data.items():
         if key not in known:
             raise ConfigError(f"config file {path}: unknown key {key!r}; {FORMAT_HINT}",
                               key=key)
+        _check_toml_type(path, known[key], raw)
     return data
+
+
+def _check_toml_type(path: Path, spec: dataclasses.Field, raw: Any) -> None:
+    """TOML has types: ``max_frames_per_video = "20"`` is a string where a number belongs,
+    refused as one (the environment's text values are parsed; a file's are not)."""
+    kind = str(spec.type).split("|")[0].strip()
+    if kind in ("int", "float"):
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool)
+    elif kind == "bool":
+        ok = isinstance(raw, bool)
+    else:
+        ok = isinstance(raw, str)
+    if not ok:
+        got = {bool: "true/false", int: "the number", float: "the number",
+               str: "the string"}.get(type(raw), f"a TOML {type(raw).__name__}")
+        hint = ("write numbers and true/false without quotes" if isinstance(raw, str)
+                else "quote text")
+        raise ConfigError(f"config file {path}: {spec.name}: expected {spec.metadata['form']}, "
+                          f"got {got} {raw!r} (TOML: {hint})", key=spec.name)
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | None = None,

@@ -13,6 +13,7 @@ import ctypes
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 from typing import Any
@@ -22,6 +23,7 @@ from core.app import open_app
 from core.config import settings_from_dict
 from core.errors import InternalError, PeakOpsError
 from core.jobs import pipeline
+from core.jobs.cgroup import address_space_limit
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -34,6 +36,18 @@ def die_with_parent(parent_pid: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(1)
+
+
+def limit_address_space(hard_kib: int) -> int:
+    """The backstop where no memory cgroup holds the job: load libav now, then cap the
+    address space (:func:`core.jobs.cgroup.address_space_limit`). Returns the cap in bytes."""
+    import core.media.decode  # noqa: F401  (libav and the picture code: mapped once, here)
+    import core.media.picture  # noqa: F401
+    with open("/proc/self/statm") as statm:
+        vms_kib = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    limit = address_space_limit(hard_kib, vms_kib)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return limit
 
 
 def main() -> int:
@@ -52,6 +66,9 @@ def main() -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact.protect(settings.s3_endpoint_url, settings.rekognition_endpoint_url)
     app = open_app(settings)
+    if start.get("address_space_kib"):
+        limit = limit_address_space(int(start["address_space_kib"]))
+        logger.info("no memory cgroup: address space capped at %s KiB", limit // 1024)
     send({"event": "ready", "pid": os.getpid()})
     for line in sys.stdin:
         job = json.loads(line)
@@ -69,6 +86,9 @@ def main() -> int:
             send({"event": "result", "ok": False, "category": exc.category,
                   "message": exc.message, "transient": exc.transient,
                   "costs_attempt": exc.costs_attempt, "error": type(exc).__name__})
+        except MemoryError as exc:  # the address-space backstop: a memory outcome
+            send({"event": "result", "ok": False, "category": "memory", "out_of_memory": True,
+                  "message": f"{type(exc).__name__}: {exc}"[:300], "transient": True})
         except Exception as exc:  # a bug: report it as internal, keep serving
             logger.exception("upload %s: unexpected error in job child", upload_id)
             error = InternalError(f"unexpected error: {exc!r}", transient=True)

@@ -2,8 +2,9 @@
 
 The supervisor starts the child with the same executable (so a frozen app works too), in
 its own process group, and samples the resident memory of the child and all its
-descendants (ffmpeg included) every :data:`SAMPLE_INTERVAL_S`. During a job, a sample
-above the hard limit kills the whole group at once; after a job, a child above the soft
+descendants (ffmpeg included) every :data:`SAMPLE_INTERVAL_S`, every
+:data:`FAST_SAMPLE_S` while it grows. During a job, a sample above the hard limit kills
+the whole group at once (where a memory cgroup exists, the kernel enforces it first); after a job, a child above the soft
 limit or past ``max_tasks_per_child`` is replaced. Every replacement is recorded.
 """
 
@@ -31,6 +32,9 @@ from core.jobs.settle import JobOutcome
 logger = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 0.1
+FAST_SAMPLE_S = 0.02
+GROWING_FRACTION = 0.02
+"""A sample this share of the hard limit above the one before counts as growing."""
 READY_TIMEOUT_S = 60.0
 
 
@@ -62,6 +66,7 @@ class JobChild:
 
     def __init__(self, env: dict[str, str], settings: Settings,
                  cage: MemoryCage | None = None) -> None:
+        """Without a ``cage``, the child limits its own address space (a backstop)."""
         env = {**env, "PEAKOPS_SUPERVISOR_PID": str(os.getpid())}
         self.proc = subprocess.Popen(
             child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -71,7 +76,10 @@ class JobChild:
         self.jobs_done = 0
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._read, name=f"child-{self.pid}-reader", daemon=True).start()
-        self.send({"settings": settings.to_dict()})
+        start: dict[str, Any] = {"settings": settings.to_dict()}
+        if cage is None:
+            start["address_space_kib"] = settings.hard_memory_limit_kib
+        self.send(start)
         ready = self.next_message(READY_TIMEOUT_S)
         if not ready or ready.get("event") != "ready":
             self.kill()
@@ -145,10 +153,11 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
     peak = 0
     started_epoch = time.time()
     previous_sample: tuple[float, int] | None = None  # (epoch, KiB), for the kill record
+    interval = SAMPLE_INTERVAL_S
     child.send(job)
     while True:
         try:
-            message = child.next_message(SAMPLE_INTERVAL_S)
+            message = child.next_message(interval)
         except queue.Empty:
             message = {}
         now = time.monotonic()
@@ -159,6 +168,11 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
             code = child.proc.wait()
             return JobOutcome("crash", message=f"job child {child.pid} died (exit code {code})",
                            transient=True, category="internal", peak_kib=peak)
+        if message.get("event") == "result" and message.get("out_of_memory"):
+            child.kill()  # its heap may be half-built: a fresh child takes the retry
+            return JobOutcome("hard-limit", category="memory", peak_kib=peak, message=(
+                f"the job child ran out of address space ({message.get('message', '')}; "
+                f"peak {peak} KiB, hard limit {limits.hard_kib} KiB)"))
         if message.get("event") == "result":
             return JobOutcome("result", ok=message["ok"], category=message.get("category"),
                            message=message.get("message", ""),
@@ -190,4 +204,7 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
         if should_stop():
             child.kill()
             return JobOutcome("stopped", peak_kib=peak, message="stopped by the worker")
+        growing = previous_sample is not None and \
+            rss - previous_sample[1] > limits.hard_kib * GROWING_FRACTION
+        interval = FAST_SAMPLE_S if growing else SAMPLE_INTERVAL_S
         previous_sample = (sampled_at, rss)

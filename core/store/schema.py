@@ -238,7 +238,12 @@ _V7 = [
     + LIVE_SHA256,
 ]
 
-# Per-frame facts (issue 24): the frame's place in the stream, its time on the file's
+# How the hard memory limit is enforced, per worker (kernel cgroup or sampling), for status.
+_V8 = [
+    'ALTER TABLE "workers" ADD COLUMN "memory_enforcement" TEXT',
+]
+
+# Migration 9. Per-frame facts (issue 24): the frame's place in the stream, its time on the file's
 # clock, whether it is a keyframe, its focus score and why it was chosen; per upload the
 # selection policy asked for by a reprocess (NULL: the setting) and the variable-frame-rate
 # flag the job found.
@@ -255,7 +260,7 @@ _SELECTION = [
 Statement = str | tuple[str, str]
 """SQL for both dialects, or ``(dialect, sql)`` for one of them only."""
 
-MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _SELECTION]
+MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _SELECTION]
 """Append-only: migration N (1-based) upgrades a database at version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

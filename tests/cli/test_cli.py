@@ -7,6 +7,7 @@ import json
 import pytest
 
 import core
+from core.jobs.cgroup import available
 from tests.helpers import cli_json, run_cli
 
 
@@ -67,9 +68,12 @@ def test_bad_setting_fails_at_start_naming_the_key(home):
 def test_doctor_reports_each_part(home):
     proc = run_cli(home, "doctor", "--json")
     checks = {c["check"]: c for c in json.loads(proc.stdout)}
-    assert set(checks) == {"ffmpeg", "home", "database", "queue", "storage", "analyzer"}
+    assert set(checks) == {"ffmpeg", "home", "database", "queue", "storage", "analyzer",
+                           "memory"}
     assert all(c["ok"] for c in checks.values()) and proc.returncode == 0
     assert "ffmpeg version" in checks["ffmpeg"]["detail"]
+    # What this host offers, read as the worker would (here: cgroup v1, as root).
+    assert checks["memory"]["detail"] == f"hard limit 500000 KiB enforced by {available()}"
 
 
 def test_doctor_says_plainly_what_is_wrong(home):
