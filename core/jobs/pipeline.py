@@ -8,6 +8,7 @@ retry takes a subset of the same plan, so earlier frames stay valid.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import logging
@@ -147,7 +148,9 @@ class _PipelineRun:
         """Label every frame of the upload not analysed yet, in index order."""
         db = self.app.db
         frames = frame_records.for_analysis(db, self.upload_id)
-        previous = [int(f["dhash"], 16) for f in frames if f["analyzed_at"] is not None]
+        # Hashes of the frames analysed so far, in plan order: a frame is compared with
+        # those before it (the one just before above all), also when a retry resumes.
+        seen = [(f["idx"], int(f["dhash"], 16)) for f in frames if f["analyzed_at"] is not None]
         pending = [f for f in frames if f["analyzed_at"] is None]
         # Paid analyzers count calls per upload (budget and cost), kept across retries,
         # and take each call from the period's budget shared by every worker.
@@ -162,10 +165,14 @@ class _PipelineRun:
             if image is None or not image.exists():
                 image = workdir / f"stored-{frame['idx']:04d}.jpg"
                 self.app.store.get_file(frame["storage_key"], image)
-            result = analyzer.analyze(image, previous)
-            previous.append(result.metrics.dhash)
+            before = seen[:bisect.bisect_left(seen, (frame["idx"], -1))]
+            result = analyzer.analyze(image, [h for _, h in before])
+            bisect.insort(seen, (frame["idx"], result.metrics.dhash))
+            duplicate_of = (None if result.near_duplicate_of is None
+                            else before[result.near_duplicate_of][0])
             with transaction(db):
-                frame_records.record_labels(db, frame["id"], result.labels)
+                frame_records.record_labels(db, frame["id"], result.labels,
+                                            duplicate_of=duplicate_of)
                 if analyzer.calls_made != calls_recorded:
                     calls_recorded = analyzer.calls_made
                     frame_records.set_paid_calls(db, self.upload_id, calls_recorded)

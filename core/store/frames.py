@@ -75,16 +75,19 @@ def for_analysis(db: sqlite_utils.Database, upload_id: int) -> list[dict[str, An
 
 
 def record_labels(db: sqlite_utils.Database, frame_id: int, labels: list[Any], *,
-                  now: float | None = None) -> None:
-    """Replace a frame's labels and mark it analysed (joins a transaction already open)."""
+                  duplicate_of: int | None = None, now: float | None = None) -> None:
+    """Replace a frame's labels and mark it analysed (joins a transaction already open).
+
+    ``duplicate_of`` is the plan index of the frame this one is a near-duplicate of.
+    """
     with transaction(db):
         db.execute("DELETE FROM labels WHERE frame_id = ?", [frame_id])
         for label in labels:
             db.execute("INSERT INTO labels (frame_id, name, confidence, source) "
                        "VALUES (?, ?, ?, ?)", [frame_id, label.name, label.confidence,
                                                label.source])
-        db.execute("UPDATE frames SET analyzed_at = ? WHERE id = ?",
-                   [time.time() if now is None else now, frame_id])
+        db.execute("UPDATE frames SET analyzed_at = ?, duplicate_of = ? WHERE id = ?",
+                   [time.time() if now is None else now, duplicate_of, frame_id])
 
 
 def reset_analysis(db: sqlite_utils.Database, upload_id: int) -> None:
@@ -92,7 +95,8 @@ def reset_analysis(db: sqlite_utils.Database, upload_id: int) -> None:
     with transaction(db):
         db.execute("DELETE FROM labels WHERE frame_id IN "
                    "(SELECT id FROM frames WHERE upload_id = ?)", [upload_id])
-        db.execute("UPDATE frames SET analyzed_at = NULL WHERE upload_id = ?", [upload_id])
+        db.execute("UPDATE frames SET analyzed_at = NULL, duplicate_of = NULL WHERE upload_id = ?",
+                   [upload_id])
 
 
 def drop(db: sqlite_utils.Database, upload_id: int) -> None:

@@ -243,16 +243,17 @@ _V8 = [
     'ALTER TABLE "workers" ADD COLUMN "memory_enforcement" TEXT',
 ]
 
-# Migration 9. Per-frame facts (issue 24): the frame's place in the stream, its time on the file's
-# clock, whether it is a keyframe, its focus score and why it was chosen; per upload the
-# selection policy asked for by a reprocess (NULL: the setting) and the variable-frame-rate
-# flag the job found.
+# Migration 9, per-frame facts (issue 24): the frame's place in the stream, its time on the
+# file's clock, whether it is a keyframe, its focus score, why it was chosen and which
+# frame (plan index) it is a near-duplicate of; per upload the selection policy asked for
+# by a reprocess (NULL: the setting) and the variable-frame-rate flag the job found.
 _SELECTION = [
     'ALTER TABLE "frames" ADD COLUMN "stream_frame" {bigint}',
     'ALTER TABLE "frames" ADD COLUMN "source_time" {float}',
     'ALTER TABLE "frames" ADD COLUMN "keyframe" INTEGER',
     'ALTER TABLE "frames" ADD COLUMN "focus" {float}',
     'ALTER TABLE "frames" ADD COLUMN "reason" TEXT',
+    'ALTER TABLE "frames" ADD COLUMN "duplicate_of" INTEGER',
     'ALTER TABLE "uploads" ADD COLUMN "frame_selection" TEXT',
     'ALTER TABLE "uploads" ADD COLUMN "vfr" INTEGER',
 ]
