@@ -48,6 +48,9 @@ from core.media.selection import (
 logger = logging.getLogger(__name__)
 
 _MAX_BAD_PACKETS = 50
+MAX_CANDIDATES = 6
+"""``sharpest`` scores at most this many frames per slot, the last ones decoded before the
+slot's frame: scoring a 1080p frame costs about a quarter of decoding it (bench/selection.py)."""
 FOCUS_TIE = 0.05
 """``sharpest``: a frame this close (as a share) to the sharpest seen counts as as sharp."""
 _SEEK_RETRIES = 3
@@ -221,9 +224,10 @@ class PyAVSource:
                  earliest: int | None = None) -> DecodedFrame | None:
         """The decoded frame at ``target``; if it never comes, the nearest available one.
 
-        With ``earliest`` (``sharpest``), every frame decoded on the way from ``earliest``
-        to ``target`` is scored and the sharpest is taken: no frame is decoded for it that
-        the walk would not decode anyway, and only the best so far is held.
+        With ``earliest`` (``sharpest``), the last ``MAX_CANDIDATES`` frames decoded on the
+        way from ``earliest`` to ``target`` are scored and the sharpest is taken: no frame
+        is decoded for it that the walk would not decode anyway, and only the best so far
+        is held.
         """
         if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
                      seek_cost=self.seek_cost):
@@ -238,7 +242,8 @@ class PyAVSource:
                 break
             self._position = decoded.pts
             if earliest is not None and earliest <= decoded.pts <= target \
-                    and decoded.pts not in unavailable:
+                    and decoded.pts not in unavailable \
+                    and self.index.frames_between(decoded.pts, target) < MAX_CANDIDATES:
                 decoded.focus = self._focus(decoded)
                 seen, sharpest = seen + 1, max(sharpest, decoded.focus)
                 # Within FOCUS_TIE of the sharpest so far counts as as sharp: the frame
@@ -366,7 +371,8 @@ class PyAVSource:
         """The frame's focus score on a small grey thumbnail libav's scaler makes."""
         frame = decoded.frame
         height = max(2, round(THUMB_WIDTH * frame.height / max(1, frame.width)))
-        grey = frame.reformat(width=THUMB_WIDTH, height=height, format="gray")
+        grey = frame.reformat(width=THUMB_WIDTH, height=height, format="gray",
+                              interpolation="FAST_BILINEAR")
         return focus_score(grey.to_image())
 
     def _reason(self, decoded: DecodedFrame, target: int) -> str:
