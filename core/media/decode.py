@@ -48,7 +48,7 @@ from core.media.selection import (
 logger = logging.getLogger(__name__)
 
 _MAX_BAD_PACKETS = 50
-MAX_CANDIDATES = 6
+MAX_CANDIDATES = 5
 """``sharpest`` scores at most this many frames per slot, the last ones decoded before the
 slot's frame: scoring a 1080p frame costs about a quarter of decoding it (bench/selection.py)."""
 FOCUS_TIE = 0.05
