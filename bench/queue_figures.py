@@ -97,14 +97,14 @@ def idle_pickup(workdir: Path, runs: int, log=print) -> dict:
 
 
 class _NoopExecutor:
-    """Stands in for the worker supervisor: claim and complete, no child, no video."""
+    """Stands in for the job runner: claim and complete, no child, no video."""
 
     def __init__(self, db) -> None:
         self.db = db
         self.owner = "bench-noop@localhost:0"
         self.done = 0
 
-    def run_upload(self, upload_id: int, *, kind: str) -> str:
+    def run_one(self, upload_id: int) -> str:
         from core.store import lifecycle
         if lifecycle.claim(self.db, upload_id, self.owner, lease_seconds=60) is None:
             raise RuntimeError(f"upload {upload_id} could not be claimed")
@@ -117,7 +117,7 @@ class _NoopExecutor:
 
 
 def noop_round_trips(workdir: Path, jobs_count: int) -> dict:
-    from batch.queue import make_queue, set_executor
+    from batch.queue import make_queue
     from core.app import open_app
     from core.config import load_settings
     from core.store import lifecycle
@@ -134,23 +134,21 @@ def noop_round_trips(workdir: Path, jobs_count: int) -> dict:
         lifecycle.mark_stored(app.db, upload_id, storage_key=f"noop/{i}", probe={})
         ids.append(upload_id)
     executor = _NoopExecutor(app.db)
-    set_executor(executor)
     per_job = []
     try:
         start = time.perf_counter()
         for upload_id in ids:
             t0 = time.perf_counter()
-            queue.process_video_upload(upload_id)
-            task = queue.huey.dequeue()
-            queue.huey.execute(task)
+            queue.enqueue([upload_id])
+            executor.run_one(queue.receive())
             per_job.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - start
     finally:
-        set_executor(None)
+        queue.close()
         app.close()
     if executor.done != jobs_count:
         raise RuntimeError(f"only {executor.done} of {jobs_count} no-op jobs completed")
     return {"jobs": jobs_count, "per_second": jobs_count / elapsed,
             "median_ms": statistics.median(per_job) * 1000,
-            "measured": "one at a time: Huey SQLite enqueue -> dequeue -> execute task -> "
+            "measured": "one at a time: Huey SQLite enqueue -> receive the upload id -> "
                         "lifecycle.claim -> lifecycle.complete (state DB in WAL mode); no job child"}

@@ -1,13 +1,15 @@
 """``peakops config``: every setting's effective value and where it came from.
 
 Modelled on ``git config --list --show-origin``: one ``ORIGIN<TAB>key=value`` line per
-setting, the origin being ``default``, ``file:PATH``, ``env:VAR`` or ``flag:--NAME``.
+setting, the origin being ``default``, ``file:PATH``, ``env:VAR`` or ``flag:--NAME``
+(``derived:HOW`` for a value computed from another setting).
 Passwords in URLs are shown as ``***``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,24 @@ from core.config import Settings, load_settings_with_origins
 
 
 def settings_list(settings: Settings, origins: dict) -> list[dict[str, Any]]:
-    """``[{"key", "value", "origin", "source"}]`` in the order Settings defines them."""
+    """``[{"key", "value", "origin", "source"}]`` in the order Settings defines them.
+
+    A test hook (``hold_file``) is left out unless something set it. A limit left empty
+    shows the value in force, with the origin ``derived`` and what it is derived from.
+    """
     values = settings.public_dict()  # passwords in URLs redacted
-    return [{"key": key, "value": values[key], "origin": origin.kind,
-             "source": origin.source or None} for key, origin in origins.items()]
+    test_only = {f.name for f in dataclasses.fields(Settings) if f.metadata.get("test_only")}
+    rows = []
+    for key, origin in origins.items():
+        if key in test_only and origin.kind == "default":
+            continue
+        row = {"key": key, "value": values[key], "origin": origin.kind,
+               "source": origin.source or None}
+        if key == "hard_memory_limit" and values[key] is None:
+            row.update(value=settings.hard_memory_limit_kib, origin="derived",
+                       source="1.25 x max_memory_per_child")
+        rows.append(row)
+    return rows
 
 
 def _text(value: Any) -> str:

@@ -1,5 +1,5 @@
-"""Subcommands over uploads: submit, process, list, show, retry, cancel, reset-stuck,
-cleanup, doctor, demo."""
+"""Subcommands over uploads: submit, process, list, show, retry, reprocess, analyze,
+cancel, delete, reset-stuck, cleanup, doctor, demo. Actions are :mod:`core.operations`."""
 
 from __future__ import annotations
 
@@ -8,21 +8,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from cli import progress
 from cli.args import STATUS_HELP, non_negative_float, parse_status, positive_int
 from cli.main import fmt_time, open_with_queue, print_json
-from core import maintenance, media
-from core.app import App, make_analyzer, make_store, open_app
+from core import maintenance, media, operations
+from core.app import make_analyzer, make_store, open_app
 from core.config import Settings
 from core.errors import PeakOpsError
 from core.home import check_database
 from core.intake import submit_file
 from core.redact import redact
 from core.store import heartbeat, lifecycle, queries
-from core.store.db import open_database, when_unlocked
+from core.store.db import open_database
 
 
 def _human_size(size: int | None) -> str:
@@ -37,14 +36,14 @@ def _human_size(size: int | None) -> str:
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     app = open_with_queue(settings)
-    mode = lifecycle.MODE_OFFPEAK if args.off_peak else lifecycle.MODE_NOW
     rejected = 0
     results = []
     bars = progress.wanted(args.json)
     for path in args.paths:
         try:
             with progress.byte_bar(bars, Path(path).name, _size(path)) as on_progress:
-                result = submit_file(app, Path(path), mode=mode, on_progress=on_progress)
+                result = operations.submit(app, Path(path), off_peak=args.off_peak,
+                                           on_progress=on_progress)
         except PeakOpsError as exc:
             rejected += 1
             print(f"peakops: rejected: {exc}", file=sys.stderr)
@@ -61,9 +60,6 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{result.upload_id}\t{result.status}\t{result.name}")
     if args.json:
         print_json(results)
-    if mode == lifecycle.MODE_NOW:  # a duplicate is queued already: no second message
-        app.queued(r["upload_id"] for r in results
-                   if r.get("status") == lifecycle.QUEUED and not r.get("duplicate_of"))
     return 1 if rejected else 0
 
 
@@ -74,23 +70,14 @@ def _size(path: str) -> int:
         return 0  # submit_file says why in one line
 
 
-def _each(app: App, ids: list[int], kind: str, change: Callable[[App, int], str]) -> int:
-    """Apply ``change`` to each upload at once, printing ``ID<TAB>STATUS``; a refusal is one
-    line on stderr and the upload is left as it was. Those made QUEUED are sent to the
-    queue as ``kind``. Exit 1 if any was refused."""
-    queued, refused = [], 0
-    for upload_id in ids:
-        try:
-            status = change(app, upload_id)
-        except PeakOpsError as exc:
-            refused += 1
-            print(f"peakops: {exc}", file=sys.stderr)
-            continue
+def _report(outcome: operations.Outcome) -> int:
+    """``ID<TAB>STATUS`` for each upload changed, one line on stderr for each refusal;
+    exit 1 if any was refused."""
+    for upload_id, status in outcome.statuses.items():
         print(f"{upload_id}\t{status}")
-        if status == lifecycle.QUEUED:
-            queued.append(upload_id)
-    app.queued(queued, kind)
-    return 1 if refused else 0
+    for _, exc in outcome.refused:
+        print(f"peakops: {exc}", file=sys.stderr)
+    return 1 if outcome.refused else 0
 
 
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
@@ -178,43 +165,37 @@ def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
-    return _each(open_with_queue(settings), args.ids, "process",
-                 lambda app, upload_id: lifecycle.retry(app.db, upload_id))
-
-
-def reprocess_one(app: App, upload_id: int) -> str:
-    """Frames and labels dropped, back to QUEUED; the frame images leave the store."""
-    for key in lifecycle.reprocess(app.db, upload_id):
-        app.store.delete(key)
-    return lifecycle.QUEUED
+    return _report(operations.retry(open_with_queue(settings), args.ids))
 
 
 def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
-    return _each(open_with_queue(settings), args.ids, "reprocess", reprocess_one)
+    return _report(operations.reprocess(open_with_queue(settings), args.ids))
 
 
 def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
-    return _each(open_with_queue(settings), args.ids, "analyze",
-                 lambda app, upload_id: lifecycle.request_reanalysis(app.db, upload_id))
+    return _report(operations.analyze(open_with_queue(settings), args.ids))
 
 
 def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
-    return _each(open_app(settings), args.ids, "process",
-                 lambda app, upload_id: when_unlocked(  # a long lock is waited out
-                     lambda: lifecycle.cancel(app.db, upload_id),
-                     what=f"the cancel of upload {upload_id}"))
+    return _report(operations.cancel(open_app(settings), args.ids))
+
+
+def cmd_delete(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(f"peakops: delete removes upload(s) {', '.join(map(str, args.ids))} with their "
+              "video, frames, labels and activity for good; add --yes to confirm",
+              file=sys.stderr)
+        return 2
+    return _report(operations.delete(open_app(settings), args.ids))
 
 
 def cmd_reset_stuck(settings: Settings, args: argparse.Namespace) -> int:
-    app = open_with_queue(settings)
-    changed = lifecycle.reset_stuck(app.db, max_attempts=settings.max_attempts)
-    app.queued(upload_id for upload_id, status in changed if status == lifecycle.QUEUED)
+    outcome = operations.reset_stuck(open_with_queue(settings))
     if args.json:
-        print_json([{"upload_id": i, "status": s} for i, s in changed])
+        print_json([{"upload_id": i, "status": s} for i, s in outcome.statuses.items()])
     else:
-        for upload_id, status in changed:
-            print(f"{upload_id}\t{status}")
-        print(f"{len(changed)} stuck upload(s) reset")
+        _report(outcome)
+        print(f"{len(outcome.statuses)} stuck upload(s) reset")
     return 0
 
 
@@ -330,6 +311,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("submit", cmd_submit, "validate, store and record videos; prints upload ids")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--off-peak", action="store_true", help="wait for the off-peak window")
+    p.set_defaults(signals_interrupt=True)  # SIGTERM/SIGHUP withdraw it, as Ctrl-C does
     p = add("process", cmd_process, "submit one video and process it here, synchronously")
     p.add_argument("path", metavar="PATH")
     p = add("list", cmd_list, "list uploads")
@@ -347,7 +329,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("ids", type=int, nargs="+", metavar="ID")
     p = add("cancel", cmd_cancel, "cancel uploads that have not finished", json_flag=False)
     p.add_argument("ids", type=int, nargs="+", metavar="ID")
-    add("reset-stuck", cmd_reset_stuck, "return uploads with expired leases to the queue")
+    p = add("delete", cmd_delete, "delete uploads for good: video, frames, labels, activity",
+            json_flag=False)
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("--yes", action="store_true", help="confirm the deletion")
+    add("reset-stuck", cmd_reset_stuck,
+        "return uploads whose worker is gone (lease expired or process dead) to the queue")
     p = add("cleanup", cmd_cleanup, "delete finished uploads past retention, and their files")
     p.add_argument("--days", type=non_negative_float,
                    help="retention in days (default: retention_days)")

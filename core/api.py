@@ -7,9 +7,9 @@
     for frame in result.frames:
         print(frame.timestamp, frame.path, [label.name for label in frame.labels])
 
-:func:`process` runs the whole pipeline in this process and returns when the upload is
-DONE or FAILED. :func:`open` returns a :class:`PeakOps` handle on a home folder, for
-scripts that submit, inspect, retry or cancel uploads a worker (``peakops worker``) runs.
+:func:`process` runs the pipeline in a memory-supervised job child, as the worker does,
+and returns when the upload is DONE or FAILED. :func:`open` returns a :class:`PeakOps`
+handle on a home folder, for scripts that submit, inspect, retry or cancel uploads a worker (``peakops worker``) runs.
 Results are plain frozen objects; nothing here needs Qt, Huey or APScheduler.
 """
 
@@ -91,7 +91,8 @@ class Result:
 
 
 class PeakOps:
-    """A handle on one PeakOps home: submit, get, list, retry and cancel uploads.
+    """A handle on one PeakOps home: submit, get, list, retry, cancel, reprocess,
+    analyze and delete uploads (the operations of :mod:`core.operations`).
 
     Use it as a context manager, or call :meth:`close`. ``on_queued`` is called with the
     ids an operation made QUEUED; without it a running worker finds them on its own
@@ -101,8 +102,9 @@ class PeakOps:
     def __init__(self, settings: Settings, *, on_queued: QueuedHook | None = None) -> None:
         from core.app import open_app
         self.settings = settings
-        self.app = open_app(settings)
-        self.on_queued = on_queued
+        # The App's queue hook is the one every operation uses (core.operations).
+        self.app = open_app(settings, send_queued=None if on_queued is None
+                            else lambda ids, kind: on_queued(ids))
 
     def __enter__(self) -> PeakOps:
         return self
@@ -113,10 +115,6 @@ class PeakOps:
     def close(self) -> None:
         self.app.close()
 
-    def _queued(self, ids: list[int]) -> None:
-        if ids and self.on_queued is not None:
-            self.on_queued(ids)
-
     def submit(self, path: str | Path, *, off_peak: bool = False) -> int:
         """Validate, store and record a video; return its upload id.
 
@@ -124,13 +122,8 @@ class PeakOps:
         :class:`core.errors.InputError` (its ``upload_id`` names the FAILED record when
         one was made).
         """
-        from core.intake import submit_file
-        from core.store import lifecycle
-        result = submit_file(self.app, Path(path),
-                             mode=lifecycle.MODE_OFFPEAK if off_peak else lifecycle.MODE_NOW)
-        if result.status == lifecycle.QUEUED and not result.duplicate:
-            self._queued([result.upload_id])
-        return result.upload_id
+        from core import operations
+        return operations.submit(self.app, Path(path), off_peak=off_peak).upload_id
 
     def get(self, upload_id: int) -> Result:
         """The upload with its frames and labels; NotFoundError if there is none."""
@@ -148,22 +141,53 @@ class PeakOps:
 
     def retry(self, upload_id: int) -> Result:
         """FAILED, DONE or CANCELLED back to QUEUED (StateError otherwise)."""
-        from core.store import lifecycle
-        lifecycle.retry(self.app.db, upload_id)
-        self._queued([upload_id])
-        return self.get(upload_id)
+        return self._one(upload_id, "retry")
 
     def cancel(self, upload_id: int) -> Result:
         """Cancel an upload that has not finished (StateError otherwise)."""
-        from core.store import lifecycle
-        lifecycle.cancel(self.app.db, upload_id)
-        return self.get(upload_id)
+        return self._one(upload_id, "cancel")
+
+    def reprocess(self, upload_id: int) -> Result:
+        """Drop frames and labels and process again from the stored video (QUEUED)."""
+        return self._one(upload_id, "reprocess")
+
+    def analyze(self, upload_id: int) -> Result:
+        """Keep the frames, analyse them again (QUEUED)."""
+        return self._one(upload_id, "analyze")
+
+    def delete(self, upload_id: int) -> None:
+        """Delete the upload for good: video, frames, labels and activity (StateError
+        while it is being stored or processed)."""
+        self._one(upload_id, "delete", result=False)
+
+    def reset_stuck(self) -> builtins.list[tuple[int, str]]:
+        """Return uploads whose worker is gone to QUEUED or FAILED; (id, status) each."""
+        from core import operations
+        return builtins.list(operations.reset_stuck(self.app).statuses.items())
+
+    def _one(self, upload_id: int, action: str, *, result: bool = True) -> Any:
+        from core import operations
+        outcome = getattr(operations, action)(self.app, [upload_id])
+        if outcome.refused:
+            raise outcome.refused[0][1]
+        return self.get(upload_id) if result else None
 
     def process(self, upload_id: int) -> Result:
-        """Run a QUEUED upload here, now, and return it DONE or FAILED."""
+        """Run a QUEUED upload now and return it DONE or FAILED.
+
+        The job runs in a job child under the memory limits (the hard limit with its
+        degrade ladder, the timeouts), as in the worker; transient failures are retried
+        after their backoff. libav never runs in this process.
+        """
         from core.app import process_owner
-        from core.jobs.pipeline import process_now
-        process_now(self.app, upload_id, process_owner("lib"))
+        from core.jobs.runner import JobRunner, caller_log_level
+        # The child logs as the script does (warnings only, unless it configured more).
+        runner = JobRunner(self.app, owner=process_owner("lib"),
+                           child_log_level=caller_log_level())
+        try:
+            runner.run_to_end(upload_id)
+        finally:
+            runner.close()
         return self.get(upload_id)
 
     def _result(self, detail: Any, duplicate_of: int | None = None) -> Result:
@@ -202,7 +226,8 @@ def open(home: str | Path | None = None, *, on_queued: QueuedHook | None = None,
 
 
 def process(path: str | Path, home: str | Path | None = None, **overrides: Any) -> Result:
-    """Submit the video at ``path`` and process it here; return it DONE or FAILED.
+    """Submit the video at ``path`` and process it now, in a job child; return it DONE or
+    FAILED.
 
     A file that was already submitted is not processed again unless it is QUEUED; its
     result has ``duplicate_of`` set. An unusable file gives a FAILED result with the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -274,6 +275,17 @@ class Settings:
         "count the file holds", "PEAKOPS_HOLD_FILE", test_only=True)
     config_file: Path | None = field(default=None, metadata={"internal": True})
 
+    def __post_init__(self) -> None:
+        """Every value is checked here too, against the same forms and ranges as the
+        loader's, so a Settings made directly (a script, a test, ``dataclasses.replace``)
+        can never hold a value the loader would refuse. None means not set."""
+        for name in _fields():
+            value = getattr(self, name)
+            if value is not None:
+                _parse(name, str(value) if isinstance(value, Path) else value,
+                       f"Settings.{name}")
+        _check_combination(lambda key: getattr(self, key), lambda key: f"Settings.{key}")
+
     @property
     def hard_memory_limit_kib(self) -> int:
         """The kill line: explicit, or 1.25 x the soft limit."""
@@ -358,14 +370,38 @@ FORMAT_HINT = ("settings are top-level keys (or keys of one [peakops] table) nam
                "`peakops config`, e.g. max_frames_per_video = 20")
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config file is a few hundred bytes; anything past this is not one (``/dev/zero``)."""
+
+
+def _read_bounded(path: Path) -> bytes | None:
+    """The file's bytes, or None when it does not exist. Only a regular file (or
+    ``/dev/null``, read as empty) up to :data:`MAX_CONFIG_BYTES` is read: a FIFO would
+    block forever and ``/dev/zero`` never ends."""
+    if os.path.realpath(path) == os.devnull:
+        return b""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"config file {path}: is not a regular file (a device, FIFO or "
+                              "socket); name a TOML file")
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path}: over {MAX_CONFIG_BYTES // 1024} KiB, too large "
+                          "for a config file")
+    return data
+
+
 def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
     """Read a TOML config file into raw values; unknown keys are an error (typos matter).
 
     A missing file means defaults, unless ``required`` (a path the operator named).
     """
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = tomllib.loads(_read_bounded(path).decode("utf-8"))
     except FileNotFoundError:
         if required:
             raise ConfigError(f"config file {path}: no such file") from None
@@ -386,11 +422,31 @@ def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
                               f"a [{TABLE}] table; use one or the other", key=TABLE)
         data = data[TABLE]
     known = _fields()
-    for key in data:
+    for key, raw in data.items():
         if key not in known:
             raise ConfigError(f"config file {path}: unknown key {key!r}; {FORMAT_HINT}",
                               key=key)
+        _check_toml_type(path, known[key], raw)
     return data
+
+
+def _check_toml_type(path: Path, spec: dataclasses.Field, raw: Any) -> None:
+    """TOML has types: ``max_frames_per_video = "20"`` is a string where a number belongs,
+    refused as one (the environment's text values are parsed; a file's are not)."""
+    kind = str(spec.type).split("|")[0].strip()
+    if kind in ("int", "float"):
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool)
+    elif kind == "bool":
+        ok = isinstance(raw, bool)
+    else:
+        ok = isinstance(raw, str)
+    if not ok:
+        got = {bool: "true/false", int: "the number", float: "the number",
+               str: "the string"}.get(type(raw), f"a TOML {type(raw).__name__}")
+        hint = ("write numbers and true/false without quotes" if isinstance(raw, str)
+                else "quote text")
+        raise ConfigError(f"config file {path}: {spec.name}: expected {spec.metadata['form']}, "
+                          f"got {got} {raw!r} (TOML: {hint})", key=spec.name)
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, config_file: Path | None = None,
@@ -455,20 +511,28 @@ def load_settings_with_origins(
         values[key] = _parse(key, raw, flag)
         origins[key] = Origin("flag", flag)
     values.setdefault("home", default_home())
-    settings = Settings(**values, config_file=path)
-    if settings.storage == "s3" and not settings.s3_bucket:
+    defaults = {name: spec.default for name, spec in _fields().items()}
+    # Checked before the value is built, so the message names where each value came from.
+    _check_combination(lambda key: values.get(key, defaults[key]),
+                       lambda key: _named(origins[key], key))
+    return Settings(**values, config_file=path), origins
+
+
+def _check_combination(get: Callable[[str], Any], named: Callable[[str], str]) -> None:
+    """The rules between settings; ``get(key)`` reads a value, ``named(key)`` says where it
+    came from in a message. Raises ConfigError."""
+    storage, database_url = get("storage"), get("database_url")
+    if storage == "s3" and not get("s3_bucket"):
         raise ConfigError("PEAKOPS_S3_BUCKET: required when PEAKOPS_STORAGE=s3", key="s3_bucket")
-    if settings.database_dialect == "postgresql" and settings.storage != "s3":
+    if url_scheme(database_url) in ("postgresql", "postgres") and storage != "s3":
         raise ConfigError("PEAKOPS_DATABASE_URL: a PostgreSQL database is shared by workers on "
                           "other machines, which cannot read this machine's local store; set "
                           "PEAKOPS_STORAGE=s3", key="database_url")
-    hard, soft = settings.hard_memory_limit, settings.max_memory_per_child
-    if hard is not None and hard < soft:
+    hard, soft = get("hard_memory_limit"), get("max_memory_per_child")
+    if hard is not None and soft is not None and hard < soft:
         raise ConfigError(
-            f"{_named(origins['hard_memory_limit'], 'hard_memory_limit')}: expected a hard "
-            f"limit at or above the soft limit max_memory_per_child ({soft} KiB), got {hard}",
-            key="hard_memory_limit")
-    return settings, origins
+            f"{named('hard_memory_limit')}: expected a hard limit at or above the soft limit "
+            f"max_memory_per_child ({soft} KiB), got {hard}", key="hard_memory_limit")
 
 
 def settings_from_dict(values: Mapping[str, Any]) -> Settings:

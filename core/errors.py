@@ -32,13 +32,16 @@ class PeakOpsError(Exception):
     """False for failures that are never the video's fault (a database lock)."""
 
     def __init__(self, message: str, *, upload_id: int | None = None,
-                 transient: bool | None = None, **evidence: object) -> None:
+                 transient: bool | None = None, costs_attempt: bool | None = None,
+                 **evidence: object) -> None:
         message = redact(message)  # it goes to the database, events, logs and screens
         super().__init__(message)
         self.message = message
         self.upload_id = upload_id
         if transient is not None:
             self.transient = transient
+        if costs_attempt is not None:
+            self.costs_attempt = costs_attempt
         self.evidence = evidence
 
     def __str__(self) -> str:
@@ -120,8 +123,7 @@ _BY_CATEGORY: dict[str, type[PeakOpsError]] = {
 
 def from_category(category: str, message: str, *, transient: bool = False,
                   upload_id: int | None = None, costs_attempt: bool = True) -> PeakOpsError:
-    """Rebuild an error reported across a process boundary (the job child's result)."""
+    """Rebuild an error reported across a process boundary (the job child's result), with
+    its category and both flags as reported."""
     cls = _BY_CATEGORY.get(category, InternalError)
-    if not costs_attempt:
-        cls = DatabaseBusyError
-    return cls(message, upload_id=upload_id, transient=transient)
+    return cls(message, upload_id=upload_id, transient=transient, costs_attempt=costs_attempt)

@@ -21,6 +21,8 @@ from typing import BinaryIO
 from core import media
 from core.app import App, process_owner
 from core.errors import InputError, InternalError, PeakOpsError, StorageError
+from core.holdpoint import wait_at_submit
+from core.liveness import owner_alive
 from core.naming import safe_name
 from core.storage.local import CHUNK, ProgressCallback, disk_full, video_key
 from core.store import lifecycle, queries
@@ -249,6 +251,14 @@ def _settled(app: App, upload_id: int) -> dict:
         row = queries.get_upload(app.db, upload_id)
         if row["status"] != lifecycle.UPLOADING or time.monotonic() > deadline:
             return row
+        if row["lease_owner"] and not owner_alive(row["lease_owner"]):
+            # Its submitter died on this host (killed mid-copy): fail that record now
+            # rather than wait out its lease, and go ahead with this submission.
+            from core.operations import reset_stuck
+            reset_stuck(app)
+            logger.info("upload %s: its submitter %s is gone; its record was reset",
+                        upload_id, row["lease_owner"])
+            continue
         time.sleep(0.1)
 
 
@@ -311,6 +321,7 @@ def submit_file(app: App, path: Path, *, mode: str = lifecycle.MODE_NOW, priorit
         key = video_key(staged.sha256)
         stored = False
         try:
+            wait_at_submit(app.settings.hold_file, upload_id)
             facts = probing.result(upload_id=upload_id)
             _store_staged(app, key, staged, None if stages_locally else on_progress)
             stored = True
@@ -319,7 +330,7 @@ def submit_file(app: App, path: Path, *, mode: str = lifecycle.MODE_NOW, priorit
                 what=f"the record of {name}")
         except PeakOpsError as exc:
             exc.upload_id = upload_id
-            lifecycle.fail(app.db, upload_id, exc, owner=owner, max_attempts=0)
+            lifecycle.fail(app.db, upload_id, exc, owner=owner, status=lifecycle.FAILED)
             if stored:  # cancelled meanwhile: the copy belongs to no upload
                 _drop_unreferenced(app, key)
             raise
@@ -327,7 +338,7 @@ def submit_file(app: App, path: Path, *, mode: str = lifecycle.MODE_NOW, priorit
             probing.cancel()
             lifecycle.fail(app.db, upload_id,
                       InternalError(f"{name}: submission interrupted ({exc!r})"),
-                      owner=owner, max_attempts=0)
+                      owner=owner, status=lifecycle.FAILED)
             raise
     finally:
         shutil.rmtree(staged.path.parent, ignore_errors=True)

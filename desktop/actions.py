@@ -1,20 +1,19 @@
 """What the operator can do to uploads: which actions fit which statuses, and the calls.
 
 Which action fits which status is :data:`core.store.lifecycle.ACTIONS`, the table the CLI's
-commands obey too. Each operation runs on the write thread with that thread's App and
-returns a short summary; uploads that changed state meanwhile are reported, not fatal.
-Uploads made QUEUED go to ``app.queued`` (the queue hook the console was started with).
+commands obey too. The actions are :mod:`core.operations`, as for the command line; the
+console runs them on the write thread with that thread's App, and shows each
+:class:`~core.operations.Outcome`'s summary. Uploads made QUEUED go to ``app.queued``
+(the queue hook the console was started with).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
-from core import maintenance
+from core import operations
 from core.app import App
-from core.errors import PeakOpsError
 from core.store import lifecycle, queries
 
 logger = logging.getLogger(__name__)
@@ -29,75 +28,9 @@ def applicable(action: str, statuses: Iterable[str]) -> bool:
     return allowed is not None and any(s in allowed for s in statuses)
 
 
-@dataclass
-class ActionResult:
-    action: str
-    changed: list[int] = field(default_factory=list)
-    refused: list[tuple[int, str]] = field(default_factory=list)
-
-    def summary(self) -> str:
-        text = f"{self.action}: {len(self.changed)} upload(s)"
-        if self.refused:
-            text += f", {len(self.refused)} refused ({self.refused[0][1]})"
-        return text
-
-
-def _each(app: App, action: str, ids: Iterable[int],
-          fn: Callable[[App, int], object]) -> ActionResult:
-    outcome = ActionResult(action)
-    for upload_id in ids:
-        try:
-            fn(app, upload_id)
-            outcome.changed.append(upload_id)
-        except PeakOpsError as exc:
-            outcome.refused.append((upload_id, str(exc)))
-    return outcome
-
-
-def retry(app: App, ids: list[int]) -> ActionResult:
-    outcome = _each(app, "retry", ids, lambda a, i: lifecycle.retry(a.db, i))
-    app.queued(outcome.changed)
-    return outcome
-
-
-def retry_all_failed(app: App, category: str | None = None) -> ActionResult:
-    return retry(app, queries.ids_with_status(app.db, lifecycle.FAILED, category=category))
-
-
-def reprocess(app: App, ids: list[int]) -> ActionResult:
-    def one(a: App, upload_id: int) -> None:
-        for key in lifecycle.reprocess(a.db, upload_id):
-            a.store.delete(key)
-    outcome = _each(app, "reprocess", ids, one)
-    app.queued(outcome.changed, "reprocess")
-    return outcome
-
-
-def reanalyse(app: App, ids: list[int]) -> ActionResult:
-    outcome = _each(app, "re-analyse", ids, lambda a, i: lifecycle.request_reanalysis(a.db, i))
-    app.queued(outcome.changed, "analyze")
-    return outcome
-
-
-def cancel(app: App, ids: list[int]) -> ActionResult:
-    return _each(app, "cancel", ids, lambda a, i: lifecycle.cancel(a.db, i))
-
-
-def set_mode(app: App, ids: list[int], mode: str) -> ActionResult:
-    outcome = _each(app, f"mode {mode}", ids, lambda a, i: lifecycle.set_mode(a.db, i, mode))
-    if mode == lifecycle.MODE_NOW:
-        app.queued(outcome.changed)
-    return outcome
-
-
-def reset_stuck(app: App) -> ActionResult:
-    changed = lifecycle.reset_stuck(app.db, max_attempts=app.settings.max_attempts)
-    app.queued(i for i, status in changed if status == lifecycle.QUEUED)
-    return ActionResult("reset stuck", [i for i, _ in changed])
-
-
-def delete(app: App, ids: list[int]) -> ActionResult:
-    return _each(app, "delete", ids, maintenance.delete_upload)
+def retry_all_failed(app: App, category: str | None = None) -> operations.Outcome:
+    return operations.retry(app, queries.ids_with_status(app.db, lifecycle.FAILED,
+                                                         category=category))
 
 
 def details_text(app: App, ids: list[int]) -> str:

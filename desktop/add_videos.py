@@ -1,6 +1,6 @@
 """Adding videos: expand dropped/picked paths, submit each file off the UI thread.
 
-Every file goes through :func:`core.intake.submit_file` (size cap, probe, duplicate
+Every file goes through :func:`core.operations.submit` (size cap, probe, duplicate
 check) as its own write task, so other writes can run between files. Rejected files
 are listed with the reason. Cancelling skips the files not started yet and interrupts
 the copy in progress (core records that upload as FAILED, "submission interrupted").
@@ -27,9 +27,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from core import operations
 from core.app import App
 from core.errors import PeakOpsError
-from core.intake import display_name, submit_file
+from core.intake import display_name
 from core.store import lifecycle
 from desktop.models import human_size
 from desktop.plain import tooltip
@@ -125,7 +126,8 @@ class AddVideosBatch(QObject):
             self.progress.emit(index, done)
 
         try:
-            result = submit_file(app, path, mode=self.mode, on_progress=on_progress)
+            result = operations.submit(app, path, off_peak=self.mode == lifecycle.MODE_OFFPEAK,
+                                       on_progress=on_progress)
         except SubmitCancelled:
             return FileResult(index, name, False, "cancelled during the copy")
         except PeakOpsError as exc:
@@ -134,8 +136,6 @@ class AddVideosBatch(QObject):
         if result.duplicate:
             return FileResult(index, name, True, f"already there: upload {result.upload_id} "
                               f"({result.status})", result.upload_id, result.status)
-        if result.status == lifecycle.QUEUED:
-            app.queued([result.upload_id])  # so a running worker picks it up at once
         return FileResult(index, name, True, f"upload {result.upload_id}: {result.status}",
                           result.upload_id, result.status)
 

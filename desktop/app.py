@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 import core
+from core import operations
 from core.app import QueueSender
 from core.config import Settings, default_config_path
 from core.store import lifecycle
@@ -169,7 +170,7 @@ class MainWindow(QMainWindow):
 
     def write(self, fn: Any, *args: Any, then: Any = None) -> None:
         def done(result: Any) -> None:
-            if isinstance(result, actions.ActionResult):
+            if isinstance(result, operations.Outcome):
                 self.statusBar().showMessage(result.summary(), 8000)
                 if result.refused:
                     self.dialogs.error(self, "Not possible for every upload",
@@ -194,7 +195,7 @@ class MainWindow(QMainWindow):
                 self, "Delete uploads",
                 f"Delete {len(ids)} upload(s) with their frames, labels, activity and stored "
                 "files? This cannot be undone."):
-            self.write(actions.delete, ids)
+            self.write(operations.delete, ids)
 
     def copy_details(self) -> None:
         ids = self.selected_ids()

@@ -1,6 +1,6 @@
 """The main window's actions: toolbar, menus, context menu and keyboard shortcuts.
 
-What each action does lives in :mod:`desktop.actions` and the window's slots; which
+What each action does lives in :mod:`core.operations` and the window's slots; which
 uploads it applies to is :data:`desktop.actions.ALLOWED`.
 """
 
@@ -12,9 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QMenu, QSizePolicy, QStyle, QToolButton, QWidget
 
-from core import errors
+from core import errors, operations
 from core.store import lifecycle
-from desktop import actions
 
 if TYPE_CHECKING:
     from desktop.app import MainWindow
@@ -45,24 +44,24 @@ def build_actions(window: MainWindow) -> None:
 
     a("add", "Add videos…", window.pick_files, "Ctrl+O", sp.SP_FileDialogNewFolder)
     a("add_folder", "Add a folder…", window.pick_folder, "Ctrl+Shift+O")
-    a("retry", "Retry", lambda: window.run_on_selection("retry", actions.retry), "Ctrl+R",
+    a("retry", "Retry", lambda: window.run_on_selection("retry", operations.retry), "Ctrl+R",
       sp.SP_BrowserReload)
     a("retry_failed", "Retry all failed", lambda: window.retry_all_failed(None),
       "Ctrl+Shift+R")
     a("reprocess", "Reprocess", lambda: window.run_on_selection("reprocess",
-                                                              actions.reprocess),
+                                                              operations.reprocess),
       "Ctrl+Shift+E", tip="Drop frames and labels, process again from the stored video")
     a("reanalyse", "Re-analyse", lambda: window.run_on_selection("reanalyse",
-                                                               actions.reanalyse),
+                                                               operations.analyze),
       "Ctrl+Shift+A", tip="Keep the frames, analyse them again")
-    a("cancel", "Cancel", lambda: window.run_on_selection("cancel", actions.cancel),
+    a("cancel", "Cancel", lambda: window.run_on_selection("cancel", operations.cancel),
       "Ctrl+Shift+X", sp.SP_BrowserStop)
     a("offpeak", "Move to off-peak", lambda: window.run_on_selection(
-        "offpeak", actions.set_mode, lifecycle.MODE_OFFPEAK), "Ctrl+Shift+D")
+        "offpeak", operations.set_mode, lifecycle.MODE_OFFPEAK), "Ctrl+Shift+D")
     a("now", "Process now", lambda: window.run_on_selection(
-        "now", actions.set_mode, lifecycle.MODE_NOW), "Ctrl+Shift+N", sp.SP_MediaPlay)
-    a("reset_stuck", "Reset stuck", lambda: window.write(actions.reset_stuck),
-      tip="Return uploads whose worker stopped renewing its lease")
+        "now", operations.set_mode, lifecycle.MODE_NOW), "Ctrl+Shift+N", sp.SP_MediaPlay)
+    a("reset_stuck", "Reset stuck", lambda: window.write(operations.reset_stuck),
+      tip="Return uploads whose worker is gone (lease expired or process dead)")
     a("delete", "Delete…", window.delete_selected, "Del", sp.SP_TrashIcon)
     a("copy", "Copy details", window.copy_details, "Ctrl+C")
     a("settings", "Settings…", window.open_settings, "Ctrl+,")

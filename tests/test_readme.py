@@ -64,6 +64,19 @@ def test_readme_covers_stopping_uninstalling_offpeak_console_and_self_test():
         assert text in README, text
 
 
+def test_readme_says_how_to_open_the_html_report_and_what_docs_installs():
+    assert 'xdg-open "$(peakops report)"' in README
+    assert "needs a web browser" in README
+    script = (REPO / "scripts" / "ensure-system-deps.sh").read_text()
+    docs_only = re.search(r'if \[ "\$\{1:-\}" = "--docs" \]; then\n\s+PACKAGES="\$PACKAGES ([^"]+)"',
+                          script)
+    assert docs_only, "ensure-system-deps.sh no longer has a --docs package list"
+    for package in docs_only[1].split():
+        assert package == "chromium", package  # the README names only Chromium
+    assert "`scripts/ensure-system-deps.sh --docs` additionally installs\n**Chromium**" \
+        in README
+
+
 def _digest(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.glob("*.png"))}

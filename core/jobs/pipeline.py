@@ -30,6 +30,7 @@ from core.errors import (
     StorageError,
 )
 from core.holdpoint import wait_at_hold_point
+from core.jobs import settle
 from core.storage.local import disk_full, frame_key
 from core.store import frames as frame_records
 from core.store import lifecycle, queries
@@ -189,19 +190,17 @@ def _owned_row(app: App, upload_id: int, owner: str) -> dict:
     return row
 
 
-def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None = None,
-        reanalyse: bool = False) -> JobResult:
+def run(app: App, upload_id: int, owner: str, *,
+        on_progress: ProgressFn | None = None) -> JobResult:
     """Process a claimed upload (status PROCESSING, leased by ``owner``).
 
     Does not change the upload's final status: the caller completes or fails it, so that
     the worker supervisor can account for memory kills around the same call.
-    ``reanalyse`` drops existing labels first and re-runs only the analysis stage when
-    all planned frames exist.
+    Frames and labels already recorded are kept (a re-analysis dropped the labels
+    before it queued the upload), so only what is missing is done.
     """
     job = _PipelineRun(app, upload_id, owner, on_progress)
     row = _owned_row(app, upload_id, owner)
-    if reanalyse:
-        frame_records.reset_analysis(app.db, upload_id)
     workdir = temp_dir_for(app.settings, upload_id)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -251,7 +250,13 @@ class JobInterrupted(KeyboardInterrupt):
 
 def process_now(app: App, upload_id: int, owner: str, *,
                 on_progress: ProgressFn | None = None) -> str:
-    """Claim, run and complete/fail one upload in this process (the ``process`` command)."""
+    """Claim, run and complete/fail one upload in *this* process, one attempt.
+
+    For tests and tools that inject their own store, analyzer or extractor into ``app``.
+    Every product entry point (worker, ``peakops process``, ``core.process``) goes
+    through :class:`core.jobs.runner.JobRunner` instead, so libav runs in a job child
+    under the memory limits.
+    """
     if lifecycle.claim(app.db, upload_id, owner, lease_seconds=app.settings.lease_seconds) is None:
         row = queries.get_upload(app.db, upload_id)
         raise InputError(f"upload {upload_id} is {row['status']}, not QUEUED", upload_id=upload_id)
@@ -263,13 +268,14 @@ def process_now(app: App, upload_id: int, owner: str, *,
             app.db, upload_id, owner, reason="processing interrupted"), what=what)
         raise JobInterrupted(upload_id, released) from None
     except PeakOpsError as exc:
-        failure = exc
-        return when_unlocked(lambda: lifecycle.fail(app.db, upload_id, failure, owner=owner,
-                                               max_attempts=1), what=what)
+        failure: PeakOpsError = exc
     except Exception as exc:
         logger.exception("upload %s: unexpected error", upload_id)
-        error = InternalError(f"unexpected error: {exc!r}")
-        return when_unlocked(lambda: lifecycle.fail(app.db, upload_id, error, owner=owner,
-                                               max_attempts=1), what=what)
-    when_unlocked(lambda: lifecycle.complete(app.db, upload_id, owner), what=what)
-    return lifecycle.DONE
+        failure = InternalError(f"unexpected error: {exc!r}")
+    else:
+        when_unlocked(lambda: lifecycle.complete(app.db, upload_id, owner), what=what)
+        return lifecycle.DONE
+    decision = settle.decide_failure(failure, queries.get_upload(app.db, upload_id),
+                                     max_attempts=1)
+    return when_unlocked(lambda: lifecycle.write_failure(app.db, upload_id, decision,
+                                                         owner=owner), what=what)

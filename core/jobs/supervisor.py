@@ -140,6 +140,7 @@ class Limits:
     hard_kib: int
     job_timeout_s: float   # 0 = none
     stall_timeout_s: float  # 0 = none
+    kernel: bool = False    # a memory cgroup enforces hard_kib: no kill by sampling
 
 
 def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
@@ -182,7 +183,9 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
         if message.get("event") == "progress":
             last_progress = now
         on_sample(rss, message if message.get("event") == "progress" else None)
-        if rss > limits.hard_kib:
+        # Tree RSS also counts shared library pages the cgroup does not charge again, so
+        # under a kernel limit sampling only watches; the kernel stops the job exactly.
+        if rss > limits.hard_kib and not limits.kernel:
             child.kill()
             # The crossing lies between the previous sample and this one: the figures that
             # bound how late the kill came (epoch seconds, comparable across processes).

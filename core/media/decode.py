@@ -248,11 +248,13 @@ class PyAVSource:
         self._fresh = False
         index = self.index
         tick = None if index.seekable else self._raw_tick()
-        counted = 0
+        counted = bad = 0
         started = False
-        bad = 0
+        key_fed = None  # the first keyframe packet given to the decoder (its pts)
         try:
             for packet in self.container.demux(self.stream):
+                if key_fed is None and packet.is_keyframe:
+                    key_fed = packet.pts if packet.pts is not None else packet.dts
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError:
@@ -261,9 +263,12 @@ class PyAVSource:
                         raise self._input_error("too many undecodable packets (corrupt?)") from None
                     continue
                 for frame in frames:
-                    if not started and not frame.key_frame:
-                        continue  # after a seek, decoding starts at a keyframe
-                    started = True
+                    # After a seek, nothing before the keyframe: a frame decoded from
+                    # there on (an edit list may hide the keyframe itself) or a keyframe.
+                    started = started or frame.key_frame or (
+                        key_fed is not None and frame.pts is not None and frame.pts >= key_fed)
+                    if not started:
+                        continue
                     pts = frame.pts
                     if tick is not None:
                         pts, counted = round(counted * tick), counted + 1

@@ -87,14 +87,10 @@ def _read(container, stream, name: str, upload_id: int | None):
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue
-            if packet.is_corrupt or packet.is_discard:
+            started = started or packet.is_keyframe  # an edit list may hide the keyframe
+            if packet.is_corrupt or packet.is_discard or not started:
                 dropped += 1
                 continue
-            if not started:
-                if not packet.is_keyframe:
-                    dropped += 1
-                    continue
-                started = True
             if raw or packet.pts is None:
                 if raw or packet.dts is None:
                     if packet.is_keyframe:

@@ -231,7 +231,8 @@ def _facts(path: Path, container, stream, fmt: str, has_audio: bool, fail,
     header_fps = float(rates[0]) if rates else None
 
     if stream.frames and stream.duration and fmt.startswith("mov"):
-        frames, exact = int(stream.frames), True
+        # The samples the index holds, not what its time table declares (2^31-1 seen).
+        frames, exact = min(int(stream.frames), len(stream.index_entries) or stream.frames), True
         end = float((stream.start_time or 0) * tb + stream.duration * tb)
         last = float(stream.start_time or 0) * float(tb) + float(stream.duration * tb)
         with open_container(path) as fresh:
@@ -250,6 +251,9 @@ def _facts(path: Path, container, stream, fmt: str, has_audio: bool, fail,
     fps = header_fps
     if exact and frames and frames > 1 and duration:
         fps = round(frames / duration, 3)
+        guessed = float(stream.guessed_rate or 0)
+        if fps < guessed / 10:  # a long gap between frames is no frame rate: their spacing is
+            fps = guessed
     if fmt == "gif" and (frames or 0) < 2:
         raise fail("is a still image, not a video", container=fmt)
     cc = stream.codec_context

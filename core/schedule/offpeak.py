@@ -45,6 +45,37 @@ def fmt_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def countdown(delta: timedelta) -> str:
+    """Time until something, to the minute: ``10 h 46 min``, ``1 d 0 h 00 min``."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h {minutes:02d} min"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s"
+
+
+def fmt_length(seconds: float) -> str:
+    """A window's length: ``50 h``, ``8 h 30 min``, ``45 min``."""
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
+
+
+def window_ahead(schedule: Schedule, upcoming: datetime, now: datetime) -> str:
+    """``Fri 2026-12-04 22:00, for 50 h, opens in 10 h 46 min``: when, how long, how soon."""
+    intervals = schedule.intervals(upcoming, upcoming + timedelta(seconds=1))
+    length = ((_utc(intervals[0][1]) - _utc(intervals[0][0])).total_seconds()
+              if intervals else 0.0)
+    return (f"{upcoming:%a %Y-%m-%d %H:%M}, for {fmt_length(length)}, "
+            f"opens in {countdown(_utc(upcoming) - _utc(now))}")
+
+
 def _utc(moment: datetime) -> datetime:
     # Same-zone datetimes compare by wall time; compare and subtract in UTC.
     return moment.astimezone(UTC)
@@ -268,7 +299,7 @@ def _next_window(schedule: Schedule, result: Plan, upcoming: datetime | None):
                             f"{why_closed}; no window is scheduled")
         fits = used + est <= length or (used == 0 and est > length)
         used += est
-        where = f"next window opens {upcoming:%a %Y-%m-%d %H:%M} ({fmt_duration(length)})"
+        where = f"next window {window_ahead(schedule, upcoming, result.now)}"
         if fits:
             why = f"{why_closed}; {where}; needs ~{fmt_duration(est)}, fits"
         else:

@@ -24,13 +24,14 @@ import sqlite_utils
 from core.config import Settings
 from core.store import schema
 from core.store.sqldb import PostgresDatabase, SqlDatabase, SqliteDatabase
+from core.store.status import STATUSES
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 30.0
 
-UPLOAD_STATUSES = ("UPLOADING", "QUEUED", "DEFERRED", "PROCESSING", "DONE", "FAILED", "CANCELLED")
+UPLOAD_STATUSES = STATUSES
 
 SCHEMA_VERSION = schema.SCHEMA_VERSION
 

@@ -20,26 +20,31 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
-from core import errors
 from core.errors import PeakOpsError, StateError
+from core.jobs import settle
 from core.store import frames
 from core.store.db import sql, transaction
 from core.store.queries import get_upload
+from core.store.status import (  # noqa: F401  (re-exported: lifecycle.QUEUED and the rest)
+    ACTIVE,
+    CANCELLED,
+    DEFERRED,
+    DONE,
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    STATUSES,
+    TERMINAL,
+    UPLOADING,
+)
 
 logger = logging.getLogger(__name__)
 
-UPLOADING, QUEUED, DEFERRED, PROCESSING = "UPLOADING", "QUEUED", "DEFERRED", "PROCESSING"
-DONE, FAILED, CANCELLED = "DONE", "FAILED", "CANCELLED"
-STATUSES = (UPLOADING, QUEUED, DEFERRED, PROCESSING, DONE, FAILED, CANCELLED)
-TERMINAL = (DONE, FAILED, CANCELLED)
-ACTIVE = (UPLOADING, QUEUED, DEFERRED, PROCESSING)
 MODE_NOW, MODE_OFFPEAK = "now", "off-peak"
-BACKOFF_CAP_S = 600.0
 
 ACTIONS: dict[str, tuple[str, ...]] = {
     "retry": (FAILED, DONE, CANCELLED),
@@ -159,58 +164,26 @@ def complete(db: sqlite_utils.Database, upload_id: int, owner: str, *,
     return True
 
 
-def backoff_seconds(attempts: int, base: float) -> float:
-    """Capped exponential backoff for transient retries: base, 2*base, 4*base ..."""
-    return min(BACKOFF_CAP_S, base * (2 ** max(0, attempts - 1)))
-
-
-@dataclass(frozen=True)
-class Retry:
-    """What a failure does to an active upload: its next status, degrade level, delay."""
-
-    status: str        # QUEUED (retry) or FAILED
-    level: int         # degrade level from now on
-    delay: float       # seconds before a retry may be claimed
-
-
-def after_failure(attempts: int, level: int, error: PeakOpsError, *, max_attempts: int,
-                  retry_backoff: float = 0.0, degrade: bool = False,
-                  degrade_levels: int = 1) -> Retry:
-    """The retry policy, pure: a memory kill (``degrade``) retries at the next degrade
-    level until the last; a transient error retries with backoff while attempts remain;
-    anything else fails. Reads the error's category and flag, never its text."""
-    if degrade:
-        if level + 1 < degrade_levels:
-            return Retry(QUEUED, level + 1, 0.0)
-        return Retry(FAILED, level, 0.0)
-    if error.transient and attempts < max_attempts:
-        return Retry(QUEUED, level, backoff_seconds(attempts, retry_backoff))
-    return Retry(FAILED, level, 0.0)
-
-
-def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
-         owner: str | None = None, max_attempts: int, retry_backoff: float = 0.0,
-         degrade: bool = False, degrade_levels: int = 1, peak_rss_kib: int | None = None,
+def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *, status: str,
+         level: int | None = None, delay: float = 0.0, refund: bool = False,
+         owner: str | None = None, peak_rss_kib: int | None = None,
          now: float | None = None) -> str:
-    """Record a failure of an active upload; return its new status (QUEUED or FAILED).
+    """Write a failure of an active upload as :mod:`core.jobs.settle` decided it; return the
+    upload's status afterwards.
 
-    Transient errors go back to QUEUED with backoff while attempts remain. ``degrade``
-    (a memory kill) moves to the next degrade level instead and fails after the last.
+    ``status`` is QUEUED (a retry, claimable after ``delay`` seconds) or FAILED; ``level``
+    the degrade level from now on (None: unchanged); ``refund`` gives the attempt back.
     ``owner`` restricts the change to the lease holder. Terminal uploads are left alone.
     """
+    if status not in (QUEUED, FAILED):
+        raise ValueError(f"a failure leaves an upload QUEUED or FAILED, not {status!r}")
     now = _now(db, now)
     with transaction(db):
         row = get_upload(db, upload_id)
         if row["status"] in TERMINAL or (owner is not None and row["lease_owner"] != owner):
             return row["status"]
-        decided = after_failure(row["attempts"], row["degrade_level"] or 0, error,
-                                max_attempts=max_attempts, retry_backoff=retry_backoff,
-                                degrade=degrade, degrade_levels=degrade_levels)
-        status, level, delay = decided.status, decided.level, decided.delay
-        # Not the video's fault (a database lock): the attempt is given back.
-        refund = not error.costs_attempt and row["status"] == PROCESSING and not degrade
-        if refund:
-            status, delay = QUEUED, backoff_seconds(1, retry_backoff)
+        before = row["degrade_level"] or 0
+        level = before if level is None else level
         retry = status == QUEUED
         db.execute(
             "UPDATE uploads SET status = ?, error_category = ?, error_message = ?, "
@@ -220,7 +193,7 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
             [status, error.category, error.message, level, now + delay if retry else None, now,
              None if retry else now, int(refund), peak_rss_kib, upload_id])
         if retry:
-            what = f"degrade level {level}" if degrade else f"in {delay:.0f} s"
+            what = f"degrade level {level}" if level != before else f"in {delay:.0f} s"
             if refund:
                 what += ", not counted as an attempt"
             record_event(db, upload_id, "retry",
@@ -228,6 +201,16 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
         else:
             record_event(db, upload_id, "failed", f"{error.category}: {error.message}", now=now)
     return status
+
+
+def write_failure(db: sqlite_utils.Database, upload_id: int, decision: settle.Decision, *,
+                  owner: str | None = None, peak_rss_kib: int | None = None,
+                  now: float | None = None) -> str:
+    """:func:`fail` with what a :class:`core.jobs.settle.Decision` says."""
+    assert decision.error is not None
+    return fail(db, upload_id, decision.error, status=decision.status, level=decision.level,
+                delay=decision.delay, refund=decision.refund, owner=owner,
+                peak_rss_kib=peak_rss_kib, now=now)
 
 
 def _transition(db: sqlite_utils.Database, upload_id: int, allowed: tuple[str, ...],
@@ -337,21 +320,13 @@ def reset_stuck(db: sqlite_utils.Database, *, max_attempts: int,
     now = _now(db, now)
     changed = []
     rows = [row for row in db.query(
-        "SELECT id, status, lease_owner, lease_expires_at FROM uploads "
+        "SELECT id, status, lease_owner, lease_expires_at, attempts, degrade_level FROM uploads "
         "WHERE status IN ('PROCESSING', 'UPLOADING')")
         if row["lease_expires_at"] is None or row["lease_expires_at"] < now
         or (owner_alive is not None and row["lease_owner"] and not owner_alive(row["lease_owner"]))]
     for row in rows:
-        if row["status"] == UPLOADING:
-            error: PeakOpsError = errors.StorageError(
-                "the upload was interrupted before the video was stored; submit it again")
-            status = fail(db, row["id"], error, owner=row["lease_owner"], max_attempts=0, now=now)
-        else:
-            error = errors.InternalError(
-                f"worker {row['lease_owner']} stopped renewing its lease (crashed or killed)",
-                transient=True)
-            status = fail(db, row["id"], error, owner=row["lease_owner"],
-                          max_attempts=max_attempts, now=now)
+        decision = settle.abandoned(row, max_attempts=max_attempts)
+        status = write_failure(db, row["id"], decision, owner=row["lease_owner"], now=now)
         changed.append((row["id"], status))
         logger.info("reset stuck upload %s (%s) -> %s", row["id"], row["status"], status)
     return changed

@@ -34,12 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import PeakOpsError
+from core.filelock import try_lock
 from core.urls import redacted_url
-
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; one machine there, so the lock always succeeds
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -228,15 +224,9 @@ class SqliteDatabase(SqlDatabase):
         self.conn.execute(f"PRAGMA user_version = {int(version)}")
 
     def _acquire(self, name: str) -> Any:
-        if fcntl is None or self.path is None:  # an in-memory database is one connection
+        if self.path is None:  # an in-memory database is one connection
             return True
-        handle = open(f"{self.path}.{name}.lock", "a+b")  # noqa: SIM115 -- held until unlock
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return None
-        return handle
+        return try_lock(Path(f"{self.path}.{name}.lock"))
 
     def _release(self, name: str, handle: Any) -> None:
         if handle is not True:
@@ -425,3 +415,13 @@ def _sqlite_like_types(conn: Any) -> None:
     conn.adapters.register_dumper(bool, BoolAsInt)
     conn.adapters.register_dumper(bool, BoolAsIntBinary)
     conn.adapters.register_loader("numeric", NumberLoader)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database driver's own error (SQLite's, or psycopg's once a
+    PostgreSQL database was opened)."""
+    import sys
+    if isinstance(exc, sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)

@@ -111,3 +111,24 @@ def test_config_lists_every_setting_with_its_origin(tmp_path):
     assert f"flag:--home\thome={flag_home}" in lines
     assert "default\tenable_aws_rekognition=false" in lines
     assert len(lines) == len(rows)
+
+
+def test_config_shows_the_derived_hard_limit_and_hides_the_test_hook(tmp_path):
+    home = tmp_path / "home"
+    env = {"PEAKOPS_MAX_MEMORY_PER_CHILD": "300000"}
+    rows = {r["key"]: r for r in cli_json(home, "config", **env)["settings"]}
+    assert (rows["hard_memory_limit"]["value"], rows["hard_memory_limit"]["origin"],
+            rows["hard_memory_limit"]["source"]) == (375000, "derived",
+                                                     "1.25 x max_memory_per_child")
+    assert "hold_file" not in rows
+    lines = run_cli(home, "config", check=True, **env).stdout.splitlines()
+    assert "derived:1.25 x max_memory_per_child\thard_memory_limit=375000" in lines
+    assert not any("hold_file" in line for line in lines)
+    in_force = load_settings({"PEAKOPS_HOME": str(home), **env}, config_file=tmp_path / "none")
+    assert in_force.hard_memory_limit_kib == 375000  # what the supervisor enforces
+    rows = {r["key"]: r for r in cli_json(home, "config", PEAKOPS_HARD_MEMORY_LIMIT="380000",
+                                          PEAKOPS_HOLD_FILE=str(tmp_path / "hold"),
+                                          **env)["settings"]}
+    assert (rows["hard_memory_limit"]["value"], rows["hard_memory_limit"]["origin"]) == \
+        (380000, "env")
+    assert rows["hold_file"]["origin"] == "env"  # shown once something sets it

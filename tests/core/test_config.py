@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -213,3 +214,44 @@ def test_passwords_never_printed(tmp_path):
         for secret in ("s3cret-pw", "q2", "r-pw", "s3-pw"):
             assert secret not in text
     assert s.database_url == PG + "?sslmode=require&password=q2"  # the value itself is intact
+
+
+# --------------------------------------------------------------------------- bounded reads
+
+
+def test_config_values_of_the_wrong_toml_type_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"max_frames_per_video: expected a positive whole "
+                                          r"number up to \d+, got the string '20' \(TOML: write"):
+        load(tmp_path, toml='max_frames_per_video = "20"\n')
+    with pytest.raises(ConfigError, match="enable_aws_rekognition: .*got the string 'true'"):
+        load(tmp_path, toml='enable_aws_rekognition = "true"\n')
+    with pytest.raises(ConfigError, match=r"timezone: .*got the number 5 \(TOML: quote text\)"):
+        load(tmp_path, toml="timezone = 5\n")
+    with pytest.raises(ConfigError, match="max_frames_per_video: .*got true/false True"):
+        load(tmp_path, toml="max_frames_per_video = true\n")
+    loaded = load(tmp_path, toml="max_frames_per_video = 7\nlease_seconds = 60\n"
+                                 "enable_aws_rekognition = false\ntimezone = 'Europe/Paris'\n")
+    assert (loaded.max_frames_per_video, loaded.lease_seconds) == (7, 60.0)
+    assert load(tmp_path, env={"PEAKOPS_MAX_FRAMES_PER_VIDEO": "9"}).max_frames_per_video == 9
+
+
+def test_config_file_must_be_a_small_regular_file(tmp_path):
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)  # nobody writes: reading it would block forever
+    for path, why in ((fifo, "is not a regular file"), (Path("/dev/zero"), "is not a regular file"),
+                      (tmp_path, "is a folder")):
+        with pytest.raises(ConfigError, match=f"config file {path}: {why}"):
+            load_settings({"PEAKOPS_HOME": str(tmp_path)}, config_file=path, config_required=True)
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="over 1024 KiB, too large for a config file"):
+        load_settings({"PEAKOPS_HOME": str(tmp_path)}, config_file=big, config_required=True)
+
+
+def test_cli_config_from_dev_zero_or_a_fifo_fails_in_one_line(tmp_path):
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo)):
+        proc = run_cli(tmp_path / "home", "--config", path, "list", timeout=30)
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "is not a regular file" in proc.stderr

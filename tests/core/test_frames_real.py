@@ -19,7 +19,6 @@ from PIL import Image, ImageChops, ImageStat
 from core import errors
 from core.media import ExtractOptions, probe
 from core.media.decode import PyAVExtractor
-from core.media.picture import Picture
 from tests.helpers import MEDIA_DEV
 
 REFUSED = {
@@ -45,6 +44,10 @@ def take_all(video: Path, dest: Path, max_frames: int = 20, *, seek_cost: int | 
 
 def reference_frames(video: Path, facts, stamps: set[float], max_width: int) -> dict:
     """Every frame of a straight decode from the start, as pictures, by timestamp."""
+    # Imported here: importing core.media.probe at collection would rebind the name
+    # ``core.media.probe`` (the function) to the module for test files collected later.
+    from core.media.picture import Picture
+
     picture = Picture(facts, max_width)
     found = {}
     with av.open(str(video)) as container:

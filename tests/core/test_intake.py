@@ -242,7 +242,8 @@ def test_a_second_submit_waits_for_the_first_ones_outcome(app, clip_h264, first_
             lifecycle.mark_stored(app.db, first, storage_key="videos/" + sha[:2] + "/" + sha,
                              probe={})
         else:  # e.g. the disk was full for the first one
-            lifecycle.fail(app.db, first, StorageError("disk full"), max_attempts=0)
+            lifecycle.fail(app.db, first, StorageError("disk full"),
+                           status=lifecycle.FAILED)
         second.join(60)
     finally:
         logging.getLogger("core.intake").removeHandler(reached)
@@ -262,10 +263,13 @@ def test_upgrade_keeps_duplicates_that_got_in_before_and_points_them_at_the_firs
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    for number in range(1, schema.SCHEMA_VERSION):  # a database from before the index
+    index = next(number for number in range(1, schema.SCHEMA_VERSION + 1)
+                 if any("idx_uploads_live_sha256" in sql
+                        for sql in schema.statements(number, "sqlite")))
+    for number in range(1, index):  # a database from before the index
         for sql in schema.statements(number, "sqlite"):
             conn.execute(sql)
-    conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION - 1}")
+    conn.execute(f"PRAGMA user_version = {index - 1}")
     for name in ("a.mp4", "a-again.mp4"):  # the race the index now prevents
         conn.execute("INSERT INTO uploads (original_name, sha256, status, mode, created_at, "
                      "updated_at, storage_key) VALUES (?, 'ab', 'DONE', 'now', 1, 1, 'k')",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core import operations
 from core.app import open_app
 from core.config import load_settings
 from core.errors import StateError
@@ -148,10 +149,10 @@ def test_actions_follow_the_lifecycle_and_delete_refuses_running_uploads(setting
                                        mode="now", owner="o", lease_seconds=60)
         with pytest.raises(StateError, match="cancel it before deleting"):
             delete_upload(app, upload_id)
-        outcome = actions.delete(app, [upload_id])
+        outcome = operations.delete(app, [upload_id])
         assert outcome.changed == [] and outcome.refused[0][0] == upload_id
         lifecycle.cancel(app.db, upload_id)
-        assert actions.delete(app, [upload_id]).changed == [upload_id]
+        assert operations.delete(app, [upload_id]).changed == [upload_id]
         assert app.db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0] == 0
     finally:
         app.close()
