@@ -11,6 +11,13 @@
 and returns when the upload is DONE or FAILED. :func:`open` returns a :class:`PeakOps`
 handle on a home folder, for scripts that submit, inspect, retry or cancel uploads a worker (``peakops worker``) runs.
 Results are plain frozen objects; nothing here needs Qt, Huey or APScheduler.
+
+A video read but not processable is a FAILED :class:`Result`, not an exception. What is
+raised is a :class:`core.errors.PeakOpsError`: ``InputError`` (nothing could be recorded:
+no such file, a folder, empty, too large), ``ConfigError`` (a bad setting),
+``StorageError``/``HomeError`` (unusable home or store), ``NotFoundError`` (no such
+upload id), ``StateError`` (the upload's status forbids the operation) and, in fleet
+mode, ``DatabaseUnreachableError``.
 """
 
 from __future__ import annotations
@@ -229,8 +236,10 @@ def process(path: str | Path, home: str | Path | None = None, **overrides: Any) 
     """Submit the video at ``path`` and process it now, in a job child; return it DONE or
     FAILED.
 
-    A file that was already submitted is not processed again unless it is QUEUED; its
-    result has ``duplicate_of`` set. An unusable file gives a FAILED result with the
+    Content that was already submitted is not processed again (unless it is QUEUED),
+    whatever ``overrides`` say: the result is that upload as it is, with ``duplicate_of``
+    set to its id. To redo it with new settings: ``open(home, **overrides)`` then
+    ``reprocess(id)`` and ``process(id)``. An unusable file gives a FAILED result with the
     reason, or raises :class:`core.errors.InputError` when no upload could be recorded
     (e.g. no such file). ``overrides`` are settings by name, as for :func:`open`.
     """

@@ -31,7 +31,7 @@ from core.errors import (
 )
 from core.holdpoint import wait_at_hold_point
 from core.jobs import settle
-from core.storage.local import disk_full, frame_key
+from core.storage.local import MissingObjectError, disk_full, frame_key
 from core.store import frames as frame_records
 from core.store import lifecycle, queries
 from core.store.db import is_locked, transaction, when_unlocked
@@ -62,6 +62,7 @@ class _PipelineRun:
         self.on_progress = on_progress
         self.settings = app.settings
         self.resources = contextlib.ExitStack()  # the open video; closed when the run ends
+        self.reader = None  # the video read by range, when the store serves ranges
 
     def step(self, stage: str, done: int, total: int) -> None:
         """Renew the lease with progress; stop if the upload is no longer ours."""
@@ -73,12 +74,42 @@ class _PipelineRun:
         if self.on_progress:
             self.on_progress(stage, done, total)
 
-    def fetch(self, row: dict, workdir: Path) -> Path:
+    def fetch(self, row: dict, workdir: Path):
+        """The video to decode: read by range where the store offers it (S3: only the
+        header and the GOPs decoded come over the network, nothing lands on disk), else
+        a scratch copy. A store that cannot serve ranges gets the whole download."""
         self.step("fetching", 0, 1)
+        open_range = getattr(self.app.store, "open_range", None)
+        if open_range is None or not row.get("probe"):  # no recorded facts: probe a copy
+            return self.download(row, workdir)
+        try:
+            self.reader = self.resources.enter_context(open_range(row["storage_key"]))
+        except MissingObjectError:
+            raise
+        except StorageError as exc:
+            return self.download(row, workdir, why=exc.message)
+        return self.reader
+
+    def download(self, row: dict, workdir: Path, why: str | None = None) -> Path:
         video = workdir / "source" / SCRATCH_NAME
         video.parent.mkdir(exist_ok=True)
-        self.app.store.get_file(row["storage_key"], video)
+        size = self.app.store.get_file(row["storage_key"], video)
+        if why is not None:
+            lifecycle.record_event(self.app.db, self.upload_id, "fetch",
+                                   f"range reads failed ({why}); downloaded the whole video "
+                                   f"({size} bytes)")
         return video
+
+    def range_failure(self) -> str | None:
+        """Why reading by range failed, if it did (libav may report it as a read error)."""
+        error = getattr(self.reader, "error", None)
+        return error.message if error is not None else None
+
+    def record_range_read(self) -> None:
+        reader = self.reader
+        lifecycle.record_event(self.app.db, self.upload_id, "fetch",
+                               f"video read by range: {reader.fetched} of {reader.size} bytes "
+                               f"in {reader.requests} requests, no local copy")
 
     def facts(self, row: dict, video: Path) -> media.ProbeResult:
         """The probe recorded at submit; uploads from before it are probed here (job child)."""
@@ -210,7 +241,17 @@ def run(app: App, upload_id: int, owner: str, *,
         extracted, images = 0, {}
         if not set(indices) <= have:
             video = job.fetch(row, workdir)
-            extracted, images = job.extract(row, video, workdir)
+            try:
+                extracted, images = job.extract(row, video, workdir)
+            except (StorageError, InputError):
+                why = job.range_failure() if video is job.reader else None
+                if why is None:
+                    raise
+                # Frames recorded so far stay: the second pass skips them.
+                video = job.download(row, workdir, why=why)
+                extracted, images = job.extract(row, video, workdir)
+            if video is job.reader:
+                job.record_range_read()
         else:  # a lower level's attempt already stored every frame this level plans
             frame_records.set_planned(app.db, upload_id, len(indices))
         analysed, labels = job.analyse(images, workdir)

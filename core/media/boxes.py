@@ -9,6 +9,7 @@ decides whether a file is accepted.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,17 @@ def _boxes(handle: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int,
         at += size
 
 
+@contextlib.contextmanager
+def opened(source) -> Iterator[BinaryIO]:
+    """``source`` as a binary file: a path is opened, a reader (an S3 object read by range)
+    is used through its own view when it has one."""
+    if hasattr(source, "read"):
+        yield source.view() if hasattr(source, "view") else source
+        return
+    with open(source, "rb") as handle:
+        yield handle
+
+
 def _is_iso(handle: BinaryIO, length: int) -> bool:
     first = next(_boxes(handle, 0, length), None)
     return first is not None and first[0] in ISO_TOP_BOXES
@@ -63,7 +75,7 @@ def index_state(path: Path) -> str | None:
     None also for files that are not ISO-BMFF (nothing to say about them here).
     """
     try:
-        with open(path, "rb") as handle:
+        with opened(path) as handle:
             length = handle.seek(0, 2)
             if not _is_iso(handle, length):
                 return None
@@ -83,7 +95,7 @@ def index_state(path: Path) -> str | None:
 def video_sample_entry(path: Path) -> str | None:
     """The four-character code of the first video track's sample entry (e.g. ``dav1``)."""
     try:
-        with open(path, "rb") as handle:
+        with opened(path) as handle:
             length = handle.seek(0, 2)
             if not _is_iso(handle, length):
                 return None

@@ -65,7 +65,8 @@ class PyAVExtractor:
 
     def open(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
              name: str | None = None) -> PyAVSource:
-        return PyAVSource(Path(video), facts, options, timeout=self.timeout,
+        video = video if hasattr(video, "read") else Path(video)  # a file read by range
+        return PyAVSource(video, facts, options, timeout=self.timeout,
                           upload_id=self.upload_id, name=name, seek_cost=self.seek_cost)
 
 
@@ -77,7 +78,7 @@ class PyAVSource:
                  name: str | None = None, seek_cost: int = SEEK_COST_FRAMES) -> None:
         from core.media.picture import Picture
 
-        self.name = name or video.name  # what messages call the video: never a path
+        self.name = name or getattr(video, "name", "video")  # never a path in messages
         self.video, self.facts, self.options = video, facts, options
         self.timeout, self.upload_id = timeout, upload_id
         self.seek_cost = seek_cost  # in decoded frames; 0 seeks whenever a keyframe is nearer

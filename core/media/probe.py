@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 
 from core.errors import InputError
-from core.media.boxes import describe_entry, index_state, video_sample_entry
+from core.media.boxes import describe_entry, index_state, opened, video_sample_entry
 from core.media.facts import (
     PLAYLIST_FORMATS,
     RAW_FORMATS,
@@ -55,15 +55,24 @@ _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"\x
                 b"qoif", b"\xff\x0a")
 
 
-def open_container(path: Path) -> av.container.InputContainer:
+def open_container(path) -> av.container.InputContainer:
     """Open ``path`` with only the ``file`` protocol and only video demuxers allowed.
 
+    ``path`` may also be a seekable binary file (an S3 object read by range): libav reads
+    it through PyAV, and a demuxer may open nothing else (no protocol is allowed).
     Raises ``av.FFmpegError`` subclasses; :func:`probe` turns them into ``InputError``.
     """
+    formats = ",".join(VIDEO_FORMATS)
+    if hasattr(path, "read"):
+        if hasattr(path, "view"):  # one reader, several containers: each its own position
+            path = path.view()
+        path.seek(0)
+        return av.open(path, container_options={"protocol_whitelist": "none",
+                                                "format_whitelist": formats})
     url = "file:" + os.fspath(Path(path).absolute())
     return av.open(url, container_options={
         "protocol_whitelist": "file",
-        "format_whitelist": ",".join(VIDEO_FORMATS),
+        "format_whitelist": formats,
     })
 
 
@@ -77,7 +86,8 @@ def video_stream(container: av.container.InputContainer) -> av.video.stream.Vide
 
 def _head(path: Path) -> bytes:
     try:
-        with open(path, "rb") as handle:
+        with opened(path) as handle:
+            handle.seek(0)
             return handle.read(512)
     except OSError:
         return b""

@@ -278,10 +278,13 @@ def request_reanalysis(db: sqlite_utils.Database, upload_id: int, *,
     """Re-run only the analysis stage: labels dropped, frames kept, back to QUEUED."""
     with transaction(db):
         row = _needs_stored_video(db, upload_id)
-        if row["status"] != QUEUED:
-            _transition(db, upload_id, ACTIONS["reanalyse"], QUEUED, "reanalyse",
-                        "labels dropped; analysing the recorded frames again", sets=_RESET,
-                        now=now)
+        if row["status"] == QUEUED:  # said, not silently "done": nothing would change
+            raise StateError(f"upload {upload_id} is QUEUED: it already waits for a worker, "
+                             "which labels its frames when it runs; analyze re-labels a "
+                             "DONE, FAILED or CANCELLED upload", upload_id=upload_id)
+        _transition(db, upload_id, ACTIONS["reanalyse"], QUEUED, "reanalyse",
+                    "labels dropped; analysing the recorded frames again", sets=_RESET,
+                    now=now)
         frames.reset_analysis(db, upload_id)
     return QUEUED
 

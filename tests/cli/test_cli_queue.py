@@ -46,6 +46,10 @@ def test_reprocess_and_analyze_queue_at_once_and_the_worker_runs_them(home, tmp_
     assert proc.stdout.split() == [str(a["id"]), "QUEUED"]
     proc = run_cli(home, "analyze", str(b["id"]), check=True, **FAST)
     assert proc.stdout.split() == [str(b["id"]), "QUEUED"]
+    again = run_cli(home, "analyze", str(b["id"]), **FAST)  # QUEUED now: says why not
+    assert again.returncode == 1 and again.stdout == "", again.stdout
+    assert again.stderr.count("\n") == 1 and f"upload {b['id']} is QUEUED: it already " \
+        "waits for a worker, which labels its frames when it runs" in again.stderr
     reprocessed, reanalysed = (cli_json(home, "show", str(i)) for i in (a["id"], b["id"]))
     assert reprocessed["status"] == "QUEUED" and reprocessed["frames"] == []
     assert reanalysed["status"] == "QUEUED" and len(reanalysed["frames"]) == 3
