@@ -144,19 +144,27 @@ def report(result: BoxResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def measure(seconds: float, frames: int = 20, log=print) -> dict:
+    """Run the box on cached clips (the 1080p one 2 minutes long) and log the report."""
     import tempfile
 
+    clips = {name: ensure_clip(name, 120 if name == "h264-1080p" else seconds)
+             for name in BOX_CLIPS}
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_box(Path(tmp) / "home", clips,
+                         {"PEAKOPS_MAX_FRAMES_PER_VIDEO": str(frames)})
+    log(report(result))
+    return {"uploads": result.uploads, "worker_exit": result.worker_exit,
+            "box_peak_kib": result.box_peak_kib, "memory_kills": result.memory_kills,
+            "misses": result.verdict()}
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.box")
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--frames", type=int, default=20)
     args = parser.parse_args(argv)
-    clips = {name: ensure_clip(name, 120 if name == "h264-1080p" else args.seconds)
-             for name in BOX_CLIPS}
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        result = run_box(home, clips, {"PEAKOPS_MAX_FRAMES_PER_VIDEO": str(args.frames)})
-    print(report(result))
+    measure(args.seconds, args.frames)
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from bench.codec_clips import LADDER_CODECS, ensure_clip
 
 STEP_TARGET = 0.25
+DEFAULT_FRAMES = 8
 
 
 def child(clip: Path, level: int, frames: int) -> None:
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ladder")
     parser.add_argument("--child", nargs=3, metavar=("CLIP", "LEVEL", "FRAMES"))
     parser.add_argument("--seconds", type=float, default=4)
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
     parser.add_argument("codecs", nargs="*", default=list(LADDER_CODECS))
     args = parser.parse_args(argv)
     if args.child:

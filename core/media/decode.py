@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.errors import InputError, JobTimeoutError, StorageError
 from core.media.facts import ProbeResult
-from core.media.ladder import decode_threads
+from core.media.ladder import configure_decoder
 from core.media.plan import (
     SEEK_COST_FRAMES,
     ExtractedFrame,
@@ -39,6 +39,9 @@ from core.media.plan import (
 logger = logging.getLogger(__name__)
 
 _MAX_BAD_PACKETS = 50
+_FRAMES_PER_TIMEOUT = 2400
+"""Frames read on the way to a wanted one that earn another ``timeout`` (120 s at 20 fps,
+a slow 4K decode)."""
 _SEEK_RETRIES = 3
 """Earlier keyframes tried when a seek lands after the wanted frame (MPEG-TS/PS seek by
 byte position and can overshoot) before reading from the start."""
@@ -111,13 +114,8 @@ class PyAVSource:
         if self.stream.codec_context is None:
             raise self._input_error(unsupported_codec(self.video))
         context = self.stream.codec_context
-        threads = decode_threads(self.facts.coded_width or self.stream.width,
-                                 self.facts.coded_height or self.stream.height,
-                                 self.options.threads)
-        context.thread_count = threads
-        context.thread_type = "AUTO" if threads > 1 else "SLICE"
-        if self.options.keyframes_only:
-            context.skip_frame = "NONKEY"
+        configure_decoder(context, self.facts.coded_width or self.stream.width,
+                          self.facts.coded_height or self.stream.height, self.options)
         self.time_base = self.stream.time_base or Fraction(1, 1000)
         self._fresh = True  # nothing read yet: a decode from the start needs no seek
 
@@ -186,7 +184,11 @@ class PyAVSource:
         if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
                      seek_cost=self.seek_cost):
             self._restart(target)
-        deadline = time.monotonic() + self.timeout
+        # ``timeout`` for one frame, once more for every few thousand frames read on the
+        # way (a raw stream is read from its start: thousands of frames between slots).
+        start = self._position if self._position is not None else -2**62
+        on_the_way = self.index.frames_between(start, target)
+        deadline = time.monotonic() + self.timeout * (1 + on_the_way / _FRAMES_PER_TIMEOUT)
         before = None
         while True:
             decoded = self._pending or next(self._run, None)
