@@ -9,7 +9,6 @@ import hashlib
 import logging
 import os
 import shutil
-import sqlite3
 import stat
 import time
 import unicodedata
@@ -20,7 +19,13 @@ from typing import BinaryIO
 
 from core import media
 from core.app import App, process_owner
-from core.errors import InputError, InternalError, PeakOpsError, StorageError
+from core.errors import (
+    DatabaseConstraintError,
+    InputError,
+    InternalError,
+    PeakOpsError,
+    StorageError,
+)
 from core.holdpoint import wait_at_submit
 from core.liveness import owner_alive
 from core.naming import safe_name
@@ -285,7 +290,7 @@ def _record(app: App, name: str, staged: Staged, mode: str, priority: int,
                 app.db, original_name=name, sha256=staged.sha256, size=staged.size, mode=mode,
                 owner=owner, priority=priority,
                 lease_seconds=max(settings.lease_seconds, 600)), what=f"the record of {name}")
-        except sqlite3.IntegrityError:
+        except DatabaseConstraintError:
             continue  # another submit of this content got in first: report it
 
 

@@ -13,15 +13,19 @@ import threading
 import pytest
 
 from core.app import open_app
-from core.errors import InputError, StorageError
+from core.errors import DatabaseConstraintError, InputError, StorageError
 from core.intake import submit_file
+from core.storage.local import LocalStore
 from core.store import lifecycle, queries
+from tests.databases import state_settings
 from tests.helpers import cli_json, make_settings, run_cli
 
 
 @pytest.fixture
-def app(tmp_path):
-    application = open_app(make_settings(tmp_path / "home"))
+def app(tmp_path, database_url):
+    """An App on SQLite, then on a real PostgreSQL (objects in a local folder for both)."""
+    home = tmp_path / "home"
+    application = open_app(state_settings(home, database_url), store=LocalStore(home / "objects"))
     yield application
     application.close()
 
@@ -71,7 +75,7 @@ def test_racing_submits_of_one_content_make_one_upload(app, clip_h264, tmp_path)
     first_path, second_path = tmp_path / "first.mp4", tmp_path / "second.mp4"
     shutil.copyfile(clip_h264, first_path)
     shutil.copyfile(clip_h264, second_path)
-    other = open_app(app.settings)
+    other = open_app(app.settings, store=app.store)
     seconds = []
 
     def meanwhile(_delta):
@@ -89,9 +93,10 @@ def test_racing_submits_of_one_content_make_one_upload(app, clip_h264, tmp_path)
 def test_the_database_refuses_a_second_live_upload_of_one_content(app):
     lifecycle.create_upload(app.db, original_name="a.mp4", sha256="ab" * 32, size=1,
                        mode=lifecycle.MODE_NOW, owner="o", lease_seconds=60)
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(DatabaseConstraintError) as refused:
         lifecycle.create_upload(app.db, original_name="b.mp4", sha256="ab" * 32, size=1,
                            mode=lifecycle.MODE_NOW, owner="o", lease_seconds=60)
+    assert "\n" not in str(refused.value) and "sha256" in str(refused.value)
 
 
 def test_a_refused_file_is_not_recorded_again(app, text_as_mp4):
@@ -228,7 +233,7 @@ def test_a_second_submit_waits_for_the_first_ones_outcome(app, clip_h264, first_
     results = []
 
     def submit_again() -> None:
-        other = open_app(app.settings)
+        other = open_app(app.settings, store=app.store)
         try:
             results.append(submit_file(other, clip_h264))
         finally:
@@ -279,7 +284,7 @@ def test_upgrade_keeps_duplicates_that_got_in_before_and_points_them_at_the_firs
     rows = [dict(r) for r in db.query("SELECT id, duplicate_of FROM uploads ORDER BY id")]
     assert rows == [{"id": 1, "duplicate_of": None}, {"id": 2, "duplicate_of": 1}]
     assert queries.find_by_sha256(db, "ab")["id"] == 1
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(DatabaseConstraintError):
         lifecycle.create_upload(db, original_name="b.mp4", sha256="ab", size=1,
                            mode=lifecycle.MODE_NOW, owner="o", lease_seconds=60)
     db.conn.close()
