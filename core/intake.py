@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sqlite3
 import stat
 import time
 import unicodedata
@@ -19,7 +18,13 @@ from typing import BinaryIO
 
 from core import media
 from core.app import App, process_owner
-from core.errors import InputError, InternalError, PeakOpsError, StorageError
+from core.errors import (
+    DatabaseConstraintError,
+    InputError,
+    InternalError,
+    PeakOpsError,
+    StorageError,
+)
 from core.holdpoint import wait_at_submit
 from core.liveness import owner_alive
 from core.naming import safe_name
@@ -55,11 +60,13 @@ def display_name(path: Path | str) -> str:
     return name or "unnamed"
 
 
-# Symlinks, wherever they sit in the path (the file or any folder above it), are followed
-# only to a regular file of each link's own owner, outside the system folders, and through
-# folders each link's owner may enter: a link planted in a shared folder cannot make a
-# privileged submitter read (and record the size and hash of) someone else's file, such as
-# /etc/shadow, or a file inside another user's private (0700) folder.
+# Symlinks, wherever they sit in the path (the file or any folder above it), never lead
+# into the system folders, and a link made by someone other than root is followed only
+# to a regular file of that link's owner, through folders that owner may enter: a link
+# planted in a shared folder cannot make a privileged submitter read (and record the
+# size and hash of) someone else's file, such as /etc/shadow, or a file inside another
+# user's private (0700) folder. Root's own links (``/home -> /data/home``) are trusted:
+# only root can make them, and root could read the file anyway.
 SYSTEM_FOLDERS = tuple(Path(p) for p in (
     "/etc", "/proc", "/sys", "/dev", "/run", "/boot", "/var/lib", "/var/log", "/var/run",
     "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"))
@@ -79,6 +86,10 @@ def _link_owners(path: Path) -> set[int]:
         if stat.S_ISLNK(info.st_mode):
             owners.add(info.st_uid)
     return owners
+
+
+def _untrusted(owners: set[int]) -> set[int]:
+    return {owner for owner in owners if owner != 0}
 
 
 def _may_enter(folder: os.stat_result, uid: int) -> bool:
@@ -109,10 +120,11 @@ def _check_links(path: Path, name: str, owners: set[int]) -> os.stat_result:
         raise InputError(f"{name}: a symlink into a system folder ({resolved.parent})")
     if not stat.S_ISREG(target.st_mode):
         raise InputError(f"{name}: a symlink to something that is not a regular file")
+    owners = _untrusted(owners)
     if any(target.st_uid != owner for owner in owners):
         raise InputError(f"{name}: a symlink to a file of another owner (symlinks are followed "
                          "only to files with the link's own owner)")
-    for folder in resolved.parents:
+    for folder in resolved.parents if owners else ():
         info = folder.stat()
         if not all(_may_enter(info, owner) for owner in owners):
             raise InputError(f"{name}: a symlink into a folder the link's owner cannot enter "
@@ -293,7 +305,7 @@ def _record(app: App, name: str, staged: Staged, mode: str, priority: int,
                 app.db, original_name=name, sha256=staged.sha256, size=staged.size, mode=mode,
                 owner=owner, priority=priority,
                 lease_seconds=max(settings.lease_seconds, 600)), what=f"the record of {name}")
-        except sqlite3.IntegrityError:
+        except DatabaseConstraintError:
             continue  # another submit of this content got in first: report it
 
 
