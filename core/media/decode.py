@@ -100,17 +100,19 @@ class PyAVSource:
     def _open(self) -> None:
         import av
 
-        from core.media.probe import open_container, video_stream
+        from core.media.probe import open_container, open_reason, unsupported_codec, video_stream
 
         if self.container is not None:
             self.container.close()
         try:
             self.container = open_container(self.video)
         except (av.error.FFmpegError, OSError) as exc:
-            raise self._input_error(f"libav could not open the video ({_reason(exc)})") from None
+            raise self._input_error(open_reason(self.video, exc)) from None
         self.stream = video_stream(self.container)
         if self.stream is None:
             raise self._input_error("has no video stream")
+        if self.stream.codec_context is None:
+            raise self._input_error(unsupported_codec(self.video))
         context = self.stream.codec_context
         configure_decoder(context, self.facts.coded_width or self.stream.width,
                           self.facts.coded_height or self.stream.height, self.options)
