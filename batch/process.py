@@ -1,24 +1,23 @@
-"""``peakops process``: one upload, now, through the same supervisor as the worker.
+"""``peakops process``: one upload, now, through the job runner, as in the worker.
 
-The job runs in a job child watched by :func:`core.jobs.supervisor.watch_job`, so the hard
-memory limit, the degrade ladder, timeouts and the peak figure are those of the worker:
-one code path enforces the limits. Ctrl-C or SIGTERM stops the job and hands the upload
-back at once.
+The job runs in a job child watched by the supervisor, so the hard memory limit, the
+degrade ladder, timeouts and the peak figure are those of the worker: one code path
+enforces the limits. Ctrl-C or SIGTERM stops the job and hands the upload back at once.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import logging
+import os
 import signal
-import time
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from batch.worker import Worker
-from core.app import process_owner
+from core.app import open_app, process_owner
 from core.config import Settings
-from core.store import lifecycle, queries
+from core.jobs.runner import JobRunner, caller_log_level
 
 logger = logging.getLogger(__name__)
 
@@ -32,39 +31,48 @@ class ProcessOutcome:
 def process_upload(settings: Settings, upload_id: int, *,
                    on_progress: Callable[[str, int, int], None] | None = None
                    ) -> ProcessOutcome:
-    """Run ``upload_id`` (QUEUED) to an end: DONE, FAILED, or handed back if interrupted.
-
-    Memory kills move down the degrade ladder and transient failures are retried after
-    their backoff, as in the worker, until the upload is DONE or FAILED.
-    """
+    """Run ``upload_id`` (QUEUED) to an end: DONE, FAILED, or handed back if interrupted."""
+    app = open_app(settings)
     # The job child logs as this command does (quiet unless -v), not as a service.
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
-    if level in ("debug", "info", "warning", "error"):
-        settings = dataclasses.replace(settings, log_level=level)
-    worker = Worker(settings, burst=True)
-    worker.name = process_owner("process")
-    worker.on_progress = on_progress
-    previous = {sig: signal.signal(sig, worker.request_stop)
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    runner = JobRunner(app, owner=process_owner("process"), on_progress=on_progress,
+                       child_log_level=caller_log_level())
     try:
-        while True:
-            status = worker.run_upload(upload_id, kind="process")
-            if worker.stopping or status not in (lifecycle.QUEUED, "skipped"):
-                break
-            row = queries.get_upload(worker.app.db, upload_id)
-            if row["status"] != lifecycle.QUEUED:
-                status = row["status"]
-                break
-            wait = (row["not_before"] or 0) - time.time()
-            if wait > 0:
-                logger.info("upload %s: retrying in %.0f s", upload_id, wait)
-                time.sleep(wait)
+        with stop_on_signals(runner.stop, (signal.SIGINT, signal.SIGTERM)):
+            status = runner.run_to_end(upload_id)  # its backoff wait wakes on stop()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if worker.child:
-            worker.child.stop()
-            worker.child = None
-        worker.beat("stopped", force=True)
-        worker.app.close()
-    return ProcessOutcome(status, worker.stopping)
+        runner.close()
+        app.close()
+    return ProcessOutcome(status, runner.stopping)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[], object], signals) -> Iterator[None]:
+    """Call ``stop`` (from a relay thread) when one of ``signals`` arrives.
+
+    The handler only writes a byte to a pipe: setting a ``threading.Event`` from a signal
+    handler can deadlock when the signal lands while the main thread holds that event's
+    lock inside ``Event.wait``, the very wait (a retry backoff) the signal must end.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+
+    def relay() -> None:
+        while os.read(read_end, 1):
+            stop()
+
+    relay_thread = threading.Thread(target=relay, daemon=True, name="peakops-signals")
+    relay_thread.start()
+
+    def handler(signum, frame) -> None:
+        with contextlib.suppress(BlockingIOError):  # a byte already waits: stop is coming
+            os.write(write_end, b"\0")
+
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        os.close(write_end)  # the relay reads the end and returns
+        relay_thread.join()
+        os.close(read_end)

@@ -2,19 +2,24 @@
 
 SQLite (``queue.db`` in the home folder) by default; Huey's own Redis storage when
 ``queue_url`` is a ``redis://`` URL, so workers on several machines share one queue.
-The queue carries only upload ids. Huey deletes a message when it dequeues it; the state
-database decides what still has to run, and the worker re-sends QUEUED uploads the queue
-has lost. Task names are the ones operators know from the runbook.
+The queue carries only upload ids, as one task (the runbook's ``process_video_upload``).
+Huey deletes a message when it dequeues it; the state database decides what still has
+to run, and the worker re-sends QUEUED uploads the queue has lost. One queue per process
+(:func:`shared_queue`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from redis import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -34,50 +39,40 @@ class QueueUnreachableError(PeakOpsError):
     transient = True
 
 
-class Executor(Protocol):
-    """What the tasks call: the worker supervisor in the consumer process."""
-
-    def run_upload(self, upload_id: int, *, kind: str) -> str: ...
-
-
-_executor: Executor | None = None
-
-
-def set_executor(executor: Executor | None) -> None:
-    global _executor
-    _executor = executor
-
-
-def _current() -> Executor:
-    if _executor is None:
-        raise RuntimeError("PeakOps tasks run only inside `peakops worker`")
-    return _executor
+TASK_NAME = "process_video_upload"
+"""The one task: an upload id to run. Process, reprocess and analyze all send it; the
+entry point that sent it already made the upload QUEUED (frames or labels dropped) and
+the job resumes from what is recorded, so the message needs no kind."""
 
 
 @dataclass(frozen=True)
 class Queue:
+    """One process's queue: ``enqueue`` sends upload ids, ``receive`` takes the next one.
+
+    The worker never executes a message through Huey: it reads the upload id and gives it
+    to its job runner, so no task body and no module-global executor are involved.
+    """
+
     huey: Huey
-    process_video_upload: Any
-    reprocess_video_from_s3: Any
-    analyze_video: Any
+    task: Any
     where: str = "the queue"
     """Where the queue is, safe to show (a Redis URL with its password redacted)."""
 
-    def enqueue(self, upload_ids: Iterable[int], kind: str = "process") -> int:
+    def enqueue(self, upload_ids: Iterable[int]) -> int:
         """Send upload ids; QueueUnreachableError when the queue's server is down."""
-        task = {"process": self.process_video_upload, "reprocess": self.reprocess_video_from_s3,
-                "analyze": self.analyze_video}[kind]
         count = 0
         with self.reachable():
             for upload_id in upload_ids:
-                task(int(upload_id))
+                self.task(int(upload_id))
                 count += 1
         return count
 
-    def receive(self) -> Any:
-        """The next message, or None when there is none (Redis waits up to a second)."""
+    def receive(self) -> int | None:
+        """The next message's upload id, or None when there is none (Redis waits up to a
+        second)."""
         with self.reachable():
-            return self.huey.dequeue()
+            message = self.huey.dequeue()
+        return upload_id_of(message) if message is not None else None
 
     @contextlib.contextmanager
     def reachable(self) -> Iterator[None]:
@@ -90,13 +85,33 @@ class Queue:
     def pending_upload_ids(self) -> set[int]:
         return {t.args[0] for t in self.huey.pending() if t.args}
 
+    def close(self) -> None:
+        """Drop the Redis connection pool (SQLite opens a connection per call)."""
+        if isinstance(self.huey, RedisHuey):
+            self.huey.storage.pool.disconnect()
+
+
+def upload_id_of(message: Any) -> int | None:
+    """The upload id a queue message carries (None for a message that is not ours)."""
+    if getattr(message, "name", None) != TASK_NAME or not message.args:
+        logger.warning("queue message %r is not an upload id; dropped", message)
+        return None
+    return int(message.args[0])
+
+
+def client_name() -> str:
+    """The name this process's queue connections carry on the Redis server."""
+    return f"peakops-{os.getpid()}"
+
 
 def make_huey(settings: Settings, name: str = "peakops") -> Huey:
     """RedisHuey for a ``redis://`` queue URL, SqliteHuey otherwise."""
     if url_scheme(settings.queue_url) in ("redis", "rediss"):
         # Blocking dequeue: an idle worker waits in Redis (BRPOP, 1 s at a time) instead
         # of polling, and wakes as soon as a message arrives.
-        return RedisHuey(name, url=settings.queue_url, results=False, blocking=True,
+        # Named connections: Redis's CLIENT LIST shows which process holds each one.
+        pool = ConnectionPool.from_url(settings.queue_url, client_name=client_name())
+        return RedisHuey(name, connection_pool=pool, results=False, blocking=True,
                          read_timeout=1)
     settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(name, filename=str(settings.queue_path), results=False, timeout=30)
@@ -104,48 +119,65 @@ def make_huey(settings: Settings, name: str = "peakops") -> Huey:
 
 def describe_queue(settings: Settings) -> str:
     """Where the queue is and how many messages wait; raises if it cannot be reached."""
-    queue = make_queue(settings)
-    try:
-        with queue.reachable():
-            waiting = queue.huey.pending_count()
-    finally:
-        if isinstance(queue.huey, RedisHuey):
-            queue.huey.storage.pool.disconnect()
+    queue = shared_queue(settings)
+    with queue.reachable():
+        waiting = queue.huey.pending_count()
     kind = "Redis" if isinstance(queue.huey, RedisHuey) else "SQLite"
     return f"{kind} at {queue.where} ({waiting} message(s) waiting)"
 
 
 def make_queue(settings: Settings) -> Queue:
+    """A new queue on the settings' storage; most callers want :func:`shared_queue`."""
     huey = make_huey(settings)
 
-    @huey.task(name="process_video_upload")
+    @huey.task(name=TASK_NAME)
     def process_video_upload(upload_id: int) -> None:
-        _current().run_upload(upload_id, kind="process")
-
-    @huey.task(name="reprocess_video_from_s3")
-    def reprocess_video_from_s3(upload_id: int) -> None:
-        """Re-run from the stored object (any store; the name is the runbook's)."""
-        _current().run_upload(upload_id, kind="reprocess")
-
-    @huey.task(name="analyze_video")
-    def analyze_video(upload_id: int) -> None:
-        """Analyse the recorded frames again (``peakops analyze``, the console's re-analyse)."""
-        _current().run_upload(upload_id, kind="analyze")
+        raise RuntimeError(f"upload {upload_id}: queue messages are run by `peakops worker`'s "
+                           "job runner, not executed by Huey")
 
     # Retention cleanup (the runbook's cleanup_expired_inspections) is an APScheduler job
     # of the scheduler and `peakops cleanup`, not a queue task.
     where = redacted_url(settings.queue_url) if isinstance(huey, RedisHuey) \
         else str(settings.queue_path)
-    return Queue(huey, process_video_upload, reprocess_video_from_s3, analyze_video, where)
+    return Queue(huey, process_video_upload, where)
 
 
-def enqueue(settings: Settings, upload_ids: Iterable[int], kind: str = "process") -> int:
-    """Put uploads on the queue (used by submit, retry and the console)."""
-    return make_queue(settings).enqueue(upload_ids, kind)
+_queues: dict[tuple[str, str], Queue] = {}
+_queues_lock = threading.Lock()
 
 
-def sender(settings: Settings) -> Callable[[list[int], str], None]:
+def shared_queue(settings: Settings) -> Queue:
+    """This process's one queue for the settings' queue location, made on first use.
+
+    Every sender of a process (submit, retry, the console, the scheduler's dispatch, the
+    worker's re-sends) shares it, so a process opens one Redis connection pool, not one
+    per message. :func:`close_queues` drops them at exit.
+    """
+    key = (settings.queue_url or "", str(settings.queue_path))
+    with _queues_lock:
+        queue = _queues.get(key)
+        if queue is None:
+            queue = _queues[key] = make_queue(settings)
+        return queue
+
+
+def close_queues() -> None:
+    with _queues_lock:
+        for queue in _queues.values():
+            queue.close()
+        _queues.clear()
+
+
+atexit.register(close_queues)
+
+
+def enqueue(settings: Settings, upload_ids: Iterable[int]) -> int:
+    """Put uploads on this process's queue (used by submit, retry and the console)."""
+    return shared_queue(settings).enqueue(upload_ids)
+
+
+def sender(settings: Settings) -> Callable[..., None]:
     """The queue hook an entry point gives :func:`core.app.open_app` (``send_queued``)."""
     def send(upload_ids: list[int], kind: str = "process") -> None:
-        enqueue(settings, upload_ids, kind)
+        enqueue(settings, upload_ids)  # every kind is the same message (TASK_NAME)
     return send

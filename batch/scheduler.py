@@ -28,12 +28,12 @@ it at its next tick. Pause, run-now and the windows are read from the database b
 
 from __future__ import annotations
 
-import fcntl
+import dataclasses
 import logging
 import os
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,17 +43,19 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from batch.queue import Queue, make_queue
+from batch.queue import Queue, shared_queue
 from core import maintenance
 from core.app import App, open_app
 from core.config import Settings
-from core.errors import StateError
+from core.errors import DatabaseUnreachableError, StateError
+from core.filelock import try_lock
+from core.jobs.runner import Hold
 from core.results import report
 from core.schedule import offpeak
 from core.schedule.offpeak import Plan, fmt_duration
 from core.schedule.windows import Schedule, parse_windows
 from core.store import heartbeat, lifecycle
-from core.store.sqldb import DatabaseUnreachableError
+from core.store.db import open_database
 
 logger = logging.getLogger(__name__)
 
@@ -72,22 +74,18 @@ LOCK_NAME = "scheduler.lock"
 LEADER_LOCK = "peakops.leader"
 
 
-def acquire_lock(home: Path) -> IO[str]:
+def acquire_lock(home: Path) -> IO[bytes]:
     """Hold ``home/scheduler.lock`` for the life of the returned file; StateError if taken."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / LOCK_NAME
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
+    handle = try_lock(path)
+    if handle is None:
+        holder = path.read_text().strip() or "unknown"
         raise StateError(f"another scheduler is already running for {home} (pid {holder}); "
                          "only one may run per home folder") from None
     handle.seek(0)
     handle.truncate()
-    handle.write(f"{os.getpid()}\n")
+    handle.write(f"{os.getpid()}\n".encode())
     handle.flush()
     return handle
 
@@ -96,13 +94,19 @@ class Runtime:
     """What the scheduler's jobs work on: settings, schedule, database, queue."""
 
     def __init__(self, settings: Settings, scheduler: BackgroundScheduler,
-                 clock: Clock = wall_clock) -> None:
+                 clock: Clock = wall_clock, *, app: App | None = None,
+                 schedule: Schedule | None = None) -> None:
         self.settings = settings
         self.clock = clock
-        self.schedule: Schedule = parse_windows(settings.offpeak_windows, settings.timezone)
+        self.schedule: Schedule = schedule if schedule is not None else parse_windows(
+            settings.offpeak_windows, settings.timezone)
         self.scheduler = scheduler
-        self.app: App = open_app(settings, check_same_thread=False)
-        self.queue: Queue = make_queue(settings)
+        if app is None:
+            self.app: App = open_app(settings, check_same_thread=False)
+        else:  # the batch service's App, with a connection of this executor thread's own
+            self.app = dataclasses.replace(app, db=open_database(settings,
+                                                                 check_same_thread=False))
+        self.queue: Queue = shared_queue(settings)
         self.was_open: bool | None = None
         self.opened: offpeak.Opening | None = None  # the stretch a morning report covers
         self.last_deferred: dict[int, str] = {}
@@ -284,9 +288,12 @@ def cleanup_tick() -> None:
 class OffPeakScheduler:
     """The one APScheduler instance, in a background thread."""
 
-    def __init__(self, settings: Settings, clock: Clock = wall_clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock = wall_clock, *,
+                 app: App | None = None, schedule: Schedule | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.app = app
+        self.schedule = schedule
         self.scheduler = BackgroundScheduler(
             timezone=settings.timezone,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -297,18 +304,21 @@ class OffPeakScheduler:
         global _runtime
         if _runtime is not None:
             raise RuntimeError("a scheduler already runs in this process")
-        self.runtime = _runtime = Runtime(self.settings, self.scheduler, self.clock)
+        self.runtime = _runtime = Runtime(self.settings, self.scheduler, self.clock,
+                                          app=self.app, schedule=self.schedule)
         schedule = self.runtime.schedule
         logger.info("scheduler: windows %r in %s, end policy %s, dispatch every %g s",
                     str(schedule) or "(none)", self.settings.timezone,
                     self.settings.window_end_policy, self.settings.dispatch_interval)
-        now = datetime.now(UTC)
+        # When jobs run is APScheduler's own business (its clock); what a tick decides
+        # reads self.clock. A first dispatch round at once, then every interval.
+        self.scheduler.add_job("batch.scheduler:dispatch_tick", DateTrigger(),
+                               id="dispatch-first", name="dispatch at start",
+                               misfire_grace_time=None)
         self.scheduler.add_job("batch.scheduler:dispatch_tick", IntervalTrigger(
-            seconds=self.settings.dispatch_interval), id="dispatch", name="dispatch",
-            next_run_time=now)
+            seconds=self.settings.dispatch_interval), id="dispatch", name="dispatch")
         self.scheduler.add_job("batch.scheduler:reap_tick", IntervalTrigger(
-            seconds=REAP_EVERY_S), id="reap", name="reaper",
-            next_run_time=now + timedelta(seconds=REAP_EVERY_S))
+            seconds=REAP_EVERY_S), id="reap", name="reaper")
         self.scheduler.add_job("batch.scheduler:cleanup_tick", CronTrigger(**CLEANUP_AT),
                                id="cleanup", name="cleanup_expired_inspections")
         self.scheduler.start()
@@ -345,9 +355,12 @@ def run_scheduler(settings: Settings, stop: threading.Event, clock: Clock = wall
     return 0
 
 
-def hold_for(settings: Settings, *, clock: Clock = wall_clock):
-    """The worker's hold for the batch service: off-peak uploads run only while open."""
-    schedule = parse_windows(settings.offpeak_windows, settings.timezone)
+def hold_for(settings: Settings, *, clock: Clock = wall_clock,
+             schedule: Schedule | None = None) -> Hold:
+    """The worker's hold for the batch service: off-peak uploads run only while open.
+    ``schedule``: the windows already parsed (else parsed from the settings here)."""
+    if schedule is None:
+        schedule = parse_windows(settings.offpeak_windows, settings.timezone)
 
     def hold(db: Any, row: dict[str, Any], starting: bool) -> str | None:
         if row.get("mode") != lifecycle.MODE_OFFPEAK:

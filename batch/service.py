@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import logging
 
+from batch.queue import shared_queue
 from batch.scheduler import Clock, OffPeakScheduler, acquire_lock, hold_for, wall_clock
+from batch.worker import Worker
+from core.app import open_app
 from core.config import Settings
+from core.schedule.windows import parse_windows
 
 logger = logging.getLogger(__name__)
 
@@ -20,20 +24,28 @@ logger = logging.getLogger(__name__)
 def run_batch(settings: Settings, clock: Clock = wall_clock) -> int:
     """Run until SIGTERM/SIGINT; exit code 0. StateError if a scheduler already runs.
 
-    ``clock`` tells both the scheduler and the worker's hold what time it is."""
-    from batch.worker import Worker
+    ``clock`` tells both the scheduler and the worker's hold what time it is. One App,
+    one queue and one parse of the windows serve both."""
+    # A bad window spec fails here, before anything runs.
+    schedule = parse_windows(settings.offpeak_windows, settings.timezone)
     lock = acquire_lock(settings.home)
     try:
-        hold = hold_for(settings, clock=clock)  # parses the windows: a bad spec fails before anything runs
-        scheduler = OffPeakScheduler(settings, clock)
-        # When a job ends the scheduler dispatches the next upload at once (window and
-        # fit-before-close permitting); its periodic tick is only the safety net.
-        worker = Worker(settings, hold=hold, after_job=scheduler.job_ended)
-        scheduler.start()
+        app = open_app(settings)
         try:
-            logger.info("batch service: worker %s with the off-peak scheduler", worker.name)
-            return worker.run()
+            queue = shared_queue(settings)
+            scheduler = OffPeakScheduler(settings, clock, app=app, schedule=schedule)
+            # When a job ends the scheduler dispatches the next upload at once (window and
+            # fit-before-close permitting); its periodic tick is only the safety net.
+            worker = Worker(settings, app=app, queue=queue,
+                            hold=hold_for(settings, clock=clock, schedule=schedule),
+                            after_job=scheduler.job_ended)
+            scheduler.start()
+            try:
+                logger.info("batch service: worker %s with the off-peak scheduler", worker.name)
+                return worker.run()
+            finally:
+                scheduler.shutdown()
         finally:
-            scheduler.shutdown()
+            app.close()
     finally:
         lock.close()

@@ -32,6 +32,9 @@ _HLG = ["-color_primaries", "bt2020", "-color_trc", "arib-std-b67", "-colorspace
 CLIPS = {
     "h264-4k": CodecClip("h264-4k", 3840, 2160, [
         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-b:v", "40M"]),
+    "hevc10-hlg": CodecClip("hevc10-hlg", 1920, 1080, [
+        "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le", "-b:v", "8M",
+        "-x265-params", "log-level=error", "-tag:v", "hvc1", *_HLG]),
     "hevc10-4k-hlg": CodecClip("hevc10-4k-hlg", 3840, 2160, [
         "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le", "-b:v", "20M",
         "-x265-params", "log-level=error", "-tag:v", "hvc1", *_HLG]),
@@ -45,7 +48,7 @@ CLIPS = {
     "h264-8k": CodecClip("h264-8k", 7680, 4320, [
         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-b:v", "80M"]),
 }
-LADDER_CODECS = ("h264-4k", "hevc10-4k-hlg", "av1-4k", "vp9-4k")
+LADDER_CODECS = ("h264-4k", "hevc10-hlg", "av1-4k", "vp9-4k")
 
 
 def ensure_clip(name: str, seconds: float = 4, folder: Path | None = None) -> Path:

@@ -7,14 +7,13 @@
   after the previous is DONE and the worker is idle again.
 - Round trips: in this process, through the real Huey SQLite queue and the real state
   database, one job at a time: enqueue the upload id (the ``process_video_upload``
-  task) -> dequeue -> execute the task -> ``lifecycle.claim`` -> ``lifecycle.complete``. The job
+  task) -> receive the upload id -> ``lifecycle.claim`` -> ``lifecycle.complete``. The job
   child and the video work are left out (that is what "no-op" means here).
 """
 
 from __future__ import annotations
 
 import signal
-import sqlite3
 import statistics
 import subprocess
 import time
@@ -22,16 +21,11 @@ from pathlib import Path
 
 from bench.approaches import cli, peakops_env
 from bench.measure import track
+from core.store.sqldb import read_only_row
 
 
 def _query(db_path: Path, sql: str, params: tuple = ()) -> tuple | None:
-    try:
-        with sqlite3.connect(db_path, timeout=10) as db:
-            row = db.execute(sql, params).fetchone()
-        db.close()
-        return row
-    except sqlite3.OperationalError:  # not created yet
-        return None
+    return read_only_row(db_path, sql, params)  # None while not created yet
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.02):
@@ -97,14 +91,14 @@ def idle_pickup(workdir: Path, runs: int, log=print) -> dict:
 
 
 class _NoopExecutor:
-    """Stands in for the worker supervisor: claim and complete, no child, no video."""
+    """Stands in for the job runner: claim and complete, no child, no video."""
 
     def __init__(self, db) -> None:
         self.db = db
         self.owner = "bench-noop@localhost:0"
         self.done = 0
 
-    def run_upload(self, upload_id: int, *, kind: str) -> str:
+    def run_one(self, upload_id: int) -> str:
         from core.store import lifecycle
         if lifecycle.claim(self.db, upload_id, self.owner, lease_seconds=60) is None:
             raise RuntimeError(f"upload {upload_id} could not be claimed")
@@ -117,7 +111,7 @@ class _NoopExecutor:
 
 
 def noop_round_trips(workdir: Path, jobs_count: int) -> dict:
-    from batch.queue import make_queue, set_executor
+    from batch.queue import make_queue
     from core.app import open_app
     from core.config import load_settings
     from core.store import lifecycle
@@ -134,23 +128,21 @@ def noop_round_trips(workdir: Path, jobs_count: int) -> dict:
         lifecycle.mark_stored(app.db, upload_id, storage_key=f"noop/{i}", probe={})
         ids.append(upload_id)
     executor = _NoopExecutor(app.db)
-    set_executor(executor)
     per_job = []
     try:
         start = time.perf_counter()
         for upload_id in ids:
             t0 = time.perf_counter()
-            queue.process_video_upload(upload_id)
-            task = queue.huey.dequeue()
-            queue.huey.execute(task)
+            queue.enqueue([upload_id])
+            executor.run_one(queue.receive())
             per_job.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - start
     finally:
-        set_executor(None)
+        queue.close()
         app.close()
     if executor.done != jobs_count:
         raise RuntimeError(f"only {executor.done} of {jobs_count} no-op jobs completed")
     return {"jobs": jobs_count, "per_second": jobs_count / elapsed,
             "median_ms": statistics.median(per_job) * 1000,
-            "measured": "one at a time: Huey SQLite enqueue -> dequeue -> execute task -> "
+            "measured": "one at a time: Huey SQLite enqueue -> receive the upload id -> "
                         "lifecycle.claim -> lifecycle.complete (state DB in WAL mode); no job child"}

@@ -38,6 +38,24 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+def memory_figures(quick: bool) -> dict:
+    """Issue 22: the codec x level table, the import costs and the 160 MiB box."""
+    from bench import box, imports, ladder
+
+    figures: dict = {}
+    log("\n== degrade ladder: codec x level (python -m bench.ladder)")
+    figures["ladder"] = ladder.table(list(ladder.LADDER_CODECS), 2 if quick else 4,
+                                     ladder.DEFAULT_FRAMES, log)
+    log("\n== import costs (python -m bench.imports)")
+    figures["imports"] = imports.table(log)
+    log("\n== 160 MiB box (python -m bench.box)")
+    try:
+        figures["box"] = box.measure(1 if quick else 4, log=log)
+    except OSError as exc:  # no cgroup v1 memory group can be made here
+        log(f"  not measured: {exc}")
+    return figures
+
+
 def machine() -> dict:
     cpu = "unknown"
     try:
@@ -210,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             log("\n== console model")
             result["console"] = console_model(args.quick)
             log(result["console"])
+            result["memory"] = memory_figures(args.quick)
         else:
             result["console"] = "console model: not measured (--no-extras)"
         result["queue"] = queue

@@ -6,13 +6,14 @@ Exit codes: 0 success; 1 the operation failed (a message says why); 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
 import os
-import sqlite3
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import core
 from core import home, redact
 from core.app import App, open_app
 from core.config import Settings, load_settings
-from core.errors import PeakOpsError
+from core.errors import DatabaseError, PeakOpsError
 
 logger = logging.getLogger("peakops")
 
@@ -98,6 +99,10 @@ def configure_logging(settings: Settings, verbose: int, *, service: bool = False
             verbose, logging.DEBUG)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler says "Running job ..." and "... executed successfully" at INFO for every
+    # tick (each dispatch_interval); the batch logs what its ticks do itself, one line per
+    # job. Its warnings (a missed run) still show; -v shows everything.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
     redact.protect(settings.s3_endpoint_url, settings.rekognition_endpoint_url)
 
 
@@ -119,6 +124,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+class SignalInterrupt(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, met like Ctrl-C: the command's clean-up runs, nothing is left
+    half-done (a submission's record fails, its staging copy goes)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`SignalInterrupt` in the main thread; later ones are
+    ignored while the clean-up the first one started runs."""
+    caught = (signal.SIGTERM, signal.SIGHUP)
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        for sig in caught:
+            signal.signal(sig, signal.SIG_IGN)
+        raise SignalInterrupt(signum)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in caught}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -137,13 +170,21 @@ def _main(argv: Sequence[str] | None) -> int:
                                  overrides={"home": args.home},
                                  config_required=bool(args.config))
         configure_logging(settings, args.verbose, service=getattr(args, "service", False))
-        return handler(settings, args)
-    except PeakOpsError as exc:
-        return fail(str(exc))
-    except (sqlite3.Error, OSError) as exc:  # e.g. a read-only, full or corrupt home
+        with signals_interrupt() if getattr(args, "signals_interrupt", False) \
+                else contextlib.nullcontext():
+            return handler(settings, args)
+    except (DatabaseError, OSError) as exc:  # e.g. a read-only, full or corrupt home
         if settings is None or isinstance(exc, BrokenPipeError):  # a closed stdout: main()
             raise
+        if isinstance(exc, DatabaseError) and not (exc.from_driver
+                                                   and settings.database_dialect == "sqlite"):
+            return fail(str(exc))  # said in our words already, or not about the home
         return fail(home.explain(settings.home, exc))
+    except PeakOpsError as exc:
+        return fail(str(exc))
+    except SignalInterrupt as exc:
+        print(f"peakops: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         return 130
 

@@ -88,6 +88,8 @@ def windows_report(settings: Settings, at: datetime | None) -> dict[str, Any]:
         "source": plan.opening.source if plan.open and plan.opening else None,
         "closes_at": _iso(plan.opening.end, tz) if plan.opening else None,
         "next_open": _iso(plan.next_open, tz),
+        "next_window": offpeak.window_ahead(schedule, plan.next_open.astimezone(tz), now)
+        if plan.next_open else None,
         "paused": plan.pause,
         "pause_until": _iso(control.pause_until, tz) if control.timed_pause(now) else None,
         "pause_after_current": control.pause_after_current,
@@ -118,7 +120,7 @@ def cmd_windows(settings: Settings, args: argparse.Namespace) -> int:
         print(f"paused    {report['paused']}")
     if report["closes_at"]:
         print(f"closes    {report['closes_at']}")
-    print(f"next open {report['next_open'] or '-'}")
+    print(f"next open {report['next_window'] or '-'}")
     print(f"end       {report['window_end_policy']} (lookahead {report['dispatch_lookahead']}, "
           f"work ahead ~{fmt_duration(report['work_ahead_s'])})")
     if not report["deferred"]:

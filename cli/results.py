@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from cli.args import STATUSES, parse_moment, parse_status
 from cli.main import print_json
 from core.app import open_app
 from core.config import Settings
-from core.errors import InputError
 from core.results import export, report
 from core.results.sheet import default_sheet_path, make_sheet
-from core.schedule.windows import Schedule, parse_windows
+from core.schedule.windows import parse_windows
 from core.store import queries
 
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".db": "sqlite",
@@ -100,27 +99,20 @@ def cmd_sheet(settings: Settings, args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ report
 
 
-def last_window(schedule: Schedule, now: datetime) -> tuple[datetime, datetime] | None:
-    """The most recent scheduled window that has closed by ``now``."""
-    closed = [(s, e) for s, e in schedule.intervals(now - timedelta(days=15), now)
-              if e.timestamp() <= now.timestamp()]
-    return closed[-1] if closed else None
-
-
-def window_on(schedule: Schedule, day: date) -> tuple[datetime, datetime] | None:
-    """The scheduled window that started on local date ``day``, else the first one open
-    during that day (a weekend window merged with Friday night started on Friday)."""
-    start = datetime(day.year, day.month, day.day, tzinfo=schedule.tz)
-    found = schedule.intervals(start, start + timedelta(days=1))
-    for s, e in found:
-        if s.astimezone(schedule.tz).date() == day:
-            return s, e
-    return found[0] if found else None
+def _aware(moment: datetime | None, tz) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=tz)
+    return moment
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
-    if args.window is None:
+    schedule = parse_windows(settings.offpeak_windows, settings.timezone)
+    period = args.since is not None or args.until is not None
+    if period and args.window is not None:
+        return usage("report", "--window reports one off-peak window; --since/--until a "
+                               "period: give one or the other")
+    if args.window is None and not period:
         latest = report.latest_report(settings.home)
         if latest is not None:
             if args.json:
@@ -128,20 +120,14 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print(latest)
             return 0
-    schedule = parse_windows(settings.offpeak_windows, settings.timezone)
-    if args.window in (None, "last"):
-        window = last_window(schedule, now)
-        what = "no off-peak window has closed in the last 15 days"
-    else:
-        window = window_on(schedule, args.window)
-        what = f"no off-peak window is open on {args.window.isoformat()}"
-    if window is None:
-        raise InputError(f"{what} (offpeak_windows = {settings.offpeak_windows!r})")
-    start, end = window
-    if end.timestamp() > now.timestamp():
-        end = now  # still open: report on it so far
+    kind = report.PERIOD if period else report.WINDOW
+    if not period:
+        start, end = report.choose_window(schedule, args.window or "last", now)
     app = open_app(settings)
-    data = report.write_report(app, start=start, end=end, now=now)
+    if period:
+        end = _aware(args.until, schedule.tz) or now
+        start = _aware(args.since, schedule.tz) or report.default_since(app.db, end)
+    data = report.write_report(app, start=start, end=end, now=now, kind=kind)
     if args.json:
         print_json({"regenerated": True, **data.summary()})
     else:
@@ -184,10 +170,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "report", help="print the latest morning report's path, or regenerate one",
-        description="Without --window: print the path of the latest morning report (made "
+        description="Without options: print the path of the latest morning report (made "
                     "for the last closed window if there is none). With --window: "
-                    "regenerate the report of that window and print its path.")
+                    "regenerate the report of that window and print its path. With "
+                    "--since and/or --until: write a report of that period (every upload, "
+                    "on demand or off-peak) and print its path.")
     p.add_argument("--window", type=parse_window, metavar="last|DATE",
-                   help="the last closed window, or the one that started on DATE")
+                   help="the last closed window, or the one that started on DATE (one not "
+                        "started yet is refused)")
+    p.add_argument("--since", type=parse_moment, metavar="TIME",
+                   help="report a period instead of a window: uploads that finished from "
+                        "TIME (ISO date or time; default: the end of the last report made)")
+    p.add_argument("--until", type=parse_moment, metavar="TIME",
+                   help="... up to TIME (default: now)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_report)

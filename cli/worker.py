@@ -19,12 +19,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def status_report(settings: Settings, *, all_workers: bool = False) -> dict:
-    from batch.queue import make_queue
+    from batch.queue import shared_queue
     app = open_app(settings)
     try:
         report = {
             "uploads": queries.counts_by_status(app.db),
-            "queue_messages": make_queue(settings).huey.pending_count(),
+            "queue_messages": shared_queue(settings).huey.pending_count(),
             "workers": heartbeat.workers(app.db, live_only=not all_workers),
             "recent_restarts": heartbeat.recent_restarts(app.db, limit=10),
         }

@@ -7,10 +7,17 @@
     for frame in result.frames:
         print(frame.timestamp, frame.path, [label.name for label in frame.labels])
 
-:func:`process` runs the whole pipeline in this process and returns when the upload is
-DONE or FAILED. :func:`open` returns a :class:`PeakOps` handle on a home folder, for
-scripts that submit, inspect, retry or cancel uploads a worker (``peakops worker``) runs.
+:func:`process` runs the pipeline in a memory-supervised job child, as the worker does,
+and returns when the upload is DONE or FAILED. :func:`open` returns a :class:`PeakOps`
+handle on a home folder, for scripts that submit, inspect, retry or cancel uploads a worker (``peakops worker``) runs.
 Results are plain frozen objects; nothing here needs Qt, Huey or APScheduler.
+
+A video read but not processable is a FAILED :class:`Result`, not an exception. What is
+raised is a :class:`core.errors.PeakOpsError`: ``InputError`` (nothing could be recorded:
+no such file, a folder, empty, too large), ``ConfigError`` (a bad setting),
+``StorageError``/``HomeError`` (unusable home or store), ``NotFoundError`` (no such
+upload id), ``StateError`` (the upload's status forbids the operation) and, in fleet
+mode, ``DatabaseUnreachableError``.
 """
 
 from __future__ import annotations
@@ -173,10 +180,21 @@ class PeakOps:
         return self.get(upload_id) if result else None
 
     def process(self, upload_id: int) -> Result:
-        """Run a QUEUED upload here, now, and return it DONE or FAILED."""
+        """Run a QUEUED upload now and return it DONE or FAILED.
+
+        The job runs in a job child under the memory limits (the hard limit with its
+        degrade ladder, the timeouts), as in the worker; transient failures are retried
+        after their backoff. libav never runs in this process.
+        """
         from core.app import process_owner
-        from core.jobs.pipeline import process_now
-        process_now(self.app, upload_id, process_owner("lib"))
+        from core.jobs.runner import JobRunner, caller_log_level
+        # The child logs as the script does (warnings only, unless it configured more).
+        runner = JobRunner(self.app, owner=process_owner("lib"),
+                           child_log_level=caller_log_level())
+        try:
+            runner.run_to_end(upload_id)
+        finally:
+            runner.close()
         return self.get(upload_id)
 
     def _result(self, detail: Any, duplicate_of: int | None = None) -> Result:
@@ -215,10 +233,13 @@ def open(home: str | Path | None = None, *, on_queued: QueuedHook | None = None,
 
 
 def process(path: str | Path, home: str | Path | None = None, **overrides: Any) -> Result:
-    """Submit the video at ``path`` and process it here; return it DONE or FAILED.
+    """Submit the video at ``path`` and process it now, in a job child; return it DONE or
+    FAILED.
 
-    A file that was already submitted is not processed again unless it is QUEUED; its
-    result has ``duplicate_of`` set. An unusable file gives a FAILED result with the
+    Content that was already submitted is not processed again (unless it is QUEUED),
+    whatever ``overrides`` say: the result is that upload as it is, with ``duplicate_of``
+    set to its id. To redo it with new settings: ``open(home, **overrides)`` then
+    ``reprocess(id)`` and ``process(id)``. An unusable file gives a FAILED result with the
     reason, or raises :class:`core.errors.InputError` when no upload could be recorded
     (e.g. no such file). ``overrides`` are settings by name, as for :func:`open`.
     """

@@ -280,6 +280,17 @@ class Settings:
         "count the file holds", "PEAKOPS_HOLD_FILE", test_only=True)
     config_file: Path | None = field(default=None, metadata={"internal": True})
 
+    def __post_init__(self) -> None:
+        """Every value is checked here too, against the same forms and ranges as the
+        loader's, so a Settings made directly (a script, a test, ``dataclasses.replace``)
+        can never hold a value the loader would refuse. None means not set."""
+        for name in _fields():
+            value = getattr(self, name)
+            if value is not None:
+                _parse(name, str(value) if isinstance(value, Path) else value,
+                       f"Settings.{name}")
+        _check_combination(lambda key: getattr(self, key), lambda key: f"Settings.{key}")
+
     @property
     def hard_memory_limit_kib(self) -> int:
         """The kill line: explicit, or 1.25 x the soft limit."""
@@ -505,20 +516,28 @@ def load_settings_with_origins(
         values[key] = _parse(key, raw, flag)
         origins[key] = Origin("flag", flag)
     values.setdefault("home", default_home())
-    settings = Settings(**values, config_file=path)
-    if settings.storage == "s3" and not settings.s3_bucket:
+    defaults = {name: spec.default for name, spec in _fields().items()}
+    # Checked before the value is built, so the message names where each value came from.
+    _check_combination(lambda key: values.get(key, defaults[key]),
+                       lambda key: _named(origins[key], key))
+    return Settings(**values, config_file=path), origins
+
+
+def _check_combination(get: Callable[[str], Any], named: Callable[[str], str]) -> None:
+    """The rules between settings; ``get(key)`` reads a value, ``named(key)`` says where it
+    came from in a message. Raises ConfigError."""
+    storage, database_url = get("storage"), get("database_url")
+    if storage == "s3" and not get("s3_bucket"):
         raise ConfigError("PEAKOPS_S3_BUCKET: required when PEAKOPS_STORAGE=s3", key="s3_bucket")
-    if settings.database_dialect == "postgresql" and settings.storage != "s3":
+    if url_scheme(database_url) in ("postgresql", "postgres") and storage != "s3":
         raise ConfigError("PEAKOPS_DATABASE_URL: a PostgreSQL database is shared by workers on "
                           "other machines, which cannot read this machine's local store; set "
                           "PEAKOPS_STORAGE=s3", key="database_url")
-    hard, soft = settings.hard_memory_limit, settings.max_memory_per_child
-    if hard is not None and hard < soft:
+    hard, soft = get("hard_memory_limit"), get("max_memory_per_child")
+    if hard is not None and soft is not None and hard < soft:
         raise ConfigError(
-            f"{_named(origins['hard_memory_limit'], 'hard_memory_limit')}: expected a hard "
-            f"limit at or above the soft limit max_memory_per_child ({soft} KiB), got {hard}",
-            key="hard_memory_limit")
-    return settings, origins
+            f"{named('hard_memory_limit')}: expected a hard limit at or above the soft limit "
+            f"max_memory_per_child ({soft} KiB), got {hard}", key="hard_memory_limit")
 
 
 def settings_from_dict(values: Mapping[str, Any]) -> Settings:

@@ -32,13 +32,16 @@ class PeakOpsError(Exception):
     """False for failures that are never the video's fault (a database lock)."""
 
     def __init__(self, message: str, *, upload_id: int | None = None,
-                 transient: bool | None = None, **evidence: object) -> None:
+                 transient: bool | None = None, costs_attempt: bool | None = None,
+                 **evidence: object) -> None:
         message = redact(message)  # it goes to the database, events, logs and screens
         super().__init__(message)
         self.message = message
         self.upload_id = upload_id
         if transient is not None:
             self.transient = transient
+        if costs_attempt is not None:
+            self.costs_attempt = costs_attempt
         self.evidence = evidence
 
     def __str__(self) -> str:
@@ -105,11 +108,46 @@ class InternalError(PeakOpsError):
     category = INTERNAL
 
 
-class DatabaseBusyError(InternalError):
+class DatabaseError(InternalError):
+    """The state database failed a statement; the message is the database's one-line
+    reason. Raised by the dialect layer (:mod:`core.store.sqldb`) in place of the driver's
+    own errors, so nothing else names sqlite3 or psycopg."""
+
+    @property
+    def from_driver(self) -> bool:
+        """A driver's error in our name (its reason is the database's words), rather than
+        one PeakOps raised with its own message."""
+        return "driver" in self.evidence
+
+
+class DatabaseConstraintError(DatabaseError):
+    """A write broke a constraint (a unique key another writer took first, a foreign key)."""
+
+
+class DatabaseBusyError(DatabaseError):
     """The state database stayed locked by another writer: retried, never an attempt."""
 
     transient = True
     costs_attempt = False
+
+
+class DatabaseFullError(DatabaseError):
+    """The disk holding the state database is full."""
+
+    category = STORAGE
+    transient = True
+
+
+class DatabaseUnreachableError(DatabaseError):
+    """The state database cannot be reached now (the reason is in the message); never the
+    video's fault, so it never costs the upload an attempt."""
+
+    transient = True
+    costs_attempt = False
+
+
+class SchemaTooNewError(DatabaseError):
+    """The database was upgraded by a newer PeakOps: this one refuses to read or write it."""
 
 
 _BY_CATEGORY: dict[str, type[PeakOpsError]] = {
@@ -120,8 +158,7 @@ _BY_CATEGORY: dict[str, type[PeakOpsError]] = {
 
 def from_category(category: str, message: str, *, transient: bool = False,
                   upload_id: int | None = None, costs_attempt: bool = True) -> PeakOpsError:
-    """Rebuild an error reported across a process boundary (the job child's result)."""
+    """Rebuild an error reported across a process boundary (the job child's result), with
+    its category and both flags as reported."""
     cls = _BY_CATEGORY.get(category, InternalError)
-    if not costs_attempt:
-        cls = DatabaseBusyError
-    return cls(message, upload_id=upload_id, transient=transient)
+    return cls(message, upload_id=upload_id, transient=transient, costs_attempt=costs_attempt)

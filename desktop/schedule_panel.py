@@ -7,7 +7,7 @@ The window math is :mod:`core.schedule.windows` (pure, takes ``now``); the butto
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 from core.app import App
 from core.config import Settings
 from core.schedule import control, offpeak
-from core.schedule.offpeak import PAUSE_AFTER_CURRENT, PAUSE_UNTIL, RUN_NOW_UNTIL
+from core.schedule.offpeak import PAUSE_AFTER_CURRENT, PAUSE_UNTIL, RUN_NOW_UNTIL, countdown
 from core.store import lifecycle, queries
 
 KEYS = (PAUSE_UNTIL, PAUSE_AFTER_CURRENT, RUN_NOW_UNTIL)
@@ -50,18 +50,6 @@ def is_paused(values: dict[str, Any], now: float) -> bool:
     return offpeak.Control(values.get(PAUSE_UNTIL), bool(values.get(PAUSE_AFTER_CURRENT)),
                            values.get(RUN_NOW_UNTIL)).pause_reason(
         datetime.fromtimestamp(now, UTC)) is not None
-
-
-def countdown(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h {minutes:02d} min"
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {seconds:02d} s"
 
 
 def describe(schedule: Any, now: datetime) -> tuple[bool, str]:

@@ -78,6 +78,8 @@ class FaultProxy:
     ``fail_next(n, response, match)`` answers the next ``n`` matching requests itself
     (e.g. 503 SlowDown); ``kill()`` stops it dead, as a crashed endpoint: the listener
     closes, requests in flight get no answer; ``revive()`` listens on the same port again.
+    ``got_bytes`` counts the body bytes of the GET answers it passed on (what a reader
+    fetched); ``ignore_range`` drops the Range header, as a store that does not honour it.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -87,6 +89,8 @@ class FaultProxy:
         self.dead = False
         self.faults_sent = 0
         self.requests: list[tuple[str, str]] = []
+        self.got_bytes = 0
+        self.ignore_range = False
         self._faults: list[tuple[int, tuple[int, dict, bytes], Match]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -187,7 +191,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
         try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP
+                       and not (proxy.ignore_range and k.lower() == "range")}
             if self.command not in ("GET", "HEAD", "DELETE") or body:
                 headers["Content-Length"] = str(len(body))
             conn.request(self.command, self.path, body=body, headers=headers)
@@ -203,7 +208,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", length or str(len(payload)))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(payload)
+                try:
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client hung up
+                    return self._drop()
+            if self.command == "GET":
+                with proxy._lock:
+                    proxy.got_bytes += len(payload)
         finally:
             conn.close()
 

@@ -2,14 +2,13 @@
 
 Protocol: JSON lines. The supervisor first writes ``{"settings": {...}}`` (its resolved
 Settings, so the child never reads the environment for them), then one
-``{"upload_id", "owner", "reanalyse"}`` per job on stdin; the child writes ``{"event": "progress", ...}`` lines and one ``{"event":
+``{"upload_id", "owner"}`` per job on stdin; the child writes ``{"event": "progress", ...}`` lines and one ``{"event":
 "result", ...}`` per job on stdout (nothing else may write to stdout). The child dies
 with its supervisor (PR_SET_PDEATHSIG), so a job never runs twice.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -24,18 +23,9 @@ from core.config import settings_from_dict
 from core.errors import InternalError, PeakOpsError
 from core.jobs import pipeline
 from core.jobs.cgroup import address_space_limit
+from core.procenv import die_with_parent
 
 logger = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Ask the kernel to SIGKILL us when the supervisor dies (Linux); exit if it already has."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(1)
 
 
 def limit_address_space(hard_kib: int) -> int:
@@ -78,8 +68,7 @@ def main() -> int:
             send({"event": "progress", "stage": stage, "done": done, "total": total})
 
         try:
-            result = pipeline.run(app, upload_id, job["owner"], on_progress=progress,
-                                  reanalyse=job.get("reanalyse", False))
+            result = pipeline.run(app, upload_id, job["owner"], on_progress=progress)
             send({"event": "result", "ok": True, "frames": result.frames_total,
                   "extracted": result.frames_extracted})
         except PeakOpsError as exc:

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import logging
 import shutil
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from core.app import App, temp_dir_for
 from core.errors import (
     CancelledError,
     DatabaseBusyError,
+    DatabaseFullError,
     InputError,
     InternalError,
     MemoryLimitError,
@@ -31,10 +31,11 @@ from core.errors import (
     StorageError,
 )
 from core.holdpoint import wait_at_hold_point
-from core.storage.local import disk_full, frame_key
+from core.jobs import settle
+from core.storage.local import MissingObjectError, disk_full, frame_key
 from core.store import frames as frame_records
 from core.store import lifecycle, queries
-from core.store.db import is_locked, transaction, when_unlocked
+from core.store.db import transaction, when_unlocked
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class _PipelineRun:
         self.on_progress = on_progress
         self.settings = app.settings
         self.resources = contextlib.ExitStack()  # the open video; closed when the run ends
+        self.reader = None  # the video read by range, when the store serves ranges
 
     def step(self, stage: str, done: int, total: int) -> None:
         """Renew the lease with progress; stop if the upload is no longer ours."""
@@ -73,12 +75,42 @@ class _PipelineRun:
         if self.on_progress:
             self.on_progress(stage, done, total)
 
-    def fetch(self, row: dict, workdir: Path) -> Path:
+    def fetch(self, row: dict, workdir: Path):
+        """The video to decode: read by range where the store offers it (S3: only the
+        header and the GOPs decoded come over the network, nothing lands on disk), else
+        a scratch copy. A store that cannot serve ranges gets the whole download."""
         self.step("fetching", 0, 1)
+        open_range = getattr(self.app.store, "open_range", None)
+        if open_range is None or not row.get("probe"):  # no recorded facts: probe a copy
+            return self.download(row, workdir)
+        try:
+            self.reader = self.resources.enter_context(open_range(row["storage_key"]))
+        except MissingObjectError:
+            raise
+        except StorageError as exc:
+            return self.download(row, workdir, why=exc.message)
+        return self.reader
+
+    def download(self, row: dict, workdir: Path, why: str | None = None) -> Path:
         video = workdir / "source" / SCRATCH_NAME
         video.parent.mkdir(exist_ok=True)
-        self.app.store.get_file(row["storage_key"], video)
+        size = self.app.store.get_file(row["storage_key"], video)
+        if why is not None:
+            lifecycle.record_event(self.app.db, self.upload_id, "fetch",
+                                   f"range reads failed ({why}); downloaded the whole video "
+                                   f"({size} bytes)")
         return video
+
+    def range_failure(self) -> str | None:
+        """Why reading by range failed, if it did (libav may report it as a read error)."""
+        error = getattr(self.reader, "error", None)
+        return error.message if error is not None else None
+
+    def record_range_read(self) -> None:
+        reader = self.reader
+        lifecycle.record_event(self.app.db, self.upload_id, "fetch",
+                               f"video read by range: {reader.fetched} of {reader.size} bytes "
+                               f"in {reader.requests} requests, no local copy")
 
     def facts(self, row: dict, video: Path) -> media.ProbeResult:
         """The probe recorded at submit; uploads from before it are probed here (job child)."""
@@ -200,19 +232,17 @@ def _owned_row(app: App, upload_id: int, owner: str) -> dict:
     return row
 
 
-def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None = None,
-        reanalyse: bool = False) -> JobResult:
+def run(app: App, upload_id: int, owner: str, *,
+        on_progress: ProgressFn | None = None) -> JobResult:
     """Process a claimed upload (status PROCESSING, leased by ``owner``).
 
     Does not change the upload's final status: the caller completes or fails it, so that
     the worker supervisor can account for memory kills around the same call.
-    ``reanalyse`` drops existing labels first and re-runs only the analysis stage when
-    all planned frames exist.
+    Frames and labels already recorded are kept (a re-analysis dropped the labels
+    before it queued the upload), so only what is missing is done.
     """
     job = _PipelineRun(app, upload_id, owner, on_progress)
     row = _owned_row(app, upload_id, owner)
-    if reanalyse:
-        frame_records.reset_analysis(app.db, upload_id)
     workdir = temp_dir_for(app.settings, upload_id)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -222,7 +252,17 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
         extracted, images = 0, {}
         if not set(indices) <= have:
             video = job.fetch(row, workdir)
-            extracted, images = job.extract(row, video, workdir)
+            try:
+                extracted, images = job.extract(row, video, workdir)
+            except (StorageError, InputError):
+                why = job.range_failure() if video is job.reader else None
+                if why is None:
+                    raise
+                # Frames recorded so far stay: the second pass skips them.
+                video = job.download(row, workdir, why=why)
+                extracted, images = job.extract(row, video, workdir)
+            if video is job.reader:
+                job.record_range_read()
         else:  # a lower level's attempt already stored every frame this level plans
             frame_records.set_planned(app.db, upload_id, len(indices))
         analysed, labels = job.analyse(images, workdir)
@@ -234,12 +274,10 @@ def run(app: App, upload_id: int, owner: str, *, on_progress: ProgressFn | None 
             raise
         raise StorageError(f"{workdir.parent}: disk full ({exc.strerror})", upload_id=upload_id,
                            transient=True) from None
-    except sqlite3.OperationalError as exc:
-        if "database or disk is full" in str(exc):
-            raise StorageError(f"state database {app.settings.db_path}: disk full",
-                               upload_id=upload_id, transient=True) from None
-        if not is_locked(exc):
-            raise
+    except DatabaseFullError:
+        raise StorageError(f"state database {app.settings.db_path}: disk full",
+                           upload_id=upload_id, transient=True) from None
+    except DatabaseBusyError:
         raise DatabaseBusyError(f"upload {upload_id}: the state database stayed locked by "
                                 "another writer", upload_id=upload_id) from None
     finally:
@@ -262,7 +300,13 @@ class JobInterrupted(KeyboardInterrupt):
 
 def process_now(app: App, upload_id: int, owner: str, *,
                 on_progress: ProgressFn | None = None) -> str:
-    """Claim, run and complete/fail one upload in this process (the ``process`` command)."""
+    """Claim, run and complete/fail one upload in *this* process, one attempt.
+
+    For tests and tools that inject their own store, analyzer or extractor into ``app``.
+    Every product entry point (worker, ``peakops process``, ``core.process``) goes
+    through :class:`core.jobs.runner.JobRunner` instead, so libav runs in a job child
+    under the memory limits.
+    """
     if lifecycle.claim(app.db, upload_id, owner, lease_seconds=app.settings.lease_seconds) is None:
         row = queries.get_upload(app.db, upload_id)
         raise InputError(f"upload {upload_id} is {row['status']}, not QUEUED", upload_id=upload_id)
@@ -274,13 +318,14 @@ def process_now(app: App, upload_id: int, owner: str, *,
             app.db, upload_id, owner, reason="processing interrupted"), what=what)
         raise JobInterrupted(upload_id, released) from None
     except PeakOpsError as exc:
-        failure = exc
-        return when_unlocked(lambda: lifecycle.fail(app.db, upload_id, failure, owner=owner,
-                                               max_attempts=1), what=what)
+        failure: PeakOpsError = exc
     except Exception as exc:
         logger.exception("upload %s: unexpected error", upload_id)
-        error = InternalError(f"unexpected error: {exc!r}")
-        return when_unlocked(lambda: lifecycle.fail(app.db, upload_id, error, owner=owner,
-                                               max_attempts=1), what=what)
-    when_unlocked(lambda: lifecycle.complete(app.db, upload_id, owner), what=what)
-    return lifecycle.DONE
+        failure = InternalError(f"unexpected error: {exc!r}")
+    else:
+        when_unlocked(lambda: lifecycle.complete(app.db, upload_id, owner), what=what)
+        return lifecycle.DONE
+    decision = settle.decide_failure(failure, queries.get_upload(app.db, upload_id),
+                                     max_attempts=1)
+    return when_unlocked(lambda: lifecycle.write_failure(app.db, upload_id, decision,
+                                                         owner=owner), what=what)

@@ -28,6 +28,7 @@ import psutil
 from core.config import Settings
 from core.jobs.cgroup import MemoryCage
 from core.jobs.settle import JobOutcome
+from core.procenv import exit_cause
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class Limits:
     hard_kib: int
     job_timeout_s: float   # 0 = none
     stall_timeout_s: float  # 0 = none
+    kernel: bool = False    # a memory cgroup enforces hard_kib: no kill by sampling
 
 
 def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
@@ -166,7 +168,7 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
         peak = max(peak, rss)
         if message is None or (not message and not child.alive()):
             code = child.proc.wait()
-            return JobOutcome("crash", message=f"job child {child.pid} died (exit code {code})",
+            return JobOutcome("crash", message=f"the job process {exit_cause(code)}",
                            transient=True, category="internal", peak_kib=peak)
         if message.get("event") == "result" and message.get("out_of_memory"):
             child.kill()  # its heap may be half-built: a fresh child takes the retry
@@ -181,7 +183,9 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
         if message.get("event") == "progress":
             last_progress = now
         on_sample(rss, message if message.get("event") == "progress" else None)
-        if rss > limits.hard_kib:
+        # Tree RSS also counts shared library pages the cgroup does not charge again, so
+        # under a kernel limit sampling only watches; the kernel stops the job exactly.
+        if rss > limits.hard_kib and not limits.kernel:
             child.kill()
             # The crossing lies between the previous sample and this one: the figures that
             # bound how late the kill came (epoch seconds, comparable across processes).

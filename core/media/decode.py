@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.errors import InputError, JobTimeoutError, StorageError
 from core.media.facts import ProbeResult
-from core.media.ladder import decode_threads
+from core.media.ladder import configure_decoder
 from core.media.plan import (
     SEEK_COST_FRAMES,
     ExtractedFrame,
@@ -53,6 +53,9 @@ MAX_CANDIDATES = 5
 slot's frame: scoring a 1080p frame costs about a quarter of decoding it (bench/selection.py)."""
 FOCUS_TIE = 0.05
 """``sharpest``: a frame this close (as a share) to the sharpest seen counts as as sharp."""
+_FRAMES_PER_TIMEOUT = 2400
+"""Frames read on the way to a wanted one that earn another ``timeout`` (120 s at 20 fps,
+a slow 4K decode)."""
 _SEEK_RETRIES = 3
 """Earlier keyframes tried when a seek lands after the wanted frame (MPEG-TS/PS seek by
 byte position and can overshoot) before reading from the start."""
@@ -81,7 +84,8 @@ class PyAVExtractor:
 
     def open(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
              name: str | None = None) -> PyAVSource:
-        return PyAVSource(Path(video), facts, options, timeout=self.timeout,
+        video = video if hasattr(video, "read") else Path(video)  # a file read by range
+        return PyAVSource(video, facts, options, timeout=self.timeout,
                           upload_id=self.upload_id, name=name, seek_cost=self.seek_cost)
 
 
@@ -93,7 +97,7 @@ class PyAVSource:
                  name: str | None = None, seek_cost: int = SEEK_COST_FRAMES) -> None:
         from core.media.picture import Picture
 
-        self.name = name or video.name  # what messages call the video: never a path
+        self.name = name or getattr(video, "name", "video")  # never a path in messages
         self.video, self.facts, self.options = video, facts, options
         self.timeout, self.upload_id = timeout, upload_id
         self.seek_cost = seek_cost  # in decoded frames; 0 seeks whenever a keyframe is nearer
@@ -113,27 +117,29 @@ class PyAVSource:
     def _open(self) -> None:
         import av
 
-        from core.media.probe import open_container, video_stream
+        from core.media.probe import open_container, open_reason, unsupported_codec, video_stream
 
         if self.container is not None:
             self.container.close()
         try:
             self.container = open_container(self.video)
         except (av.error.FFmpegError, OSError) as exc:
-            raise self._input_error(f"libav could not open the video ({_reason(exc)})") from None
+            raise self._input_error(open_reason(self.video, exc)) from None
         self.stream = video_stream(self.container)
         if self.stream is None:
             raise self._input_error("has no video stream")
+        if self.stream.codec_context is None:
+            raise self._input_error(unsupported_codec(self.video))
         context = self.stream.codec_context
-        threads = decode_threads(self.facts.coded_width or self.stream.width,
-                                 self.facts.coded_height or self.stream.height,
-                                 self.options.threads)
-        context.thread_count = threads
-        context.thread_type = "AUTO" if threads > 1 else "SLICE"
-        if self.options.keyframes_only:
-            context.skip_frame = "NONKEY"
+        configure_decoder(context, self.facts.coded_width or self.stream.width,
+                          self.facts.coded_height or self.stream.height, self.options)
         self.time_base = self.stream.time_base or Fraction(1, 1000)
         self._fresh = True  # nothing read yet: a decode from the start needs no seek
+        # AVI stores no presentation times: libav gives each packet its decode time plus
+        # one, so with B-frames the decoder's output carries times out of order. Frames
+        # come out in display order, one per decode step, so the output's decode time,
+        # set against the first keyframe's, is the display time.
+        self._times_by_dts = self.container.format.name == "avi"
 
     def close(self) -> None:
         self._run = None
@@ -232,7 +238,11 @@ class PyAVSource:
         if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
                      seek_cost=self.seek_cost):
             self._restart(target)
-        deadline = time.monotonic() + self.timeout
+        # ``timeout`` for one frame, once more for every few thousand frames read on the
+        # way (a raw stream is read from its start: thousands of frames between slots).
+        start = self._position if self._position is not None else -2**62
+        on_the_way = self.index.frames_between(start, target)
+        deadline = time.monotonic() + self.timeout * (1 + on_the_way / _FRAMES_PER_TIMEOUT)
         before = best = None
         seen, sharpest = 0, 0.0
         while True:
@@ -308,11 +318,14 @@ class PyAVSource:
         self._fresh = False
         index = self.index
         tick = None if index.seekable else self._raw_tick()
-        counted = 0
+        counted = bad = 0
+        dts_offset = None
         started = False
-        bad = 0
+        key_fed = None  # the first keyframe packet given to the decoder (its pts)
         try:
             for packet in self.container.demux(self.stream):
+                if key_fed is None and packet.is_keyframe:
+                    key_fed = packet.pts if packet.pts is not None else packet.dts
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError:
@@ -321,12 +334,19 @@ class PyAVSource:
                         raise self._input_error("too many undecodable packets (corrupt?)") from None
                     continue
                 for frame in frames:
-                    if not started and not frame.key_frame:
-                        continue  # after a seek, decoding starts at a keyframe
-                    started = True
+                    # After a seek, nothing before the keyframe: a frame decoded from
+                    # there on (an edit list may hide the keyframe itself) or a keyframe.
+                    started = started or frame.key_frame or (
+                        key_fed is not None and frame.pts is not None and frame.pts >= key_fed)
+                    if not started:
+                        continue
                     pts = frame.pts
                     if tick is not None:
                         pts, counted = round(counted * tick), counted + 1
+                    elif self._times_by_dts and frame.dts is not None and pts is not None:
+                        if dts_offset is None:  # the first frame shown: a keyframe, true time
+                            dts_offset = frame.dts - pts
+                        pts = frame.dts - dts_offset
                     if pts is None or frame.is_corrupt:
                         continue
                     self.decoded_count += 1

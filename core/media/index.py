@@ -13,13 +13,14 @@ the stream's own frame spacing, become notes the job records in the upload's eve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from array import array
 from fractions import Fraction
 from pathlib import Path
 
 from core.errors import InputError
-from core.media.facts import ProbeResult
+from core.media.facts import RAW_FORMATS, ProbeResult
 from core.media.plan import FrameIndex
 
 logger = logging.getLogger(__name__)
@@ -41,19 +42,21 @@ def scan(video: Path, facts: ProbeResult, *, name: str, upload_id: int | None = 
     """The frames of ``video``'s stream that decode, read in one demux pass."""
     import av
 
-    from core.media.probe import open_container, video_stream
+    from core.media.probe import open_container, open_reason, video_stream
 
     try:
         container = open_container(video)
     except (av.error.FFmpegError, OSError) as exc:
-        raise InputError(f"{name}: libav could not open the video ({type(exc).__name__})",
-                         upload_id=upload_id) from None
+        raise InputError(f"{name}: {open_reason(video, exc)}", upload_id=upload_id) from None
     with container:
         stream = video_stream(container)
         if stream is None:
             raise InputError(f"{name}: has no video stream", upload_id=upload_id)
         time_base = stream.time_base or Fraction(1, 1000)
-        pts, keys, timeless, dropped = _read(container, stream, name, upload_id)
+        key_positions = _header_keyframes(video, container, stream)
+        with video.skipping_data() if key_positions is not None else contextlib.nullcontext():
+            pts, keys, timeless, dropped = _read(container, stream, name, upload_id,
+                                                 key_positions)
     seekable = bool(pts) and not timeless
     if timeless:  # raw elementary stream: frame n at n ticks, keyframes by decode order
         tick = raw_tick(facts, time_base)
@@ -73,7 +76,22 @@ def scan(video: Path, facts: ProbeResult, *, name: str, upload_id: int | None = 
     return index
 
 
-def _read(container, stream, name: str, upload_id: int | None):
+def _header_keyframes(video, container, stream) -> frozenset[int] | None:
+    """For a video read by range (S3) whose packet table is all in its header (an MP4 or
+    MOV indexing every frame), the byte positions of its keyframes: the demux pass then
+    reads no packet bytes (the reader hands libav zeros, so the pass downloads nothing)
+    and takes keyframes from the index, as zeros show none. ``None``: read for real."""
+    if getattr(video, "skipping_data", None) is None \
+            or not container.format.name.startswith("mov,") or not stream.frames:
+        return None
+    entries = stream.index_entries
+    if len(entries) < stream.frames:  # fragments: their tables are between the data
+        return None
+    return frozenset(entry.pos for entry in entries if entry.is_keyframe)
+
+
+def _read(container, stream, name: str, upload_id: int | None,
+          key_positions: frozenset[int] | None = None):
     """Packet times and keyframes; for a stream without times, the count instead."""
     import av
 
@@ -81,21 +99,21 @@ def _read(container, stream, name: str, upload_id: int | None):
     keys: set[int] = set()
     timeless = dropped = bad = 0
     started = False
+    # A raw elementary stream's parser guesses times (raw MPEG video skips one at the
+    # start): its frames are counted instead, as the decoder reads them from the start.
+    raw = container.format.name in RAW_FORMATS
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue
-            if packet.is_corrupt or packet.is_discard:
+            key = packet.is_keyframe if key_positions is None else packet.pos in key_positions
+            started = started or key  # an edit list may hide the keyframe
+            if packet.is_corrupt or packet.is_discard or not started:
                 dropped += 1
                 continue
-            if not started:
-                if not packet.is_keyframe:
-                    dropped += 1
-                    continue
-                started = True
-            if packet.pts is None:
-                if packet.dts is None:
-                    if packet.is_keyframe:
+            if raw or packet.pts is None:
+                if raw or packet.dts is None:
+                    if key:
                         keys.add(timeless)
                     timeless += 1
                     continue
@@ -103,7 +121,7 @@ def _read(container, stream, name: str, upload_id: int | None):
             else:
                 value = packet.pts
             pts.append(value)
-            if packet.is_keyframe:
+            if key:
                 keys.add(value)
     except av.error.InvalidDataError:
         bad += 1

@@ -2,10 +2,17 @@
 
 A memory kill retries the job one level down (:mod:`core.jobs.settle`). Level 0 is full
 quality; each level after it takes every n-th frame of the full plan (so frames recorded
-at a lower level stay valid) and bounds what the decoder holds. No libav here.
+at a lower level stay valid) and bounds what the decoder holds, per decoder
+(:func:`decoder_setup`): its thread count and type (each frame thread holds pictures of
+its own), for dav1d its own frame delay and thread pool (it ignores libavcodec's frame
+threads), a smaller output picture, and at the last level keyframes only. What each
+level costs per codec is measured by ``python -m bench.ladder``. No libav here.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from core.media.plan import ExtractOptions
 
@@ -39,3 +46,43 @@ def decode_threads(width: int, height: int, requested: int) -> int:
     if width * height > LARGE_PICTURE_PIXELS:
         return 1
     return max(1, requested)
+
+
+DAV1D = "libdav1d"
+
+
+@dataclass(frozen=True)
+class DecoderSetup:
+    """What the ladder asks of one decoder: libavcodec's threads, the decoder's own
+    options (``codec_context.options``) and whether only keyframes are decoded."""
+
+    thread_count: int
+    thread_type: str
+    options: tuple[tuple[str, str], ...] = ()
+    keyframes_only: bool = False
+
+
+def decoder_setup(decoder: str, width: int, height: int,
+                  options: ExtractOptions) -> DecoderSetup:
+    """The setup for ``decoder`` (libavcodec's name: h264, hevc, vp9, libdav1d, ...)."""
+    threads = decode_threads(width, height, options.threads)
+    own: tuple[tuple[str, str], ...] = ()
+    if decoder == DAV1D:
+        # dav1d runs its own pool; the frame delay is how many frames it keeps in flight,
+        # each with its pictures.
+        own = (("threads", str(threads)), ("max_frame_delay", str(threads)))
+    return DecoderSetup(threads, "AUTO" if threads > 1 else "SLICE", own,
+                        options.keyframes_only)
+
+
+def configure_decoder(context: Any, width: int, height: int,
+                      options: ExtractOptions) -> DecoderSetup:
+    """Apply the ladder to a PyAV codec context before its first decode."""
+    setup = decoder_setup(context.codec.name, width, height, options)
+    context.thread_count = setup.thread_count
+    context.thread_type = setup.thread_type
+    if setup.options:
+        context.options = {**context.options, **dict(setup.options)}
+    if setup.keyframes_only:
+        context.skip_frame = "NONKEY"
+    return setup

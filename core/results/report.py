@@ -1,4 +1,4 @@
-"""The morning report: what one off-peak window did, as one self-contained HTML file.
+"""The morning report: what one off-peak window (or any period) did, as one HTML file.
 
 :func:`gather` reads the state database for a window ``[start, end)``: uploads that
 finished (their last ``done``/``failed`` event in the window decides which), failures
@@ -6,6 +6,9 @@ by category, what is still deferred, Rekognition calls against the budget, peak 
 and every job-child restart with its cause, plus a small thumbnail strip per upload.
 :func:`write_report` renders it (:mod:`core.results.report_html`) to
 ``<home>/reports/<window-date>.html``, the date being the window's local start date.
+A report of a period (``report --since/--until``, by default since the end of the last
+report made) goes to ``<home>/reports/period-<start>-to-<end>.html``; every report says
+in its title which period it covers.
 
 Time is a parameter: the window's bounds and ``now`` (when the report is made) are
 given; nothing here reads the clock.
@@ -20,7 +23,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +31,8 @@ from zoneinfo import ZoneInfo
 from PIL import Image
 
 from core.app import App
-from core.errors import CATEGORIES, PeakOpsError
+from core.errors import CATEGORIES, InputError, PeakOpsError
+from core.schedule.windows import Schedule
 from core.store import lifecycle, state
 
 logger = logging.getLogger(__name__)
@@ -40,6 +44,9 @@ THUMB_QUALITY = 60
 MAX_STRIPS = 40
 """Uploads given a thumbnail strip; past this the report lists them without pictures."""
 MEMORY_CAUSES = ("hard-limit", "memory-after-job")
+LAST_END = "report.last_end"
+"""State key: the end (epoch seconds) of the latest period a report was written for."""
+WINDOW, PERIOD = "window", "period"
 
 
 @dataclass
@@ -90,6 +97,7 @@ class ReportData:
     soft_limit_kib: int
     hard_limit_kib: int
     path: Path | None = None                # where write_report put it
+    kind: str = WINDOW                      # an off-peak window, or a --since/--until period
 
     @property
     def failed_by_category(self) -> dict[str, int]:
@@ -113,7 +121,9 @@ class ReportData:
         return [r for r in self.restarts if r["cause"] in MEMORY_CAUSES]
 
     def summary(self) -> dict[str, Any]:
-        return {"window_start": self.start.isoformat(), "window_end": self.end.isoformat(),
+        return {"covers": self.kind, "start": self.start.isoformat(),
+                "end": self.end.isoformat(),
+                "window_start": self.start.isoformat(), "window_end": self.end.isoformat(),
                 "processed": len(self.processed), "failed": len(self.failed),
                 "failed_by_category": self.failed_by_category,
                 "deferred": len(self.deferred), "rekognition_calls": self.rekognition_calls,
@@ -236,7 +246,7 @@ def frame_note(frame: dict) -> str:
 
 
 def gather(app: App, *, start: datetime, end: datetime, now: datetime,
-           notes: dict[int, str] | None = None) -> ReportData:
+           notes: dict[int, str] | None = None, kind: str = WINDOW) -> ReportData:
     """Everything the report shows for the window ``[start, end)``, as of ``now``.
 
     ``notes`` (upload id -> why it was not dispatched) come from the scheduler's last
@@ -257,7 +267,7 @@ def gather(app: App, *, start: datetime, end: datetime, now: datetime,
         rekognition_enabled=settings.enable_aws_rekognition,
         rekognition_budget=settings.rekognition_max_calls_per_window,
         rekognition_periods=periods, soft_limit_kib=settings.max_memory_per_child,
-        hard_limit_kib=settings.hard_memory_limit_kib)
+        hard_limit_kib=settings.hard_memory_limit_kib, kind=kind)
     with tempfile.TemporaryDirectory(prefix="report-", dir=settings.tmp_dir) as scratch:
         for line in (processed + failed)[:MAX_STRIPS]:
             if line.frames:
@@ -265,22 +275,82 @@ def gather(app: App, *, start: datetime, end: datetime, now: datetime,
     return data
 
 
-def report_path(home: Path, start: datetime, timezone: str) -> Path:
-    """``<home>/reports/<window start date, local>.html``."""
-    day = start.astimezone(ZoneInfo(timezone)).date().isoformat()
-    return home / REPORTS_DIR / f"{day}.html"
+def report_path(home: Path, start: datetime, timezone: str, end: datetime | None = None,
+                kind: str = WINDOW) -> Path:
+    """``<home>/reports/<window start date, local>.html``; for a period
+    ``period-<start>-to-<end>.html`` (local ``YYYYMMDD-HHMM``)."""
+    tz = ZoneInfo(timezone)
+    if kind == PERIOD and end is not None:
+        return home / REPORTS_DIR / (f"period-{start.astimezone(tz):%Y%m%d-%H%M}-to-"
+                                     f"{end.astimezone(tz):%Y%m%d-%H%M}.html")
+    return home / REPORTS_DIR / f"{start.astimezone(tz).date().isoformat()}.html"
+
+
+def last_window(schedule: Schedule, now: datetime) -> tuple[datetime, datetime] | None:
+    """The most recent scheduled window that has closed by ``now``."""
+    closed = [(s, e) for s, e in schedule.intervals(now - timedelta(days=15), now)
+              if e.timestamp() <= now.timestamp()]
+    return closed[-1] if closed else None
+
+
+def window_on(schedule: Schedule, day: date) -> tuple[datetime, datetime] | None:
+    """The scheduled window that started on local date ``day``, else the first one open
+    during that day (a weekend window merged with Friday night started on Friday)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=schedule.tz)
+    found = schedule.intervals(start, start + timedelta(days=1))
+    for s, e in found:
+        if s.astimezone(schedule.tz).date() == day:
+            return s, e
+    return found[0] if found else None
+
+
+def choose_window(schedule: Schedule, which: date | str, now: datetime
+                  ) -> tuple[datetime, datetime]:
+    """The window ``report --window`` names (``"last"`` or a start date) as of ``now``.
+
+    A window still open is reported up to ``now``; one that has not started is refused
+    (a report of it would count nothing and claim hours still ahead)."""
+    if which == "last":
+        window = last_window(schedule, now)
+        what = "no off-peak window has closed in the last 15 days"
+    else:
+        window = window_on(schedule, which)
+        what = f"no off-peak window is open on {which.isoformat()}"
+    if window is None:
+        raise InputError(f"{what} (offpeak_windows = {schedule.spec!r})")
+    start, end = window
+    if start.timestamp() > now.timestamp():
+        raise InputError(
+            f"the off-peak window of {which} ({start:%a %Y-%m-%d %H:%M} to {end:%a %H:%M}) has "
+            f"not started yet; `report --window last` reports the last finished window")
+    return start, min(end, now, key=lambda moment: moment.timestamp())
+
+
+def default_since(db: Any, until: datetime) -> datetime:
+    """Where a period report starts by default: the end of the last report written, else
+    the first recorded event (everything so far)."""
+    last = state.get(db, LAST_END)
+    if last is None:
+        row = db.execute("SELECT MIN(at) FROM events").fetchone()
+        last = row[0] if row and row[0] is not None else until.timestamp()
+    return datetime.fromtimestamp(min(float(last), until.timestamp()), until.tzinfo)
 
 
 def write_report(app: App, *, start: datetime, end: datetime, now: datetime,
-                 notes: dict[int, str] | None = None) -> ReportData:
+                 notes: dict[int, str] | None = None, kind: str = WINDOW) -> ReportData:
     """Gather, render and write the report of ``[start, end)``; its ``path`` says where."""
     from core.results.report_html import render
-    data = gather(app, start=start, end=end, now=now, notes=notes)
-    path = report_path(app.settings.home, start, app.settings.timezone)
+    if start.timestamp() >= end.timestamp():
+        raise InputError(f"the report's period is empty: {start.isoformat()} is not before "
+                         f"{end.isoformat()}")
+    data = gather(app, start=start, end=end, now=now, notes=notes, kind=kind)
+    path = report_path(app.settings.home, start, app.settings.timezone, end, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
     part.write_text(render(data), encoding="utf-8")
     os.replace(part, path)
+    if end.timestamp() > float(state.get(app.db, LAST_END) or 0):
+        state.put(app.db, LAST_END, end.timestamp())
     logger.info("morning report for %s - %s: %s (%s processed, %s failed, %s deferred)",
                 start.isoformat(), end.isoformat(), path, len(data.processed),
                 len(data.failed), len(data.deferred))

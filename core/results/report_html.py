@@ -141,11 +141,18 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozen
 
 def render(data: ReportData) -> str:
     clock = _Clock(data.timezone)
-    title = (f"Morning report: off-peak window {clock.at(data.start)} to {clock.at(data.end)} "
-             f"({data.timezone})")
+    span = f"{clock.at(data.start)} to {clock.at(data.end)} ({data.timezone})"
+    if data.kind == "period":
+        title = f"Report: {span}"
+        covers = (f"Covers {span}: every upload, on demand or off-peak, whose last attempt "
+                  "ended in that period.")
+    else:
+        title = f"Morning report: off-peak window {span}"
+        covers = (f"Covers the off-peak window {span}; uploads processed on demand at other "
+                  "times are in `peakops report --since`.")
     parts = [f"<h1>{e(title)}</h1>",
-             f'<p class="meta">Made {e(clock.at(data.now, "%Y-%m-%d %H:%M:%S"))}. '
-             "Uploads count as processed or failed by how their last attempt in the window "
+             f'<p class="meta">{e(covers)} Made {e(clock.at(data.now, "%Y-%m-%d %H:%M:%S"))}. '
+             "Uploads count as processed or failed by how their last attempt in the period "
              "ended; &ldquo;still deferred&rdquo; is as of when this report was made.</p>",
              f'<div class="cards">{_cards(data)}</div>']
     if data.failed:
@@ -155,7 +162,7 @@ def render(data: ReportData) -> str:
     finished = data.failed + data.processed
     parts.append(f"<h2>Uploads that finished ({len(finished)})</h2>")
     parts += [_upload_block(line) for line in finished] or \
-        ['<p class="muted">Nothing finished in this window.</p>']
+        ['<p class="muted">Nothing finished in this period.</p>']
     parts.append(f"<h2>Still deferred ({len(data.deferred)})</h2>")
     if data.deferred:
         parts.append(_table(
@@ -165,7 +172,7 @@ def render(data: ReportData) -> str:
     else:
         parts.append('<p class="muted">Nothing waits for the next window.</p>')
     parts.append("<h2>Memory and restarts</h2>")
-    retries = (f"{_count(data.retries, 'retry', 'retries')} in the window, "
+    retries = (f"{_count(data.retries, 'retry', 'retries')} in the period, "
                f"{data.memory_retries} after a memory kill (at a lower degrade level).")
     parts.append(f"<p>{e(retries)}</p>")
     if data.restarts:

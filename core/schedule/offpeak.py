@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlite_utils
-
 from core.schedule.estimate import History, estimate_seconds, load_history
 from core.schedule.windows import Schedule
 from core.store import lifecycle, queries, state
+from core.store.sqldb import SqlDatabase
 
 PAUSE_UNTIL = "scheduler.pause_until"
 PAUSE_AFTER_CURRENT = "scheduler.pause_after_current"
@@ -43,6 +42,37 @@ def fmt_duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def countdown(delta: timedelta) -> str:
+    """Time until something, to the minute: ``10 h 46 min``, ``1 d 0 h 00 min``."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h {minutes:02d} min"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s"
+
+
+def fmt_length(seconds: float) -> str:
+    """A window's length: ``50 h``, ``8 h 30 min``, ``45 min``."""
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
+
+
+def window_ahead(schedule: Schedule, upcoming: datetime, now: datetime) -> str:
+    """``Fri 2026-12-04 22:00, for 50 h, opens in 10 h 46 min``: when, how long, how soon."""
+    intervals = schedule.intervals(upcoming, upcoming + timedelta(seconds=1))
+    length = ((_utc(intervals[0][1]) - _utc(intervals[0][0])).total_seconds()
+              if intervals else 0.0)
+    return (f"{upcoming:%a %Y-%m-%d %H:%M}, for {fmt_length(length)}, "
+            f"opens in {countdown(_utc(upcoming) - _utc(now))}")
 
 
 def _utc(moment: datetime) -> datetime:
@@ -80,7 +110,7 @@ class Control:
                 "run_now_until": self.run_now_until}
 
 
-def read_control(db: sqlite_utils.Database) -> Control:
+def read_control(db: SqlDatabase) -> Control:
     return Control(pause_until=state.get(db, PAUSE_UNTIL),
                    pause_after_current=bool(state.get(db, PAUSE_AFTER_CURRENT, False)),
                    run_now_until=state.get(db, RUN_NOW_UNTIL))
@@ -268,7 +298,7 @@ def _next_window(schedule: Schedule, result: Plan, upcoming: datetime | None):
                             f"{why_closed}; no window is scheduled")
         fits = used + est <= length or (used == 0 and est > length)
         used += est
-        where = f"next window opens {upcoming:%a %Y-%m-%d %H:%M} ({fmt_duration(length)})"
+        where = f"next window {window_ahead(schedule, upcoming, result.now)}"
         if fits:
             why = f"{why_closed}; {where}; needs ~{fmt_duration(est)}, fits"
         else:
@@ -278,12 +308,12 @@ def _next_window(schedule: Schedule, result: Plan, upcoming: datetime | None):
     return decide
 
 
-def offpeak_rows(db: sqlite_utils.Database, status: str) -> list[dict[str, Any]]:
+def offpeak_rows(db: SqlDatabase, status: str) -> list[dict[str, Any]]:
     """Off-peak uploads in ``status`` in dispatch order, each with ``frames_done``."""
     return queries.waiting_in_mode(db, status, lifecycle.MODE_OFFPEAK)
 
 
-def load_plan(db: sqlite_utils.Database, schedule: Schedule, *, lookahead: int,
+def load_plan(db: SqlDatabase, schedule: Schedule, *, lookahead: int,
               now: datetime, control: Control | None = None) -> Plan:
     """:func:`plan` over the state database's off-peak uploads."""
     return plan(schedule, control or read_control(db),

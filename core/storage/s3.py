@@ -202,6 +202,14 @@ class S3Store:
         progress.finish()
         return size
 
+    def open_range(self, key: str):
+        """The object as a seekable file read by ranged GETs (:mod:`core.storage.ranged`):
+        libav reads the header and the GOPs it decodes, nothing is copied to disk."""
+        from core.storage.ranged import S3RangeReader
+
+        self._retry_aborts()
+        return S3RangeReader(self, key)
+
     def delete(self, key: str) -> None:
         full = self._full(key)
         try:

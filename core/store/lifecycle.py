@@ -20,26 +20,30 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
-from core import errors
 from core.errors import PeakOpsError, StateError
+from core.jobs import settle
 from core.store import frames
-from core.store.db import sql, transaction
+from core.store.db import transaction
 from core.store.queries import get_upload
+from core.store.sqldb import SqlDatabase
+from core.store.status import (  # noqa: F401  (re-exported: lifecycle.QUEUED and the rest)
+    ACTIVE,
+    CANCELLED,
+    DEFERRED,
+    DONE,
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    STATUSES,
+    TERMINAL,
+    UPLOADING,
+)
 
 logger = logging.getLogger(__name__)
 
-UPLOADING, QUEUED, DEFERRED, PROCESSING = "UPLOADING", "QUEUED", "DEFERRED", "PROCESSING"
-DONE, FAILED, CANCELLED = "DONE", "FAILED", "CANCELLED"
-STATUSES = (UPLOADING, QUEUED, DEFERRED, PROCESSING, DONE, FAILED, CANCELLED)
-TERMINAL = (DONE, FAILED, CANCELLED)
-ACTIVE = (UPLOADING, QUEUED, DEFERRED, PROCESSING)
 MODE_NOW, MODE_OFFPEAK = "now", "off-peak"
-BACKOFF_CAP_S = 600.0
 
 ACTIONS: dict[str, tuple[str, ...]] = {
     "retry": (FAILED, DONE, CANCELLED),
@@ -53,19 +57,19 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 """Operator action -> the statuses it applies to. Every other status refuses it."""
 
 
-def _now(db: sqlite_utils.Database, now: float | None) -> float:
+def _now(db: SqlDatabase, now: float | None) -> float:
     """``now``, or the database server's clock: the one clock every worker of a fleet
     shares, so leases, backoff and the reaper agree across machines."""
-    return sql(db).now() if now is None else now
+    return db.now() if now is None else now
 
 
-def record_event(db: sqlite_utils.Database, upload_id: int | None, kind: str, message: str,
+def record_event(db: SqlDatabase, upload_id: int | None, kind: str, message: str,
                  *, now: float | None = None) -> None:
     db.execute("INSERT INTO events (at, upload_id, kind, message) VALUES (?, ?, ?, ?)",
                [_now(db, now), upload_id, kind, message])
 
 
-def create_upload(db: sqlite_utils.Database, *, original_name: str, sha256: str, size: int,
+def create_upload(db: SqlDatabase, *, original_name: str, sha256: str, size: int,
                   mode: str, owner: str, lease_seconds: float, priority: int = 0,
                   now: float | None = None) -> int:
     """Record a new upload in UPLOADING, leased by the submitter until it is stored."""
@@ -73,7 +77,7 @@ def create_upload(db: sqlite_utils.Database, *, original_name: str, sha256: str,
         raise ValueError(f"mode must be {MODE_NOW!r} or {MODE_OFFPEAK!r}, not {mode!r}")
     now = _now(db, now)
     with transaction(db):
-        upload_id = sql(db).insert(
+        upload_id = db.insert(
             "INSERT INTO uploads (original_name, sha256, size, status, mode, priority, "
             "created_at, updated_at, lease_owner, lease_expires_at) "
             "VALUES (?, ?, ?, 'UPLOADING', ?, ?, ?, ?, ?, ?)",
@@ -83,7 +87,7 @@ def create_upload(db: sqlite_utils.Database, *, original_name: str, sha256: str,
     return upload_id
 
 
-def mark_stored(db: sqlite_utils.Database, upload_id: int, *, storage_key: str,
+def mark_stored(db: SqlDatabase, upload_id: int, *, storage_key: str,
                 probe: dict[str, Any], now: float | None = None) -> str:
     """UPLOADING -> QUEUED (mode now) or DEFERRED (off-peak); returns the new status."""
     now = _now(db, now)
@@ -107,7 +111,7 @@ def mark_stored(db: sqlite_utils.Database, upload_id: int, *, storage_key: str,
     return status
 
 
-def claim(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_seconds: float,
+def claim(db: SqlDatabase, upload_id: int, owner: str, *, lease_seconds: float,
           now: float | None = None) -> dict[str, Any] | None:
     """QUEUED -> PROCESSING for ``owner``; None if someone else has it or it isn't QUEUED."""
     now = _now(db, now)
@@ -127,7 +131,7 @@ def claim(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_second
     return row
 
 
-def renew_lease(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_seconds: float,
+def renew_lease(db: SqlDatabase, upload_id: int, owner: str, *, lease_seconds: float,
                 stage: str | None = None, done: int | None = None, total: int | None = None,
                 now: float | None = None) -> bool:
     """Extend the lease and record progress; False if the upload is no longer ours."""
@@ -140,7 +144,7 @@ def renew_lease(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_
     return cursor.rowcount == 1
 
 
-def complete(db: sqlite_utils.Database, upload_id: int, owner: str, *,
+def complete(db: SqlDatabase, upload_id: int, owner: str, *,
              peak_rss_kib: int | None = None, note: str = "", now: float | None = None) -> bool:
     """PROCESSING -> DONE; False if the upload was taken away meanwhile."""
     now = _now(db, now)
@@ -159,58 +163,26 @@ def complete(db: sqlite_utils.Database, upload_id: int, owner: str, *,
     return True
 
 
-def backoff_seconds(attempts: int, base: float) -> float:
-    """Capped exponential backoff for transient retries: base, 2*base, 4*base ..."""
-    return min(BACKOFF_CAP_S, base * (2 ** max(0, attempts - 1)))
-
-
-@dataclass(frozen=True)
-class Retry:
-    """What a failure does to an active upload: its next status, degrade level, delay."""
-
-    status: str        # QUEUED (retry) or FAILED
-    level: int         # degrade level from now on
-    delay: float       # seconds before a retry may be claimed
-
-
-def after_failure(attempts: int, level: int, error: PeakOpsError, *, max_attempts: int,
-                  retry_backoff: float = 0.0, degrade: bool = False,
-                  degrade_levels: int = 1) -> Retry:
-    """The retry policy, pure: a memory kill (``degrade``) retries at the next degrade
-    level until the last; a transient error retries with backoff while attempts remain;
-    anything else fails. Reads the error's category and flag, never its text."""
-    if degrade:
-        if level + 1 < degrade_levels:
-            return Retry(QUEUED, level + 1, 0.0)
-        return Retry(FAILED, level, 0.0)
-    if error.transient and attempts < max_attempts:
-        return Retry(QUEUED, level, backoff_seconds(attempts, retry_backoff))
-    return Retry(FAILED, level, 0.0)
-
-
-def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
-         owner: str | None = None, max_attempts: int, retry_backoff: float = 0.0,
-         degrade: bool = False, degrade_levels: int = 1, peak_rss_kib: int | None = None,
+def fail(db: SqlDatabase, upload_id: int, error: PeakOpsError, *, status: str,
+         level: int | None = None, delay: float = 0.0, refund: bool = False,
+         owner: str | None = None, peak_rss_kib: int | None = None,
          now: float | None = None) -> str:
-    """Record a failure of an active upload; return its new status (QUEUED or FAILED).
+    """Write a failure of an active upload as :mod:`core.jobs.settle` decided it; return the
+    upload's status afterwards.
 
-    Transient errors go back to QUEUED with backoff while attempts remain. ``degrade``
-    (a memory kill) moves to the next degrade level instead and fails after the last.
+    ``status`` is QUEUED (a retry, claimable after ``delay`` seconds) or FAILED; ``level``
+    the degrade level from now on (None: unchanged); ``refund`` gives the attempt back.
     ``owner`` restricts the change to the lease holder. Terminal uploads are left alone.
     """
+    if status not in (QUEUED, FAILED):
+        raise ValueError(f"a failure leaves an upload QUEUED or FAILED, not {status!r}")
     now = _now(db, now)
     with transaction(db):
         row = get_upload(db, upload_id)
         if row["status"] in TERMINAL or (owner is not None and row["lease_owner"] != owner):
             return row["status"]
-        decided = after_failure(row["attempts"], row["degrade_level"] or 0, error,
-                                max_attempts=max_attempts, retry_backoff=retry_backoff,
-                                degrade=degrade, degrade_levels=degrade_levels)
-        status, level, delay = decided.status, decided.level, decided.delay
-        # Not the video's fault (a database lock): the attempt is given back.
-        refund = not error.costs_attempt and row["status"] == PROCESSING and not degrade
-        if refund:
-            status, delay = QUEUED, backoff_seconds(1, retry_backoff)
+        before = row["degrade_level"] or 0
+        level = before if level is None else level
         retry = status == QUEUED
         db.execute(
             "UPDATE uploads SET status = ?, error_category = ?, error_message = ?, "
@@ -220,7 +192,7 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
             [status, error.category, error.message, level, now + delay if retry else None, now,
              None if retry else now, int(refund), peak_rss_kib, upload_id])
         if retry:
-            what = f"degrade level {level}" if degrade else f"in {delay:.0f} s"
+            what = f"degrade level {level}" if level != before else f"in {delay:.0f} s"
             if refund:
                 what += ", not counted as an attempt"
             record_event(db, upload_id, "retry",
@@ -230,7 +202,17 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *,
     return status
 
 
-def _transition(db: sqlite_utils.Database, upload_id: int, allowed: tuple[str, ...],
+def write_failure(db: SqlDatabase, upload_id: int, decision: settle.Decision, *,
+                  owner: str | None = None, peak_rss_kib: int | None = None,
+                  now: float | None = None) -> str:
+    """:func:`fail` with what a :class:`core.jobs.settle.Decision` says."""
+    assert decision.error is not None
+    return fail(db, upload_id, decision.error, status=decision.status, level=decision.level,
+                delay=decision.delay, refund=decision.refund, owner=owner,
+                peak_rss_kib=peak_rss_kib, now=now)
+
+
+def _transition(db: SqlDatabase, upload_id: int, allowed: tuple[str, ...],
                 target: str, kind: str, message: str, *, sets: dict[str, Any] | None = None,
                 now: float | None = None) -> str:
     now = _now(db, now)
@@ -252,7 +234,7 @@ _RESET = dict.fromkeys(("not_before", "error_category", "error_message", "finish
                         "progress_total")) | {"attempts": 0, "degrade_level": 0}
 
 
-def _needs_stored_video(db: sqlite_utils.Database, upload_id: int) -> dict[str, Any]:
+def _needs_stored_video(db: SqlDatabase, upload_id: int) -> dict[str, Any]:
     """Refuse an upload whose video was never stored (cancelled or failed while it was
     being submitted): it could only fail again, so the file must be submitted again. The
     upload is left as it is, its original error included."""
@@ -263,7 +245,7 @@ def _needs_stored_video(db: sqlite_utils.Database, upload_id: int) -> dict[str, 
     return row
 
 
-def retry(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None) -> str:
+def retry(db: SqlDatabase, upload_id: int, *, now: float | None = None) -> str:
     """FAILED/DONE/CANCELLED -> QUEUED with attempts and degrade level reset."""
     with transaction(db):
         _needs_stored_video(db, upload_id)
@@ -271,7 +253,7 @@ def retry(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None
                            "queued again by the operator", sets=_RESET, now=now)
 
 
-def reprocess(db: sqlite_utils.Database, upload_id: int, *, selection: str | None = None,
+def reprocess(db: SqlDatabase, upload_id: int, *, selection: str | None = None,
               now: float | None = None) -> list[str]:
     """Start over from the stored video: drop frames and labels, back to QUEUED.
 
@@ -295,20 +277,23 @@ def reprocess(db: sqlite_utils.Database, upload_id: int, *, selection: str | Non
     return keys
 
 
-def request_reanalysis(db: sqlite_utils.Database, upload_id: int, *,
+def request_reanalysis(db: SqlDatabase, upload_id: int, *,
                        now: float | None = None) -> str:
     """Re-run only the analysis stage: labels dropped, frames kept, back to QUEUED."""
     with transaction(db):
         row = _needs_stored_video(db, upload_id)
-        if row["status"] != QUEUED:
-            _transition(db, upload_id, ACTIONS["reanalyse"], QUEUED, "reanalyse",
-                        "labels dropped; analysing the recorded frames again", sets=_RESET,
-                        now=now)
+        if row["status"] == QUEUED:  # said, not silently "done": nothing would change
+            raise StateError(f"upload {upload_id} is QUEUED: it already waits for a worker, "
+                             "which labels its frames when it runs; analyze re-labels a "
+                             "DONE, FAILED or CANCELLED upload", upload_id=upload_id)
+        _transition(db, upload_id, ACTIONS["reanalyse"], QUEUED, "reanalyse",
+                    "labels dropped; analysing the recorded frames again", sets=_RESET,
+                    now=now)
         frames.reset_analysis(db, upload_id)
     return QUEUED
 
 
-def cancel(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None) -> str:
+def cancel(db: SqlDatabase, upload_id: int, *, now: float | None = None) -> str:
     """Any non-terminal -> CANCELLED; a running job sees it at its next lease renewal."""
     now = _now(db, now)
     return _transition(db, upload_id, ACTIONS["cancel"], CANCELLED, "cancelled",
@@ -317,7 +302,7 @@ def cancel(db: sqlite_utils.Database, upload_id: int, *, now: float | None = Non
                        now=now)
 
 
-def set_mode(db: sqlite_utils.Database, upload_id: int, mode: str, *,
+def set_mode(db: SqlDatabase, upload_id: int, mode: str, *,
              now: float | None = None) -> str:
     """Move a waiting upload between process-now (QUEUED) and off-peak (DEFERRED)."""
     if mode not in (MODE_NOW, MODE_OFFPEAK):
@@ -330,7 +315,7 @@ def set_mode(db: sqlite_utils.Database, upload_id: int, mode: str, *,
                        sets={"mode": mode}, now=now)
 
 
-def reset_stuck(db: sqlite_utils.Database, *, max_attempts: int,
+def reset_stuck(db: SqlDatabase, *, max_attempts: int,
                 owner_alive: Callable[[str], bool] | None = None,
                 now: float | None = None) -> list[tuple[int, str]]:
     """Return abandoned uploads to QUEUED (attempts left) or FAILED; list what changed.
@@ -342,27 +327,19 @@ def reset_stuck(db: sqlite_utils.Database, *, max_attempts: int,
     now = _now(db, now)
     changed = []
     rows = [row for row in db.query(
-        "SELECT id, status, lease_owner, lease_expires_at FROM uploads "
+        "SELECT id, status, lease_owner, lease_expires_at, attempts, degrade_level FROM uploads "
         "WHERE status IN ('PROCESSING', 'UPLOADING')")
         if row["lease_expires_at"] is None or row["lease_expires_at"] < now
         or (owner_alive is not None and row["lease_owner"] and not owner_alive(row["lease_owner"]))]
     for row in rows:
-        if row["status"] == UPLOADING:
-            error: PeakOpsError = errors.StorageError(
-                "the upload was interrupted before the video was stored; submit it again")
-            status = fail(db, row["id"], error, owner=row["lease_owner"], max_attempts=0, now=now)
-        else:
-            error = errors.InternalError(
-                f"worker {row['lease_owner']} stopped renewing its lease (crashed or killed)",
-                transient=True)
-            status = fail(db, row["id"], error, owner=row["lease_owner"],
-                          max_attempts=max_attempts, now=now)
+        decision = settle.abandoned(row, max_attempts=max_attempts)
+        status = write_failure(db, row["id"], decision, owner=row["lease_owner"], now=now)
         changed.append((row["id"], status))
         logger.info("reset stuck upload %s (%s) -> %s", row["id"], row["status"], status)
     return changed
 
 
-def release(db: sqlite_utils.Database, upload_id: int, owner: str, *, reason: str,
+def release(db: SqlDatabase, upload_id: int, owner: str, *, reason: str,
             target: str = QUEUED, now: float | None = None) -> bool:
     """Hand a running upload back (shutdown, window end) without counting an attempt."""
     now = _now(db, now)
@@ -378,7 +355,7 @@ def release(db: sqlite_utils.Database, upload_id: int, owner: str, *, reason: st
     return True
 
 
-def dispatch(db: sqlite_utils.Database, upload_id: int, *, message: str,
+def dispatch(db: SqlDatabase, upload_id: int, *, message: str,
              now: float | None = None) -> bool:
     """DEFERRED -> QUEUED while an off-peak window is open; the mode stays off-peak.
 
@@ -394,7 +371,7 @@ def dispatch(db: sqlite_utils.Database, upload_id: int, *, message: str,
     return True
 
 
-def withdraw(db: sqlite_utils.Database, upload_id: int, *, reason: str,
+def withdraw(db: SqlDatabase, upload_id: int, *, reason: str,
              now: float | None = None) -> bool:
     """QUEUED -> DEFERRED for an off-peak upload not yet claimed (window closed, paused).
 
@@ -412,7 +389,7 @@ def withdraw(db: sqlite_utils.Database, upload_id: int, *, reason: str,
     return True
 
 
-def remove(db: sqlite_utils.Database, upload_id: int, *, kind: str, message: str,
+def remove(db: SqlDatabase, upload_id: int, *, kind: str, message: str,
            now: float | None = None) -> None:
     """Delete the upload's row with its frames and labels (``ON DELETE CASCADE``) and its
     activity; one event without an upload id records why. Objects are the caller's."""

@@ -62,7 +62,7 @@ def main(home: Path) -> None:
     lifecycle.claim(app.db, r.upload_id, owner, lease_seconds=60)
     lifecycle.fail(app.db, r.upload_id, AnalysisError(
         "Rekognition detect_labels: ThrottlingException after 5 attempts"), owner=owner,
-        max_attempts=1)
+        status=lifecycle.FAILED)
     # 5. CANCELLED, DEFERRED, QUEUED.
     r = submit_file(app, clip("test-recording-do-not-use.mp4", 2, "testsrc", 320))
     lifecycle.cancel(app.db, r.upload_id)

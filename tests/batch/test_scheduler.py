@@ -126,7 +126,7 @@ def test_closed_pause_and_run_now() -> None:
     closed = plan(NIGHTS, Control(), deferred=[row(1)], running=[], queued=[],
                   history=TWICE_REALTIME, lookahead=1, now=WED_1200)
     assert not closed.open and closed.decisions[0].action == "defer"
-    assert closed.decisions[0].fits and "next window opens Wed" in closed.decisions[0].reason
+    assert closed.decisions[0].fits and "next window Wed" in closed.decisions[0].reason
     paused = Control(pause_until=TUE_2300.timestamp() + 1800)
     result = plan(NIGHTS, paused, deferred=[row(1)], running=[], queued=[],
                   history=TWICE_REALTIME, lookahead=1, now=TUE_2300)
@@ -283,6 +283,26 @@ def test_windows_json_open_and_fit_before_close_reason(tmp_path) -> None:
     assert "only 10 min left" in text and "OPEN" in text
     bad = run_cli(home, "windows", **{"PEAKOPS_OFFPEAK_WINDOWS": "mon-fry 22:00-06:00"})
     assert bad.returncode == 1 and "column 5" in bad.stderr
+
+
+def test_windows_says_how_long_the_next_window_is_and_how_soon_it_opens(tmp_path) -> None:
+    """`for 50 h, opens in 10 h 46 min`, never a bare `(50.0 h)` read as a countdown."""
+    weekend = parse_windows("fri 22:00-24:00; sat,sun 00:00-24:00")
+    friday_1114 = datetime(2026, 12, 4, 11, 14, tzinfo=UTC)
+    assert offpeak.window_ahead(weekend, weekend.next_open(friday_1114), friday_1114) == \
+        "Fri 2026-12-04 22:00, for 50 h, opens in 10 h 46 min"
+    result = plan(weekend, Control(), deferred=[row(1)], running=[], queued=[],
+                  history=TWICE_REALTIME, lookahead=1, now=friday_1114)
+    assert "next window Fri 2026-12-04 22:00, for 50 h, opens in 10 h 46 min; needs ~" in \
+        result.decisions[0].reason and "(50.0 h)" not in result.decisions[0].reason
+    assert (offpeak.fmt_length(8.5 * 3600), offpeak.fmt_length(45 * 60)) == ("8 h 30 min",
+                                                                           "45 min")
+    home = tmp_path / "home"
+    env = {"PEAKOPS_OFFPEAK_WINDOWS": "fri 22:00-24:00; sat,sun 00:00-24:00"}
+    text = run_cli(home, "windows", "--at", "2026-12-04T11:14", check=True, **env).stdout
+    assert "next open Fri 2026-12-04 22:00, for 50 h, opens in 10 h 46 min" in text.splitlines()
+    report = cli_json(home, "windows", "--at", "2026-12-04T11:14", **env)
+    assert report["next_window"] == "Fri 2026-12-04 22:00, for 50 h, opens in 10 h 46 min"
 
 
 def test_pause_resume_run_now_write_the_shared_keys(tmp_path) -> None:

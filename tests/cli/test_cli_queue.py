@@ -46,11 +46,16 @@ def test_reprocess_and_analyze_queue_at_once_and_the_worker_runs_them(home, tmp_
     assert proc.stdout.split() == [str(a["id"]), "QUEUED"]
     proc = run_cli(home, "analyze", str(b["id"]), check=True, **FAST)
     assert proc.stdout.split() == [str(b["id"]), "QUEUED"]
+    again = run_cli(home, "analyze", str(b["id"]), **FAST)  # QUEUED now: says why not
+    assert again.returncode == 1 and again.stdout == "", again.stdout
+    assert again.stderr.count("\n") == 1 and f"upload {b['id']} is QUEUED: it already " \
+        "waits for a worker, which labels its frames when it runs" in again.stderr
     reprocessed, reanalysed = (cli_json(home, "show", str(i)) for i in (a["id"], b["id"]))
     assert reprocessed["status"] == "QUEUED" and reprocessed["frames"] == []
     assert reanalysed["status"] == "QUEUED" and len(reanalysed["frames"]) == 3
     assert all(f["labels"] == [] and f["analyzed_at"] is None for f in reanalysed["frames"])
-    assert pending(home) == [("analyze_video", b["id"]), ("reprocess_video_from_s3", a["id"])]
+    # One task for every kind: the upload's state says what is left to do.
+    assert pending(home) == [("process_video_upload", a["id"]), ("process_video_upload", b["id"])]
     assert run_cli(home, "worker", "--burst", **FAST).returncode == 0
     for upload_id in (a["id"], b["id"]):
         done = cli_json(home, "show", str(upload_id))

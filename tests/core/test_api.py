@@ -40,7 +40,7 @@ def readme_snippets() -> list[str]:
 
 def test_readme_examples_run_as_written(tmp_path, settings_env):
     snippets = readme_snippets()
-    assert len(snippets) == 2
+    assert len(snippets) == 3
     assert len([line for line in snippets[0].splitlines() if line.strip()]) == 5
     samples.make_clip(tmp_path / "clip.mp4", seconds=3, width=160, height=120)
     samples.make_clip(tmp_path / "more.mp4", seconds=2, width=176, height=144)
@@ -50,8 +50,9 @@ def test_readme_examples_run_as_written(tmp_path, settings_env):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "DONE None"
-    frame_lines = lines[1:-1]
-    assert len(frame_lines) == 20  # max_frames_per_video's default
+    frame_lines = lines[1:21]  # max_frames_per_video's default
+    assert all(line.split()[1] == "s" for line in frame_lines)
+    assert lines[21:-1] == ["True 20", "5"]  # a duplicate, not redone; reprocessed with 5
     first = frame_lines[0].split()
     assert first[1] == "s" and (tmp_path / "peakops-home" / "objects").as_posix() in first[2]
     assert "[(1, 'DONE'), (2, 'DEFERRED')]" == lines[-1]
@@ -124,3 +125,46 @@ def test_frames_open_from_s3_through_the_store(tmp_path, home, settings_env, s3_
         assert frame.path is None
         with frame.open() as image:
             assert image.read(3) == b"\xff\xd8\xff"
+
+
+def test_process_again_with_new_settings_says_duplicate_and_reprocess_applies_them(
+        tmp_path, home, settings_env):
+    clip = samples.make_clip(tmp_path / "c.mp4", seconds=6, width=160, height=120)
+    first = core.process(clip, home=home, max_frames_per_video=2)
+    assert (first.status, len(first.frames), first.duplicate_of) == ("DONE", 2, None)
+    again = core.process(clip, home=home, max_frames_per_video=5)
+    # As the README says: not processed again, and the result says it is a duplicate.
+    assert (again.upload_id, again.duplicate_of, len(again.frames)) == (first.upload_id,
+                                                                        first.upload_id, 2)
+    with core.open(home, max_frames_per_video=5) as peakops:
+        peakops.reprocess(again.duplicate_of)
+        redone = peakops.process(again.duplicate_of)
+    assert (redone.status, len(redone.frames)) == ("DONE", 5)
+
+
+def test_the_exceptions_the_readme_lists_are_the_ones_raised(tmp_path, home, settings_env):
+    from core import errors
+    from core.home import HomeError
+    from core.store.sqldb import DatabaseUnreachableError
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| exception | when |"):]
+    table = table[:table.index("\n\n")]
+    named = re.findall(r"^\| `(\w+)`(?: \(`(\w+)`\))?", table, re.MULTILINE)
+    known = {**{n: getattr(errors, n) for n in dir(errors) if n.endswith("Error")},
+             "HomeError": HomeError, "DatabaseUnreachableError": DatabaseUnreachableError}
+    for name, alias in named:
+        for each in filter(None, (name, alias)):
+            assert issubclass(known[each], errors.PeakOpsError), each
+    listed = {n for pair in named for n in pair if n}
+    with pytest.raises(errors.ConfigError) as config:
+        core.process(tmp_path / "x.mp4", home=home, max_frames_per_video=0)
+    with pytest.raises(errors.InputError) as missing:
+        core.process(tmp_path / "missing.mp4", home=home)
+    with core.open(home) as peakops, pytest.raises(errors.NotFoundError) as unknown:
+        peakops.get(999)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(errors.StorageError) as unusable:
+        core.process(tmp_path / "x.mp4", home=blocker / "home")
+    raised = {type(e.value).__name__ for e in (config, missing, unknown, unusable)}
+    assert raised <= listed, raised - listed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InputError, InternalError, NotFoundError, StateError, StorageError
+from core.jobs import settle
 from core.store import db as dbmod
 from core.store import lifecycle, queries
 
@@ -20,6 +21,15 @@ def queued(db, name="a.mp4", mode=lifecycle.MODE_NOW, sha="aa"):
     return upload_id
 
 
+def fail(db, upload_id, error, *, max_attempts, retry_backoff=0.0, degrade=False,
+         degrade_levels=1, now=None):
+    """Decide with settle (the one policy), write with lifecycle (which only writes)."""
+    decision = settle.decide_failure(error, queries.get_upload(db, upload_id),
+                                     max_attempts=max_attempts, retry_backoff=retry_backoff,
+                                     degrade=degrade, degrade_levels=degrade_levels)
+    return lifecycle.write_failure(db, upload_id, decision, owner="w", now=now)
+
+
 def events(db, upload_id):
     return [e["kind"] for e in queries.detail(db, upload_id).events]
 
@@ -31,7 +41,7 @@ def test_schema_is_versioned_and_reopen_is_idempotent(tmp_path):
     assert first.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     first.conn.close()
     again = dbmod.connect(path)
-    assert set(again.table_names()) >= {"uploads", "frames", "labels", "events"}
+    assert {r["name"] for r in again.query("SELECT name FROM sqlite_master WHERE type = 'table'")} >= {"uploads", "frames", "labels", "events"}
 
 
 def test_submit_mode_decides_queued_or_deferred(db):
@@ -77,14 +87,14 @@ def test_transient_failure_requeues_with_backoff_then_fails(db):
     error = StorageError("store unreachable", transient=True)
     for attempt in (1, 2):
         lifecycle.claim(db, upload_id, "w", lease_seconds=30, now=T0 + 1000 * attempt)
-        status = lifecycle.fail(db, upload_id, error, owner="w", max_attempts=3, retry_backoff=10,
-                           now=T0 + 1000 * attempt)
+        status = fail(db, upload_id, error, max_attempts=3, retry_backoff=10,
+                      now=T0 + 1000 * attempt)
         assert status == lifecycle.QUEUED
         assert queries.get_upload(db, upload_id)["not_before"] == T0 + 1000 * attempt + 10 * attempt
     # not claimable before its backoff
     assert lifecycle.claim(db, upload_id, "w", lease_seconds=30, now=T0 + 2001) is None
     lifecycle.claim(db, upload_id, "w", lease_seconds=30, now=T0 + 3000)
-    assert lifecycle.fail(db, upload_id, error, owner="w", max_attempts=3, now=T0 + 3000) == "FAILED"
+    assert fail(db, upload_id, error, max_attempts=3, now=T0 + 3000) == "FAILED"
     row = queries.get_upload(db, upload_id)
     assert (row["error_category"], row["error_message"]) == ("storage", "store unreachable")
 
@@ -92,7 +102,7 @@ def test_transient_failure_requeues_with_backoff_then_fails(db):
 def test_permanent_failure_is_not_retried(db):
     upload_id = queued(db)
     lifecycle.claim(db, upload_id, "w", lease_seconds=30, now=T0)
-    assert lifecycle.fail(db, upload_id, InputError("bad"), owner="w", max_attempts=5) == lifecycle.FAILED
+    assert fail(db, upload_id, InputError("bad"), max_attempts=5) == lifecycle.FAILED
     assert queries.get_upload(db, upload_id)["error_category"] == "input"
 
 
@@ -103,8 +113,8 @@ def test_degrade_ladder_then_memory_failure(db):
     statuses = []
     for _ in range(3):
         lifecycle.claim(db, upload_id, "w", lease_seconds=30, now=T0)
-        statuses.append(lifecycle.fail(db, upload_id, error, owner="w", max_attempts=1, degrade=True,
-                                  degrade_levels=3, now=T0))
+        statuses.append(fail(db, upload_id, error, max_attempts=1, degrade=True,
+                             degrade_levels=3, now=T0))
     assert statuses == [lifecycle.QUEUED, lifecycle.QUEUED, lifecycle.FAILED]
     row = queries.get_upload(db, upload_id)
     assert row["degrade_level"] == 2 and row["error_category"] == "memory"
@@ -113,7 +123,7 @@ def test_degrade_ladder_then_memory_failure(db):
 def test_retry_resets_and_cancel_stops(db):
     upload_id = queued(db)
     lifecycle.claim(db, upload_id, "w", lease_seconds=30, now=T0)
-    lifecycle.fail(db, upload_id, InputError("bad"), owner="w", max_attempts=1)
+    fail(db, upload_id, InputError("bad"), max_attempts=1)
     assert lifecycle.retry(db, upload_id) == lifecycle.QUEUED
     row = queries.get_upload(db, upload_id)
     assert row["attempts"] == 0 and row["error_category"] is None

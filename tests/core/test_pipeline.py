@@ -154,9 +154,9 @@ def test_cancel_during_processing_stops_the_job(app, clip_10s):
 def test_reanalyse_replaces_labels_without_extracting(app, clip_h264):
     upload_id = submit_file(app, clip_h264).upload_id
     pipeline.process_now(app, upload_id, "w")
-    lifecycle.retry(app.db, upload_id)
+    lifecycle.request_reanalysis(app.db, upload_id)  # labels dropped, frames kept
     lifecycle.claim(app.db, upload_id, "w", lease_seconds=60)
-    result = pipeline.run(app, upload_id, "w", reanalyse=True)
+    result = pipeline.run(app, upload_id, "w")
     assert (result.frames_extracted, result.frames_analysed) == (0, 6)
     labels = app.db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
     assert labels == result.labels
@@ -291,3 +291,54 @@ def test_hls_playlist_is_refused_at_submit(app, dev, tmp_path):
     with pytest.raises(InputError, match=r"^walkthrough\.mp4: is a playlist, not a video$"):
         submit_file(app, playlist)
     assert app.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 0
+
+
+def test_frames_the_index_promises_but_do_not_decode_are_said_in_the_events(app, tmp_path):
+    """Five indexed frames, two decode: two recorded, the plan says two, the events why."""
+    import av
+
+    from core.media import samples
+
+    video = samples.make_clip(tmp_path / "five.mp4", seconds=0.2, width=160, height=120,
+                              fps=25, keyint=1)
+    with av.open(str(video)) as container:
+        entries = [(e.pos, e.size) for e in container.streams.video[0].index_entries]
+    data = bytearray(video.read_bytes())
+    for pos, size in entries[2:]:
+        data[pos:pos + size] = bytes(size)
+    video.write_bytes(bytes(data))
+    upload_id = submit_file(app, video).upload_id
+    assert pipeline.process_now(app, upload_id, "w") == lifecycle.DONE
+    detail = queries.detail(app.db, upload_id)
+    assert [f["timestamp"] for f in detail.frames] == [0.0, 0.04]
+    assert queries.get_upload(app.db, upload_id)["frames_planned"] == 2
+    notes = [e["message"] for e in detail.events if e["kind"] == "frames"]
+    assert notes == [f"slot {i}: no frame (the frame at {0.04 * i:.3f} s did not decode and "
+                     "no frame near it was left)" for i in (2, 3, 4)]
+
+
+def test_a_degraded_attempt_is_never_blamed_on_the_video(app, clip_10s):
+    """At the keyframes-only level a decode failure is the level's (memory), not input."""
+    upload_id = submit_file(app, clip_10s).upload_id
+    app.db.execute("UPDATE uploads SET degrade_level = 2 WHERE id = ?", [upload_id])
+    real_extractor = app.extractor
+
+    class FailsAtTheSecondFrame:
+        def open(self, video, facts, options, *, name=None):
+            source = real_extractor.open(video, facts, options, name=name)
+            real_take = source.take
+
+            def take(slots, dest_for, **kwargs):
+                for k, result in enumerate(real_take(slots, dest_for, **kwargs)):
+                    if k == 1:
+                        raise InputError(f"{name}: libav could not decode the video (EOF)")
+                    yield result
+
+            source.take = take
+            return source
+
+    app.extractor = FailsAtTheSecondFrame()
+    assert pipeline.process_now(app, upload_id, "w") == lifecycle.FAILED
+    row = queries.get_upload(app.db, upload_id)
+    assert row["error_category"] == "memory"
+    assert "at degrade level 2" in row["error_message"]

@@ -35,8 +35,8 @@ def run(app, upload_id, claim_at, end_at, *, peak_kib=None):
     try:
         pipeline.run(app, upload_id, "worker@test:1")
     except PeakOpsError as exc:
-        return lifecycle.fail(app.db, upload_id, exc, owner="worker@test:1", max_attempts=1,
-                         peak_rss_kib=peak_kib, now=end_at)
+        return lifecycle.fail(app.db, upload_id, exc, owner="worker@test:1",
+                              status=lifecycle.FAILED, peak_rss_kib=peak_kib, now=end_at)
     lifecycle.complete(app.db, upload_id, "worker@test:1", peak_rss_kib=peak_kib, now=end_at)
     return lifecycle.DONE
 
@@ -67,7 +67,7 @@ def night(tmp_path, clip_h264, clip_noaudio, clip_10s, clip_vp9, clip_rotated):
     # Killed over the hard limit once, then done at the next degrade level.
     assert lifecycle.claim(app.db, ids["memory"], "worker@test:1", lease_seconds=600, now=at(2))
     lifecycle.fail(app.db, ids["memory"], MemoryLimitError("process tree reached 512000 KiB"),
-              owner="worker@test:1", max_attempts=3, degrade=True, degrade_levels=3,
+              owner="worker@test:1", status=lifecycle.QUEUED, level=1,
               peak_rss_kib=512_000, now=at(2.1))
     heartbeat.record_restart(app.db, "worker@test:1", "hard-limit", upload_id=ids["memory"],
                              rss_kib=512_000, message="process tree reached 512000 KiB",
@@ -140,3 +140,58 @@ def test_report_cli_prints_the_latest_or_regenerates_a_window(night):
     proc = run_cli(home, "report", "--window", "2025-03-09", **env)  # a Sunday
     assert proc.returncode == 1 and "no off-peak window is open on 2025-03-09" in proc.stderr
     assert run_cli(home, "report", "--window", "yesterday", **env).returncode == 2
+
+
+def test_a_window_that_has_not_started_is_refused_and_an_open_one_reported_so_far():
+    from core.errors import InputError
+    from core.schedule.windows import parse_windows
+    nights = parse_windows("mon-fri 22:00-06:00")
+    tuesday_noon = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+    with pytest.raises(InputError, match=r"the off-peak window of 2025-03-04 \(Tue 2025-03-04 "
+                                         r"22:00 to Wed 06:00\) has not started yet; `report "
+                                         r"--window last` reports the last finished window"):
+        report.choose_window(nights, START.date(), tuesday_noon)
+    assert report.choose_window(nights, "last", tuesday_noon) == (
+        datetime(2025, 3, 3, 22, 0, tzinfo=UTC), datetime(2025, 3, 4, 6, 0, tzinfo=UTC))
+    midnight = datetime(2025, 3, 5, 0, 0, tzinfo=UTC)
+    assert report.choose_window(nights, START.date(), midnight) == (START, midnight)
+    assert report.choose_window(nights, START.date(), END + timedelta(hours=1)) == (START, END)
+
+
+def test_report_cli_refuses_a_window_not_started_and_writes_nothing(tmp_path):
+    home = tmp_path / "home"
+    env = {"PEAKOPS_OFFPEAK_WINDOWS": "mon-fri 22:00-06:00"}
+    proc = run_cli(home, "report", "--window", "2099-03-03", **env)  # a Tuesday, far ahead
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "2099-03-03 (Tue 2099-03-03 22:00 to Wed 06:00) has not started yet" in proc.stderr
+    assert not (home / "reports").exists()
+
+
+def test_report_of_a_period_since_the_last_report_says_what_it_covers(night):
+    app, ids = night
+    home = app.settings.home
+    env = {"PEAKOPS_OFFPEAK_WINDOWS": "mon-fri 22:00-06:00"}
+    first_event = app.db.execute("SELECT MIN(at) FROM events").fetchone()[0]
+    assert report.default_since(app.db, END).timestamp() == first_event  # no report yet
+    proc = run_cli(home, "report", "--since", "2025-03-04T19:00", "--until",
+                   "2025-03-05T06:00", "--json", check=True, **env)
+    summary = json.loads(proc.stdout)
+    assert (summary["covers"], summary["start"], summary["end"]) == (
+        "period", "2025-03-04T19:00:00+00:00", END.isoformat())
+    assert (summary["processed"], summary["failed"]) == (3, 1)  # "before" ran at 20:00
+    page = (home / "reports" / "period-20250304-1900-to-20250305-0600.html").read_text()
+    assert summary["path"] == str(home / "reports" / "period-20250304-1900-to-20250305-0600.html")
+    assert "<title>Report: Tue 2025-03-04 19:00 to Wed 2025-03-05 06:00 (UTC)</title>" in page
+    assert "Covers Tue 2025-03-04 19:00 to Wed 2025-03-05 06:00 (UTC): every upload" in page
+    # Without --since: from the end of the last report made.
+    proc = run_cli(home, "report", "--until", "2025-03-05T12:00", "--json", check=True, **env)
+    summary = json.loads(proc.stdout)
+    assert (summary["start"], summary["end"]) == (END.isoformat(), "2025-03-05T12:00:00+00:00")
+    assert (summary["processed"], summary["failed"]) == (0, 0)
+    window = run_cli(home, "report", "--window", "2025-03-04", check=True, **env).stdout.strip()
+    assert "Covers the off-peak window Tue 2025-03-04 22:00 to Wed 2025-03-05 06:00 (UTC)" in \
+        open(window).read()
+    for args in (["--since", "2025-03-05", "--until", "2025-03-04"],
+                 ["--window", "last", "--since", "2025-03-04"]):
+        proc = run_cli(home, "report", *args, **env)
+        assert proc.returncode in (1, 2) and proc.stderr.count("\n") == 1, proc.stderr

@@ -86,3 +86,37 @@ def test_settle_messages_carry_the_figures(settings):
 def test_replace_after_job(settings, jobs_done, rss, expected):
     decided = replace_after_job(jobs_done, rss, settings)
     assert (decided[0] if decided else None) == expected
+
+
+def test_a_lock_is_refunded_by_settle_and_keeps_its_category(settings):
+    """Not the video's fault (``costs_attempt`` False): settle alone gives the attempt
+    back, and the error rebuilt across the process boundary keeps its own category."""
+    locked = JobOutcome("result", category="storage", message="state database locked",
+                        transient=True, detail={"costs_attempt": False})
+    decision = settle(locked, row(attempts=3), settings)
+    assert (decision.status, decision.refund, decision.delay) == ("QUEUED", True, 10)
+    assert decision.error.category == "storage" and not decision.error.costs_attempt
+    assert type(decision.error).__name__ == "StorageError"
+    plain = settle(JobOutcome("result", category="storage", message="503", transient=True),
+                   row(attempts=2), settings)
+    assert (plain.status, plain.refund, plain.delay) == ("QUEUED", False, 20)
+
+
+def test_the_reaper_decides_through_settle(settings):
+    from core.jobs.settle import abandoned
+    running = {"id": 7, "status": "PROCESSING", "lease_owner": "w@h:1", "attempts": 1,
+               "degrade_level": 1}
+    decision = abandoned(running, max_attempts=3)
+    assert (decision.status, decision.level, decision.error.category) == ("QUEUED", 1,
+                                                                          "internal")
+    assert abandoned({**running, "attempts": 3}, max_attempts=3).status == "FAILED"
+    uploading = abandoned({**running, "status": "UPLOADING"}, max_attempts=3)
+    assert (uploading.status, uploading.error.category) == ("FAILED", "storage")
+
+
+@pytest.mark.parametrize("category", ["input", "storage", "analysis", "memory", "timeout",
+                                      "internal"])
+def test_from_category_keeps_the_category_of_an_error_that_costs_no_attempt(category):
+    from core.errors import from_category
+    error = from_category(category, "x", transient=True, costs_attempt=False)
+    assert (error.category, error.transient, error.costs_attempt) == (category, True, False)

@@ -88,7 +88,7 @@ def failed_upload(settings, clip):
         owner = process_owner("test")
         lifecycle.claim(app.db, upload_id, owner, lease_seconds=60)
         lifecycle.fail(app.db, upload_id, InputError("moov atom not found"), owner=owner,
-                  max_attempts=1)
+                  status=lifecycle.FAILED)
         return upload_id
     finally:
         app.close()

@@ -73,7 +73,7 @@ def test_retry_all_failed_of_one_category_and_copy_details(qtbot, window, settin
                         (clip_noaudio, StorageError("bucket unreachable"))):
         upload_id = submit_file(app, clip).upload_id
         lifecycle.claim(app.db, upload_id, "o", lease_seconds=60)
-        lifecycle.fail(app.db, upload_id, error, owner="o", max_attempts=1)
+        lifecycle.fail(app.db, upload_id, error, owner="o", status=lifecycle.FAILED)
         ids.append(upload_id)
     app.close()
     qtbot.waitUntil(lambda: window.model.counts.get("FAILED") == 2, timeout=5000)

@@ -52,7 +52,7 @@ def seed(settings) -> dict[str, int]:
         for name in ("failed", "done"):
             lifecycle.claim(app.db, ids[name], "seed", lease_seconds=60)
         lifecycle.fail(app.db, ids["failed"], InputError("bad frames"), owner="seed",
-                  max_attempts=3)
+                  status=lifecycle.FAILED)
         lifecycle.complete(app.db, ids["done"], "seed")
     finally:
         app.close()

@@ -51,7 +51,7 @@ def test_two_consoles_see_every_worker_and_each_other_s_actions(qtbot, fleet_set
         upload_id = submit_file(app, clip_h264).upload_id  # stored in the shared bucket
         lifecycle.claim(app.db, upload_id, "worker@rig-a:7", lease_seconds=60)
         lifecycle.fail(app.db, upload_id, StorageError("bucket unreachable"),
-                  owner="worker@rig-a:7", max_attempts=1)
+                  owner="worker@rig-a:7", status=lifecycle.FAILED)
         heartbeat.beat(app.db, "worker@rig-a:7", pid=7, host="rig-a", state="idle",
                        rss_kib=81920, peak_kib=102400)
         heartbeat.beat(app.db, "worker@rig-b:9", pid=9, host="rig-b", state="busy",

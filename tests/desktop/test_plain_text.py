@@ -47,7 +47,7 @@ def test_details_title_tooltips_and_table_show_a_hostile_name_literally(
     app = open_app(settings)
     upload_id = submit_file(app, hostile).upload_id
     lifecycle.fail(app.db, upload_id, InputError(f"{NAME}: <b>not</b> a video"),
-              max_attempts=0)
+              status=lifecycle.FAILED)
     app.close()
     qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5000)
 

@@ -149,3 +149,47 @@ def test_frames_on_a_full_disk_are_retried_and_the_last_message_says_disk_full(
         run_cli(home, "retry", str(upload_id), check=True, **ENV)
         burst(home, **ENV)
         assert status(home, upload_id)[0] == "DONE"
+
+
+def test_heartbeat_on_a_full_disk_logs_one_line_not_a_traceback_each_beat(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from batch.heartbeat import Heartbeat
+    from core.app import open_app
+    from core.jobs.runner import JobRunner
+    from core.store.db import open_database
+    from tests.helpers import make_settings
+
+    home = tmp_path / "home"
+    with tmpfs(home, "2m"):
+        settings = make_settings(home)
+        app = open_app(settings)
+        beat = Heartbeat(settings, "worker@test:1", JobRunner(app, owner="worker@test:1"))
+        db = open_database(settings)
+        try:
+            beat.beat_once(db)  # the row exists: later beats update it
+            caplog.clear()
+            filler = fill(home)
+            with caplog.at_level(logging.DEBUG, logger="batch.heartbeat"):
+                for _ in range(5):
+                    beat.beat_once(db)
+                failing = [r for r in caplog.records if r.name == "batch.heartbeat"]
+                assert len(failing) == 1, [r.getMessage() for r in failing]
+                [record] = failing
+                assert record.levelno == logging.WARNING and record.exc_info is None
+                line = record.getMessage()
+                assert "\n" not in line and "disk full" in line, line
+                assert line.startswith(f"worker@test:1: heartbeat write failed: home folder "
+                                       f"{home}: disk full")
+                filler.unlink()
+                caplog.clear()
+                beat.beat_once(db)
+                beat.beat_once(db)
+                assert [r.getMessage() for r in caplog.records
+                        if r.name == "batch.heartbeat"] == [
+                    f"worker@test:1: heartbeat written again after: {line.split(': ', 2)[2]}"
+                    .removesuffix(" (retrying every 1 s)")]
+        finally:
+            db.close()
+            app.close()

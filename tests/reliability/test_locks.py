@@ -122,24 +122,30 @@ def test_a_lock_during_a_job_does_not_cost_an_attempt(tmp_path, clip_h264):
 
 def test_lock_errors_are_refunded_only_for_running_jobs(tmp_path):
     from core.errors import DatabaseBusyError
+    from core.jobs import settle
 
     db = connect(tmp_path / "peakops.db")
     upload_id = lifecycle.create_upload(db, original_name="a.mp4", sha256="ab", size=1,
                                    mode=lifecycle.MODE_NOW, owner="s", lease_seconds=60, now=1.0)
     busy = DatabaseBusyError("locked")
-    # A submission that met a lock stays failed: nothing was stored to run.
-    assert lifecycle.fail(db, upload_id, busy, owner="s", max_attempts=0, now=2.0) == lifecycle.FAILED
+
+    def fail(upload_id, error, owner, max_attempts, now):
+        decision = settle.decide_failure(error, queries.get_upload(db, upload_id),
+                                         max_attempts=max_attempts)
+        return lifecycle.write_failure(db, upload_id, decision, owner=owner, now=now)
+    # A submission that met a lock stays failed: nothing was stored to run (intake
+    # writes FAILED itself, whatever the error).
+    assert lifecycle.fail(db, upload_id, busy, owner="s", status=lifecycle.FAILED,
+                          now=2.0) == lifecycle.FAILED
     other = lifecycle.create_upload(db, original_name="b.mp4", sha256="cd", size=1,
                                mode=lifecycle.MODE_NOW, owner="s", lease_seconds=60, now=1.0)
     lifecycle.mark_stored(db, other, storage_key="videos/cd", probe={}, now=1.0)
     for attempt in range(5):  # more lock failures than max_attempts: still queued
         assert lifecycle.claim(db, other, "w", lease_seconds=60, now=10.0 + 1000 * attempt)
-        assert lifecycle.fail(db, other, busy, owner="w", max_attempts=2,
-                         now=11.0 + 1000 * attempt) == lifecycle.QUEUED
+        assert fail(other, busy, "w", 2, 11.0 + 1000 * attempt) == lifecycle.QUEUED
     assert queries.get_upload(db, other)["attempts"] == 0
     assert lifecycle.claim(db, other, "w", lease_seconds=60, now=9000.0)
-    assert lifecycle.fail(db, other, InputError("bad"), owner="w", max_attempts=2,
-                     now=9001.0) == lifecycle.FAILED
+    assert fail(other, InputError("bad"), "w", 2, 9001.0) == lifecycle.FAILED
     db.conn.close()
 
 
