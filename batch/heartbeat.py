@@ -14,12 +14,12 @@ import threading
 import time
 
 from core.config import Settings
-from core.errors import PeakOpsError
+from core.errors import DatabaseBusyError, PeakOpsError
 from core.home import explain
 from core.jobs.runner import JobRunner
 from core.store import heartbeat, lifecycle
-from core.store.db import is_locked, open_database
-from core.store.sqldb import SqlDatabase, is_database_error
+from core.store.db import open_database
+from core.store.sqldb import SqlDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +89,11 @@ class Heartbeat:
         try:
             self.write(db)
         except Exception as exc:
-            if is_locked(exc):  # another writer holds the database: next beat
+            if isinstance(exc, DatabaseBusyError):  # another writer holds it: next beat
                 logger.warning("%s: heartbeat skipped: the state database is locked "
                                "by another writer", self.name)
                 return
-            if not isinstance(exc, PeakOpsError | OSError) and not is_database_error(exc):
+            if not isinstance(exc, PeakOpsError | OSError):
                 logger.exception("%s: heartbeat write failed", self.name)
                 return
             reason = explain(self.settings.home, exc) \

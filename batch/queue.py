@@ -13,11 +13,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from redis import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -97,12 +99,19 @@ def upload_id_of(message: Any) -> int | None:
     return int(message.args[0])
 
 
+def client_name() -> str:
+    """The name this process's queue connections carry on the Redis server."""
+    return f"peakops-{os.getpid()}"
+
+
 def make_huey(settings: Settings, name: str = "peakops") -> Huey:
     """RedisHuey for a ``redis://`` queue URL, SqliteHuey otherwise."""
     if url_scheme(settings.queue_url) in ("redis", "rediss"):
         # Blocking dequeue: an idle worker waits in Redis (BRPOP, 1 s at a time) instead
         # of polling, and wakes as soon as a message arrives.
-        return RedisHuey(name, url=settings.queue_url, results=False, blocking=True,
+        # Named connections: Redis's CLIENT LIST shows which process holds each one.
+        pool = ConnectionPool.from_url(settings.queue_url, client_name=client_name())
+        return RedisHuey(name, connection_pool=pool, results=False, blocking=True,
                          read_timeout=1)
     settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(name, filename=str(settings.queue_path), results=False, timeout=30)

@@ -47,7 +47,7 @@ from batch.queue import Queue, shared_queue
 from core import maintenance
 from core.app import App, open_app
 from core.config import Settings
-from core.errors import StateError
+from core.errors import DatabaseUnreachableError, StateError
 from core.filelock import try_lock
 from core.jobs.runner import Hold
 from core.results import report
@@ -56,7 +56,6 @@ from core.schedule.offpeak import Plan, fmt_duration
 from core.schedule.windows import Schedule, parse_windows
 from core.store import heartbeat, lifecycle
 from core.store.db import open_database
-from core.store.sqldb import DatabaseUnreachableError
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from batch.queue import Queue, QueueUnreachableError, shared_queue
 from core import maintenance
 from core.app import App, open_app
 from core.config import Settings
+from core.errors import DatabaseUnreachableError
 from core.jobs.runner import SKIPPED, Hold, JobRunner
 from core.liveness import host_id, owner_alive
 from core.store import lifecycle, queries
-from core.store.sqldb import DatabaseUnreachableError
 
 logger = logging.getLogger(__name__)
 

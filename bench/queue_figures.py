@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import statistics
 import subprocess
 import time
@@ -22,16 +21,11 @@ from pathlib import Path
 
 from bench.approaches import cli, peakops_env
 from bench.measure import track
+from core.store.sqldb import read_only_row
 
 
 def _query(db_path: Path, sql: str, params: tuple = ()) -> tuple | None:
-    try:
-        with sqlite3.connect(db_path, timeout=10) as db:
-            row = db.execute(sql, params).fetchone()
-        db.close()
-        return row
-    except sqlite3.OperationalError:  # not created yet
-        return None
+    return read_only_row(db_path, sql, params)  # None while not created yet
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.02):

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -23,7 +22,7 @@ import core
 from core import home, redact
 from core.app import App, open_app
 from core.config import Settings, load_settings
-from core.errors import PeakOpsError
+from core.errors import DatabaseError, PeakOpsError
 
 logger = logging.getLogger("peakops")
 
@@ -174,12 +173,15 @@ def _main(argv: Sequence[str] | None) -> int:
         with signals_interrupt() if getattr(args, "signals_interrupt", False) \
                 else contextlib.nullcontext():
             return handler(settings, args)
-    except PeakOpsError as exc:
-        return fail(str(exc))
-    except (sqlite3.Error, OSError) as exc:  # e.g. a read-only, full or corrupt home
+    except (DatabaseError, OSError) as exc:  # e.g. a read-only, full or corrupt home
         if settings is None or isinstance(exc, BrokenPipeError):  # a closed stdout: main()
             raise
+        if isinstance(exc, DatabaseError) and not (exc.from_driver
+                                                   and settings.database_dialect == "sqlite"):
+            return fail(str(exc))  # said in our words already, or not about the home
         return fail(home.explain(settings.home, exc))
+    except PeakOpsError as exc:
+        return fail(str(exc))
     except SignalInterrupt as exc:
         print(f"peakops: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
         return 128 + exc.signum

@@ -19,6 +19,7 @@ from core.config import Settings
 from core.errors import PeakOpsError
 from core.home import check_database
 from core.intake import submit_file
+from core.naming import fmt_timing
 from core.redact import redact
 from core.store import heartbeat, lifecycle, queries
 from core.store.db import open_database
@@ -142,8 +143,8 @@ def _print_detail(detail: queries.UploadDetail, *, frames: bool) -> None:
     if u["error_category"]:
         print(f"  error     [{u['error_category']}] {u['error_message']}")
     if u["width"]:
-        print(f"  video     {u['width']}x{u['height']} {u['codec']}, {u['duration'] or 0:.1f} s, "
-              f"{u['fps'] or 0:g} fps, {_human_size(u['size'])}")
+        print(f"  video     {u['width']}x{u['height']} {u['codec']}, "
+              f"{fmt_timing(u['duration'], u['fps'], u['frame_count'])}, {_human_size(u['size'])}")
     print(f"  created   {fmt_time(u['created_at'])}   finished {fmt_time(u['finished_at'])}")
     if frames:
         print(f"  frames    {len(detail.frames)}")

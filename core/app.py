@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from core import home
 from core.analysis.local import Analyzer, LocalAnalyzer
 from core.config import Settings
+from core.errors import DatabaseError
 from core.liveness import host_id
 from core.media import FrameExtractor, default_extractor
 from core.storage.local import LocalStore, ObjectStore
@@ -72,7 +72,10 @@ def open_app(settings: Settings, *, store: ObjectStore | None = None,
         home.check_database(settings)  # a lost SQLite file beside stored objects
     try:
         db = open_database(settings, check_same_thread=check_same_thread)
-    except (sqlite3.Error, OSError) as exc:
+    except (DatabaseError, OSError) as exc:
+        if isinstance(exc, DatabaseError) and not (exc.from_driver
+                                                   and settings.database_dialect == "sqlite"):
+            raise  # in our words already (newer schema, server unreachable), or not the home
         raise home.HomeError(home.explain(settings.home, exc)) from None
     return App(settings=settings, db=db,
                store=store or make_store(settings),

@@ -108,11 +108,46 @@ class InternalError(PeakOpsError):
     category = INTERNAL
 
 
-class DatabaseBusyError(InternalError):
+class DatabaseError(InternalError):
+    """The state database failed a statement; the message is the database's one-line
+    reason. Raised by the dialect layer (:mod:`core.store.sqldb`) in place of the driver's
+    own errors, so nothing else names sqlite3 or psycopg."""
+
+    @property
+    def from_driver(self) -> bool:
+        """A driver's error in our name (its reason is the database's words), rather than
+        one PeakOps raised with its own message."""
+        return "driver" in self.evidence
+
+
+class DatabaseConstraintError(DatabaseError):
+    """A write broke a constraint (a unique key another writer took first, a foreign key)."""
+
+
+class DatabaseBusyError(DatabaseError):
     """The state database stayed locked by another writer: retried, never an attempt."""
 
     transient = True
     costs_attempt = False
+
+
+class DatabaseFullError(DatabaseError):
+    """The disk holding the state database is full."""
+
+    category = STORAGE
+    transient = True
+
+
+class DatabaseUnreachableError(DatabaseError):
+    """The state database cannot be reached now (the reason is in the message); never the
+    video's fault, so it never costs the upload an attempt."""
+
+    transient = True
+    costs_attempt = False
+
+
+class SchemaTooNewError(DatabaseError):
+    """The database was upgraded by a newer PeakOps: this one refuses to read or write it."""
 
 
 _BY_CATEGORY: dict[str, type[PeakOpsError]] = {

@@ -11,12 +11,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import sqlite3
 import uuid
 from pathlib import Path
 
 from core.config import Settings
-from core.errors import StorageError
+from core.errors import DatabaseError, StorageError
+from core.store.sqldb import read_only_row
 
 FULL_BELOW_BYTES = 1024 * 1024
 """Free space under which SQLite's vague "disk I/O error" is reported as a full disk."""
@@ -41,7 +41,7 @@ def _cause(exc: BaseException, home: Path) -> str:
     text = str(exc).lower()
     free = free_bytes(home)
     if code in (errno.ENOSPC, errno.EDQUOT) or "database or disk is full" in text or (
-            isinstance(exc, sqlite3.Error) and "disk i/o error" in text
+            isinstance(exc, DatabaseError) and "disk i/o error" in text
             and free is not None and free < FULL_BELOW_BYTES):
         return "disk full" + (f" ({free // 1024} KiB free)" if free is not None else "")
     if "database is locked" in text:
@@ -106,14 +106,7 @@ def _queued_messages(home: Path) -> int:
     path = home / "queue.db"
     if not path.is_file() or path.stat().st_size == 0:
         return 0
-    try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            return conn.execute("SELECT COUNT(*) FROM task").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
+    return (read_only_row(path, "SELECT COUNT(*) FROM task") or (0,))[0]
 
 
 def check_database(settings: Settings) -> None:

@@ -64,3 +64,14 @@ def fmt_clock(seconds: float, sep: str = ":") -> str:
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1000)
     return f"{hours:02d}{sep}{minutes:02d}{sep}{secs:02d}.{millis:03d}"
+
+
+def fmt_timing(duration: float | None, fps: float | None, frame_count: int | None) -> str:
+    """A video's length and rate as people read them: ``12.0 s, 29.97 fps``; a single
+    picture is ``a single frame``, and an unknown figure is left out, never shown as 0."""
+    if frame_count == 1:
+        return "a single frame"
+    parts = [f"{duration:.1f} s" if duration else "length unknown"]
+    if fps:
+        parts.append(f"{fps:g} fps")
+    return ", ".join(parts)

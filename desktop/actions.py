@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from core import operations
 from core.app import App
+from core.naming import fmt_timing
 from core.store import lifecycle, queries
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def details_text(app: App, ids: list[int]) -> str:
             lines.append(f"error [{u['error_category']}] {u['error_message']}")
         if u["width"]:
             lines.append(f"video {u['width']}x{u['height']} {u['codec']}, "
-                         f"{u['duration'] or 0:.1f} s, {u['fps'] or 0:g} fps")
+                         f"{fmt_timing(u['duration'], u['fps'], u['frame_count'])}")
         lines.append(f"frames {len(d.frames)}; sha256 {u['sha256']}")
         lines += [f"  {e['kind']}: {e['message']}" for e in d.events[-10:]]
         blocks.append("\n".join(lines))

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.app import App
+from core.naming import fmt_timing
 from core.store import lifecycle, queries
 from desktop.models import STATUS_COLOURS, fmt_time, human_size
 from desktop.plain import escape, plain_label, tooltip
@@ -191,8 +192,8 @@ class DetailsPane(QWidget):
         f = self.fact_labels
         f["Status"].setText(status)
         f["Video"].setText(
-            f"{u['width']}×{u['height']} {u['codec']}, {u['duration'] or 0:.1f} s, "
-            f"{u['fps'] or 0:g} fps" + (f", rotated {u['rotation']}°" if u["rotation"] else "")
+            f"{u['width']}×{u['height']} {u['codec']}, "
+            f"{fmt_timing(u['duration'], u['fps'], u['frame_count'])}" + (f", rotated {u['rotation']}°" if u["rotation"] else "")
             + (", audio" if u["has_audio"] else ", no audio") if u["width"] else "not probed")
         f["Size"].setText(human_size(u["size"]))
         f["Mode"].setText(u["mode"])

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from core.app import App
 from core.store import queries
 from core.store.lifecycle import STATUSES as UPLOAD_STATUSES
+from core.store.sqldb import SqlDatabase
 from desktop.plain import tooltip
 
 FIELDS = ("id", "original_name", "status", "mode", "stage", "progress_done", "progress_total",
@@ -60,7 +60,7 @@ class Changes:
     ids: list[int] | None = None  # every id, only when rows have vanished
 
 
-def fetch_changes(db: sqlite_utils.Database, since: float | None,
+def fetch_changes(db: SqlDatabase, since: float | None,
                   known: tuple[int, int] | None = None) -> Changes:
     """Rows changed after ``since`` (all rows when None); runs on a pool thread.
 

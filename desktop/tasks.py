@@ -8,7 +8,6 @@ after another in the order the operator asked for them. Each pool thread opens i
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from core.app import App, QueueSender, open_app
 from core.config import Settings
+from core.errors import DatabaseBusyError
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,10 @@ class _PoolTask(QRunnable):
             try:
                 args = (self.runner.thread_app(), *self.args) if self.with_app else self.args
                 return self.fn(*args)
-            except sqlite3.OperationalError as exc:
+            except DatabaseBusyError:
                 # A read can meet a lock while a connection opens (WAL setup, migration);
                 # it changed nothing, so trying again is safe. Writes are not retried.
-                if self.write or "locked" not in str(exc) or attempt == LOCKED_RETRIES:
+                if self.write or attempt == LOCKED_RETRIES:
                     raise
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")

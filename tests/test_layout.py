@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,27 @@ def test_the_import_check_sees_nested_and_dotted_imports(tmp_path):
 
 def test_packaging_is_not_a_python_package():
     assert not (REPO / "packaging" / "__init__.py").exists()
+
+
+DRIVER_ERROR = re.compile(r"\b(sqlite3|psycopg)\.(errors\.\w+|\w*(Error|Warning|Exception)\b)")
+"""A driver's exception named in code: only the dialect layer may (core/store/sqldb.py)."""
+
+
+def driver_errors_named(text: str) -> list[int]:
+    return [n for n, line in enumerate(text.splitlines(), 1) if DRIVER_ERROR.search(line)]
+
+
+def test_driver_errors_are_named_only_in_the_dialect_layer():
+    allowed = {REPO / "core" / "store" / "sqldb.py", Path(__file__).resolve()}  # + samples
+    named = [f"{path.relative_to(REPO)}:{n}"
+             for folder in ("core", "batch", "desktop", "cli", "tests", "bench")
+             for path in sorted((REPO / folder).rglob("*.py")) if path not in allowed
+             for n in driver_errors_named(path.read_text())]
+    assert named == []
+
+
+def test_the_driver_error_check_sees_each_spelling():
+    sample = ("except sqlite3.IntegrityError:\nexcept psycopg.errors.UniqueViolation:\n"
+              "except (sqlite3.Error, OSError):\nexcept psycopg.OperationalError:\n"
+              "conn = sqlite3.connect(path)\nversion = sqlite3.sqlite_version\n")
+    assert driver_errors_named(sample) == [1, 2, 3, 4]

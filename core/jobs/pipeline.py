@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import logging
 import shutil
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from core.app import App, temp_dir_for
 from core.errors import (
     CancelledError,
     DatabaseBusyError,
+    DatabaseFullError,
     InputError,
     InternalError,
     MemoryLimitError,
@@ -34,7 +34,7 @@ from core.jobs import settle
 from core.storage.local import MissingObjectError, disk_full, frame_key
 from core.store import frames as frame_records
 from core.store import lifecycle, queries
-from core.store.db import is_locked, transaction, when_unlocked
+from core.store.db import transaction, when_unlocked
 
 logger = logging.getLogger(__name__)
 
@@ -263,12 +263,10 @@ def run(app: App, upload_id: int, owner: str, *,
             raise
         raise StorageError(f"{workdir.parent}: disk full ({exc.strerror})", upload_id=upload_id,
                            transient=True) from None
-    except sqlite3.OperationalError as exc:
-        if "database or disk is full" in str(exc):
-            raise StorageError(f"state database {app.settings.db_path}: disk full",
-                               upload_id=upload_id, transient=True) from None
-        if not is_locked(exc):
-            raise
+    except DatabaseFullError:
+        raise StorageError(f"state database {app.settings.db_path}: disk full",
+                           upload_id=upload_id, transient=True) from None
+    except DatabaseBusyError:
         raise DatabaseBusyError(f"upload {upload_id}: the state database stayed locked by "
                                 "another writer", upload_id=upload_id) from None
     finally:

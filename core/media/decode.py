@@ -39,6 +39,9 @@ from core.media.plan import (
 logger = logging.getLogger(__name__)
 
 _MAX_BAD_PACKETS = 50
+_FRAMES_PER_TIMEOUT = 2400
+"""Frames read on the way to a wanted one that earn another ``timeout`` (120 s at 20 fps,
+a slow 4K decode)."""
 _SEEK_RETRIES = 3
 """Earlier keyframes tried when a seek lands after the wanted frame (MPEG-TS/PS seek by
 byte position and can overshoot) before reading from the start."""
@@ -97,17 +100,19 @@ class PyAVSource:
     def _open(self) -> None:
         import av
 
-        from core.media.probe import open_container, video_stream
+        from core.media.probe import open_container, open_reason, unsupported_codec, video_stream
 
         if self.container is not None:
             self.container.close()
         try:
             self.container = open_container(self.video)
         except (av.error.FFmpegError, OSError) as exc:
-            raise self._input_error(f"libav could not open the video ({_reason(exc)})") from None
+            raise self._input_error(open_reason(self.video, exc)) from None
         self.stream = video_stream(self.container)
         if self.stream is None:
             raise self._input_error("has no video stream")
+        if self.stream.codec_context is None:
+            raise self._input_error(unsupported_codec(self.video))
         context = self.stream.codec_context
         configure_decoder(context, self.facts.coded_width or self.stream.width,
                           self.facts.coded_height or self.stream.height, self.options)
@@ -179,7 +184,11 @@ class PyAVSource:
         if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
                      seek_cost=self.seek_cost):
             self._restart(target)
-        deadline = time.monotonic() + self.timeout
+        # ``timeout`` for one frame, once more for every few thousand frames read on the
+        # way (a raw stream is read from its start: thousands of frames between slots).
+        start = self._position if self._position is not None else -2**62
+        on_the_way = self.index.frames_between(start, target)
+        deadline = time.monotonic() + self.timeout * (1 + on_the_way / _FRAMES_PER_TIMEOUT)
         before = None
         while True:
             decoded = self._pending or next(self._run, None)

@@ -14,7 +14,7 @@ import av.filter
 from PIL import Image
 
 from core.media.facts import ProbeResult
-from core.media.probe import transform_ops
+from core.media.orientation import transform_ops
 
 _SCALE_MATRIX = {"bt709": "bt709", "fcc": "fcc", "bt470bg": "bt470", "smpte170m": "smpte170m",
                  "smpte240m": "smpte240m", "bt2020nc": "bt2020", "bt2020c": "bt2020"}

@@ -33,11 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import sqlite_utils
-
 from core.app import App
 from core.errors import InputError
 from core.naming import fmt_clock, unique_names
+from core.store.sqldb import SqlDatabase
 
 FORMATS = ("csv", "jsonl", "sqlite")
 SQLITE_BATCH = 1000
@@ -71,7 +70,7 @@ class ExportResult:
                 "images_copied": self.images_copied}
 
 
-def select_uploads(db: sqlite_utils.Database, selection: Selection) -> list[dict[str, Any]]:
+def select_uploads(db: SqlDatabase, selection: Selection) -> list[dict[str, Any]]:
     """The uploads ``selection`` names, in id order."""
     where, params = [], []
     if selection.ids:
@@ -87,7 +86,7 @@ def select_uploads(db: sqlite_utils.Database, selection: Selection) -> list[dict
     return list(db.query(sql + " ORDER BY id", params))
 
 
-def _labels_by_frame(db: sqlite_utils.Database, upload_id: int) -> dict[int, list[dict]]:
+def _labels_by_frame(db: SqlDatabase, upload_id: int) -> dict[int, list[dict]]:
     labels: dict[int, list[dict[str, Any]]] = {}
     for row in db.query(
             "SELECT l.frame_id, l.name, l.confidence, l.source FROM labels l "
@@ -236,7 +235,7 @@ def _write_jsonl(rows: Iterator[dict[str, Any]], out: IO[str], result: ExportRes
 
 def _write_sqlite(path: Path, uploads: list[dict[str, Any]], rows: Iterator[dict[str, Any]],
                   result: ExportResult) -> None:
-    db = sqlite_utils.Database(path)
+    db = SqlDatabase(path)
     try:
         db["uploads"].create({
             "id": int, "name": str, "status": str, "mode": str, "size": int,

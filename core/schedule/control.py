@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
 from core.schedule.offpeak import (
     PAUSE_AFTER_CURRENT,
     PAUSE_FOREVER,
@@ -26,6 +24,7 @@ from core.schedule.offpeak import (
 )
 from core.schedule.windows import Schedule
 from core.store import lifecycle, state
+from core.store.sqldb import SqlDatabase
 
 RUN_NOW_MAX = timedelta(hours=12)
 """A run-now without an end runs until the next regular opening, at most this long."""
@@ -39,12 +38,12 @@ class Change:
     withdrawn: list[int] = field(default_factory=list)
 
 
-def _withdraw_queued(db: sqlite_utils.Database, reason: str, now: float) -> list[int]:
+def _withdraw_queued(db: SqlDatabase, reason: str, now: float) -> list[int]:
     return [r["id"] for r in offpeak_rows(db, lifecycle.QUEUED)
             if lifecycle.withdraw(db, r["id"], reason=reason, now=now)]
 
 
-def pause(db: sqlite_utils.Database, *, now: datetime, for_seconds: float | None = None,
+def pause(db: SqlDatabase, *, now: datetime, for_seconds: float | None = None,
           after_current: bool = False, origin: str = "") -> Change:
     """Pause the off-peak batch: until resumed, for ``for_seconds``, or (``after_current``)
     once the running video has finished. Queued off-peak uploads go back to DEFERRED."""
@@ -61,7 +60,7 @@ def pause(db: sqlite_utils.Database, *, now: datetime, for_seconds: float | None
     return Change(message, withdrawn)
 
 
-def resume(db: sqlite_utils.Database, *, now: datetime, origin: str = "") -> Change:
+def resume(db: SqlDatabase, *, now: datetime, origin: str = "") -> Change:
     """End any pause (timed, until resumed, or after the current video)."""
     state.delete(db, PAUSE_UNTIL)
     state.delete(db, PAUSE_AFTER_CURRENT)
@@ -79,7 +78,7 @@ def default_run_now_end(schedule: Schedule | None, now: datetime) -> datetime:
     return until
 
 
-def run_now(db: sqlite_utils.Database, *, until: datetime, now: datetime,
+def run_now(db: SqlDatabase, *, until: datetime, now: datetime,
             origin: str = "") -> Change:
     """Run the deferred backlog as if a window were open until ``until``; ends a pause."""
     state.put(db, RUN_NOW_UNTIL, until.timestamp())
@@ -90,7 +89,7 @@ def run_now(db: sqlite_utils.Database, *, until: datetime, now: datetime,
     return Change(f"batch runs now until {until:%a %Y-%m-%d %H:%M %Z}")
 
 
-def cancel_run_now(db: sqlite_utils.Database, *, now: datetime, origin: str = "") -> Change:
+def cancel_run_now(db: SqlDatabase, *, now: datetime, origin: str = "") -> Change:
     """End a run-now override; the regular windows apply again."""
     state.delete(db, RUN_NOW_UNTIL)
     lifecycle.record_event(db, None, "run-now", "run-now override cancelled" + origin,

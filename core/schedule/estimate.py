@@ -15,9 +15,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from core.store.queries import recent_done
+from core.store.sqldb import SqlDatabase
 
 HISTORY_SIZE = 50
 DEFAULT_RATE = 0.5
@@ -67,7 +66,7 @@ def history_from(rows: list[dict[str, Any]]) -> History:
                    median_seconds=statistics.median(seconds) if seconds else None)
 
 
-def load_history(db: sqlite_utils.Database, *, limit: int = HISTORY_SIZE) -> History:
+def load_history(db: SqlDatabase, *, limit: int = HISTORY_SIZE) -> History:
     """History of the last ``limit`` DONE uploads. ``started_at`` is the start of the last
     attempt, so a job resumed from a checkpoint counts only its last run."""
     return history_from(recent_done(db, limit))

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlite_utils
-
 from core.schedule.estimate import History, estimate_seconds, load_history
 from core.schedule.windows import Schedule
 from core.store import lifecycle, queries, state
+from core.store.sqldb import SqlDatabase
 
 PAUSE_UNTIL = "scheduler.pause_until"
 PAUSE_AFTER_CURRENT = "scheduler.pause_after_current"
@@ -111,7 +110,7 @@ class Control:
                 "run_now_until": self.run_now_until}
 
 
-def read_control(db: sqlite_utils.Database) -> Control:
+def read_control(db: SqlDatabase) -> Control:
     return Control(pause_until=state.get(db, PAUSE_UNTIL),
                    pause_after_current=bool(state.get(db, PAUSE_AFTER_CURRENT, False)),
                    run_now_until=state.get(db, RUN_NOW_UNTIL))
@@ -309,12 +308,12 @@ def _next_window(schedule: Schedule, result: Plan, upcoming: datetime | None):
     return decide
 
 
-def offpeak_rows(db: sqlite_utils.Database, status: str) -> list[dict[str, Any]]:
+def offpeak_rows(db: SqlDatabase, status: str) -> list[dict[str, Any]]:
     """Off-peak uploads in ``status`` in dispatch order, each with ``frames_done``."""
     return queries.waiting_in_mode(db, status, lifecycle.MODE_OFFPEAK)
 
 
-def load_plan(db: sqlite_utils.Database, schedule: Schedule, *, lookahead: int,
+def load_plan(db: SqlDatabase, schedule: Schedule, *, lookahead: int,
               now: datetime, control: Control | None = None) -> Plan:
     """:func:`plan` over the state database's off-peak uploads."""
     return plan(schedule, control or read_control(db),

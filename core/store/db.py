@@ -1,4 +1,4 @@
-"""The state database: the single record of truth (SQLite through sqlite-utils, WAL).
+"""The state database: the single record of truth (SQLite in WAL mode, or PostgreSQL).
 
 Schema changes are the numbered migrations of :mod:`core.store.schema`, applied in place on
 open; ``PRAGMA user_version`` holds the number applied. Multi-statement writes go through
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import sqlite_utils
-
 from core.config import Settings
+from core.errors import DatabaseBusyError, SchemaTooNewError
 from core.store import schema
 from core.store.sqldb import PostgresDatabase, SqlDatabase, SqliteDatabase
 from core.store.status import STATUSES
@@ -37,59 +35,50 @@ SCHEMA_VERSION = schema.SCHEMA_VERSION
 
 
 def connect(path: Path, *, check_same_thread: bool = True,
-            busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite_utils.Database:
+            busy_timeout_s: float = BUSY_TIMEOUT_S) -> SqliteDatabase:
     """Open the state database at ``path``, upgrading its schema in place.
 
     Opening takes no write lock unless the schema needs upgrading (or the file is new),
-    so readers never queue behind a writer.
+    so readers never queue behind a writer. A schema newer than this PeakOps is refused
+    (:class:`~core.errors.SchemaTooNewError`).
     """
-    db = sqlite_utils.Database(open_sqlite(path, check_same_thread=check_same_thread,
-                                           busy_timeout_s=busy_timeout_s))
-    migrate(db)
+    db = open_sqlite(path, check_same_thread=check_same_thread, busy_timeout_s=busy_timeout_s)
+    try:
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
 def open_sqlite(path: Path, *, check_same_thread: bool = True,
-                busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
-    """A connection to the SQLite file at ``path`` (autocommit, WAL), schema untouched."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None,
-                           check_same_thread=check_same_thread)
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    # PostgreSQL's spelling of the two-argument MAX/MIN, so that SQL is written once.
-    conn.create_function("greatest", -1, _greatest, deterministic=True)
-    conn.create_function("least", -1, _least, deterministic=True)
-    return conn
+                busy_timeout_s: float = BUSY_TIMEOUT_S) -> SqliteDatabase:
+    """The SQLite file at ``path`` (autocommit, WAL), schema untouched."""
+    return SqliteDatabase.open(path, check_same_thread=check_same_thread,
+                               busy_timeout_s=busy_timeout_s)
 
 
-def _greatest(*values):
-    """PostgreSQL's GREATEST: the largest argument, NULLs ignored."""
-    return max((v for v in values if v is not None), default=None)
-
-
-def _least(*values):
-    return min((v for v in values if v is not None), default=None)
-
-
-def schema_version(db: sqlite_utils.Database | SqlDatabase) -> int:
+def schema_version(db: SqlDatabase) -> int:
     """The migration number the database is at."""
-    return _sql(db).schema_version()
+    return db.schema_version()
 
 
 _migrate_lock = threading.Lock()
 
 
-def migrate(db: sqlite_utils.Database | SqlDatabase) -> int:
-    """Apply pending migrations, each in its own transaction; return the new version."""
-    version = _sql(db).schema_version()
-    if version >= SCHEMA_VERSION:
+def migrate(db: SqlDatabase) -> int:
+    """Apply pending migrations, each in its own transaction; return the new version.
+
+    A database a newer PeakOps has upgraded is refused before anything reads or writes it:
+    its tables may not be what this code expects."""
+    version = db.schema_version()
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNewError(f"database schema {version} is newer than this PeakOps "
+                                f"({SCHEMA_VERSION}): upgrade PeakOps")
+    if version == SCHEMA_VERSION:
         return version  # the common case: a read, no write lock
     with _migrate_lock:
-        return schema.migrate(_sql(db))
+        return schema.migrate(db)
 
 
 def open_database(settings: Settings, *, check_same_thread: bool = True,
@@ -100,29 +89,13 @@ def open_database(settings: Settings, *, check_same_thread: bool = True,
     if settings.database_dialect == "postgresql":
         db: SqlDatabase = PostgresDatabase.connect(settings.database_url)
         try:
-            schema.migrate(db)
+            migrate(db)
         except BaseException:
             db.close()
             raise
         return db
-    return SqliteDatabase(connect(settings.db_path, check_same_thread=check_same_thread,
-                                  busy_timeout_s=busy_timeout_s or settings.db_busy_timeout).conn)
-
-
-def sql(db: sqlite_utils.Database | SqlDatabase) -> SqlDatabase:
-    """``db`` as an :class:`~core.store.sqldb.SqlDatabase` (sqlite-utils' Database is wrapped), for
-    what only the dialect layer offers: ``insert`` (RETURNING id), ``now``, named locks."""
-    return db if isinstance(db, SqlDatabase) else SqliteDatabase(db.conn)
-
-
-_sql = sql
-
-
-def is_locked(exc: BaseException) -> bool:
-    """Whether ``exc`` is SQLite giving up on a lock another connection holds."""
-    return isinstance(exc, sqlite3.OperationalError) and (
-        getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-        or "database is locked" in str(exc) or "database is busy" in str(exc))
+    return connect(settings.db_path, check_same_thread=check_same_thread,
+                   busy_timeout_s=busy_timeout_s or settings.db_busy_timeout)
 
 
 def when_unlocked(fn: Callable[[], T], *, patience_s: float = 300.0,
@@ -134,19 +107,14 @@ def when_unlocked(fn: Callable[[], T], *, patience_s: float = 300.0,
     while True:
         try:
             return fn()
-        except sqlite3.OperationalError as exc:
-            if not is_locked(exc) or time.monotonic() > deadline:
+        except DatabaseBusyError:
+            if time.monotonic() > deadline:
                 raise
             logger.warning("state database locked; %s waits for it", what)
             time.sleep(1.0)
 
 
-@contextlib.contextmanager
-def transaction(db: sqlite_utils.Database | SqlDatabase) -> Iterator[sqlite_utils.Database]:
-    """One write transaction holding the write lock from its first statement.
-
-    Nested use joins the outer transaction. Works on sqlite-utils' Database and on
-    either :class:`~core.store.sqldb.SqlDatabase`.
-    """
-    with _sql(db).transaction():
-        yield db
+def transaction(db: SqlDatabase) -> contextlib.AbstractContextManager[SqlDatabase]:
+    """One write transaction holding the write lock from its first statement
+    (:meth:`SqlDatabase.transaction`); nested use joins the outer transaction."""
+    return db.transaction()

@@ -10,38 +10,37 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import sqlite_utils
-
 from core.store.db import transaction
+from core.store.sqldb import SqlDatabase
 
 
-def indices(db: sqlite_utils.Database, upload_id: int) -> set[int]:
+def indices(db: SqlDatabase, upload_id: int) -> set[int]:
     """Plan indices of the frames already stored for the upload."""
     return {r[0] for r in db.execute("SELECT idx FROM frames WHERE upload_id = ?", [upload_id])}
 
 
-def count(db: sqlite_utils.Database, upload_id: int) -> int:
+def count(db: SqlDatabase, upload_id: int) -> int:
     return db.execute("SELECT COUNT(*) FROM frames WHERE upload_id = ?",
                       [upload_id]).fetchone()[0]
 
 
-def keys(db: sqlite_utils.Database, upload_id: int) -> list[str]:
+def keys(db: SqlDatabase, upload_id: int) -> list[str]:
     """Storage keys of the upload's frame images."""
     return [r[0] for r in db.execute("SELECT storage_key FROM frames WHERE upload_id = ?",
                                      [upload_id])]
 
 
-def timestamps(db: sqlite_utils.Database, upload_id: int) -> dict[int, float]:
+def timestamps(db: SqlDatabase, upload_id: int) -> dict[int, float]:
     """Recorded frames' timestamps by plan index."""
     return {r[0]: r[1] for r in db.execute(
         "SELECT idx, timestamp FROM frames WHERE upload_id = ?", [upload_id])}
 
 
-def set_planned(db: sqlite_utils.Database, upload_id: int, planned: int) -> None:
+def set_planned(db: SqlDatabase, upload_id: int, planned: int) -> None:
     db.execute("UPDATE uploads SET frames_planned = ? WHERE id = ?", [planned, upload_id])
 
 
-def record(db: sqlite_utils.Database, upload_id: int, index: int, *, timestamp: float,
+def record(db: SqlDatabase, upload_id: int, index: int, *, timestamp: float,
            storage_key: str, width: int, height: int, metrics: Any,
            now: float | None = None) -> None:
     """Record one stored frame with its local metrics (a rerun's duplicate is ignored)."""
@@ -54,14 +53,14 @@ def record(db: sqlite_utils.Database, upload_id: int, index: int, *, timestamp: 
          time.time() if now is None else now])
 
 
-def for_analysis(db: sqlite_utils.Database, upload_id: int) -> list[dict[str, Any]]:
+def for_analysis(db: SqlDatabase, upload_id: int) -> list[dict[str, Any]]:
     """The upload's frames in index order, with whether each was analysed."""
     return list(db.query(
         "SELECT id, idx, storage_key, dhash, analyzed_at FROM frames WHERE upload_id = ? "
         "ORDER BY idx", [upload_id]))
 
 
-def record_labels(db: sqlite_utils.Database, frame_id: int, labels: list[Any], *,
+def record_labels(db: SqlDatabase, frame_id: int, labels: list[Any], *,
                   now: float | None = None) -> None:
     """Replace a frame's labels and mark it analysed (joins a transaction already open)."""
     with transaction(db):
@@ -74,7 +73,7 @@ def record_labels(db: sqlite_utils.Database, frame_id: int, labels: list[Any], *
                    [time.time() if now is None else now, frame_id])
 
 
-def reset_analysis(db: sqlite_utils.Database, upload_id: int) -> None:
+def reset_analysis(db: SqlDatabase, upload_id: int) -> None:
     """Drop the upload's labels and mark every frame not analysed yet."""
     with transaction(db):
         db.execute("DELETE FROM labels WHERE frame_id IN "
@@ -82,16 +81,16 @@ def reset_analysis(db: sqlite_utils.Database, upload_id: int) -> None:
         db.execute("UPDATE frames SET analyzed_at = NULL WHERE upload_id = ?", [upload_id])
 
 
-def drop(db: sqlite_utils.Database, upload_id: int) -> None:
+def drop(db: SqlDatabase, upload_id: int) -> None:
     """Delete the upload's frames; their labels go with them (ON DELETE CASCADE)."""
     db.execute("DELETE FROM frames WHERE upload_id = ?", [upload_id])
 
 
-def paid_calls(db: sqlite_utils.Database, upload_id: int) -> int:
+def paid_calls(db: SqlDatabase, upload_id: int) -> int:
     """Paid analyzer calls made for the upload so far (kept across retries)."""
     row = db.execute("SELECT rekognition_calls FROM uploads WHERE id = ?", [upload_id]).fetchone()
     return (row[0] or 0) if row else 0
 
 
-def set_paid_calls(db: sqlite_utils.Database, upload_id: int, calls: int) -> None:
+def set_paid_calls(db: SqlDatabase, upload_id: int, calls: int) -> None:
     db.execute("UPDATE uploads SET rekognition_calls = ? WHERE id = ?", [calls, upload_id])

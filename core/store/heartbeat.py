@@ -10,9 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import sqlite_utils
-
-from core.store.db import sql
+from core.store.sqldb import SqlDatabase
 
 STALE_AFTER_S = 10.0
 PRUNE_AFTER_S = 86400.0
@@ -20,17 +18,17 @@ PRUNE_AFTER_S = 86400.0
 CAUSES = ("tasks", "memory-after-job", "hard-limit", "crash", "timeout", "stall")
 
 
-def beat(db: sqlite_utils.Database, name: str, **fields: Any) -> None:
+def beat(db: SqlDatabase, name: str, **fields: Any) -> None:
     """Upsert the worker's row with ``fields`` and ``last_seen`` = now on the database's
     clock, which every console of a fleet reads staleness against."""
-    fields = {"name": name, "last_seen": sql(db).now(), **fields}
+    fields = {"name": name, "last_seen": db.now(), **fields}
     columns = ", ".join(fields)
     updates = ", ".join(f"{k} = excluded.{k}" for k in fields if k != "name")
     db.execute(f"INSERT INTO workers ({columns}) VALUES ({', '.join('?' * len(fields))}) "
                f"ON CONFLICT(name) DO UPDATE SET {updates}", list(fields.values()))
 
 
-def record_restart(db: sqlite_utils.Database, worker: str, cause: str, *, message: str,
+def record_restart(db: SqlDatabase, worker: str, cause: str, *, message: str,
                    upload_id: int | None = None, rss_kib: int | None = None,
                    now: float | None = None) -> None:
     if cause not in CAUSES:
@@ -40,11 +38,11 @@ def record_restart(db: sqlite_utils.Database, worker: str, cause: str, *, messag
                [time.time() if now is None else now, worker, cause, upload_id, rss_kib, message])
 
 
-def workers(db: sqlite_utils.Database, *, now: float | None = None,
+def workers(db: SqlDatabase, *, now: float | None = None,
             live_only: bool = False) -> list[dict[str, Any]]:
     """Known workers, newest first, each with ``age_s``, ``stale``, ``live`` and
     ``restarts``. ``live_only``: only those running now (fresh heartbeat, not stopped)."""
-    now = sql(db).now() if now is None else now
+    now = db.now() if now is None else now
     rows = list(db.query("SELECT * FROM workers ORDER BY last_seen DESC"))
     for row in rows:
         row["age_s"] = round(now - row["last_seen"], 1)
@@ -56,13 +54,13 @@ def workers(db: sqlite_utils.Database, *, now: float | None = None,
     return [row for row in rows if row["live"]] if live_only else rows
 
 
-def prune(db: sqlite_utils.Database, *, older_than_s: float = PRUNE_AFTER_S,
+def prune(db: SqlDatabase, *, older_than_s: float = PRUNE_AFTER_S,
           now: float | None = None) -> int:
     """Forget workers not seen for ``older_than_s`` (their restarts stay); return how many."""
-    now = sql(db).now() if now is None else now
+    now = db.now() if now is None else now
     return db.execute("DELETE FROM workers WHERE last_seen < ?",
                       [now - older_than_s]).rowcount
 
 
-def recent_restarts(db: sqlite_utils.Database, limit: int = 50) -> list[dict[str, Any]]:
+def recent_restarts(db: SqlDatabase, limit: int = 50) -> list[dict[str, Any]]:
     return list(db.query("SELECT * FROM restarts ORDER BY id DESC LIMIT ?", [limit]))

@@ -22,13 +22,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import sqlite_utils
-
 from core.errors import PeakOpsError, StateError
 from core.jobs import settle
 from core.store import frames
-from core.store.db import sql, transaction
+from core.store.db import transaction
 from core.store.queries import get_upload
+from core.store.sqldb import SqlDatabase
 from core.store.status import (  # noqa: F401  (re-exported: lifecycle.QUEUED and the rest)
     ACTIVE,
     CANCELLED,
@@ -58,19 +57,19 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 """Operator action -> the statuses it applies to. Every other status refuses it."""
 
 
-def _now(db: sqlite_utils.Database, now: float | None) -> float:
+def _now(db: SqlDatabase, now: float | None) -> float:
     """``now``, or the database server's clock: the one clock every worker of a fleet
     shares, so leases, backoff and the reaper agree across machines."""
-    return sql(db).now() if now is None else now
+    return db.now() if now is None else now
 
 
-def record_event(db: sqlite_utils.Database, upload_id: int | None, kind: str, message: str,
+def record_event(db: SqlDatabase, upload_id: int | None, kind: str, message: str,
                  *, now: float | None = None) -> None:
     db.execute("INSERT INTO events (at, upload_id, kind, message) VALUES (?, ?, ?, ?)",
                [_now(db, now), upload_id, kind, message])
 
 
-def create_upload(db: sqlite_utils.Database, *, original_name: str, sha256: str, size: int,
+def create_upload(db: SqlDatabase, *, original_name: str, sha256: str, size: int,
                   mode: str, owner: str, lease_seconds: float, priority: int = 0,
                   now: float | None = None) -> int:
     """Record a new upload in UPLOADING, leased by the submitter until it is stored."""
@@ -78,7 +77,7 @@ def create_upload(db: sqlite_utils.Database, *, original_name: str, sha256: str,
         raise ValueError(f"mode must be {MODE_NOW!r} or {MODE_OFFPEAK!r}, not {mode!r}")
     now = _now(db, now)
     with transaction(db):
-        upload_id = sql(db).insert(
+        upload_id = db.insert(
             "INSERT INTO uploads (original_name, sha256, size, status, mode, priority, "
             "created_at, updated_at, lease_owner, lease_expires_at) "
             "VALUES (?, ?, ?, 'UPLOADING', ?, ?, ?, ?, ?, ?)",
@@ -88,7 +87,7 @@ def create_upload(db: sqlite_utils.Database, *, original_name: str, sha256: str,
     return upload_id
 
 
-def mark_stored(db: sqlite_utils.Database, upload_id: int, *, storage_key: str,
+def mark_stored(db: SqlDatabase, upload_id: int, *, storage_key: str,
                 probe: dict[str, Any], now: float | None = None) -> str:
     """UPLOADING -> QUEUED (mode now) or DEFERRED (off-peak); returns the new status."""
     now = _now(db, now)
@@ -112,7 +111,7 @@ def mark_stored(db: sqlite_utils.Database, upload_id: int, *, storage_key: str,
     return status
 
 
-def claim(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_seconds: float,
+def claim(db: SqlDatabase, upload_id: int, owner: str, *, lease_seconds: float,
           now: float | None = None) -> dict[str, Any] | None:
     """QUEUED -> PROCESSING for ``owner``; None if someone else has it or it isn't QUEUED."""
     now = _now(db, now)
@@ -132,7 +131,7 @@ def claim(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_second
     return row
 
 
-def renew_lease(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_seconds: float,
+def renew_lease(db: SqlDatabase, upload_id: int, owner: str, *, lease_seconds: float,
                 stage: str | None = None, done: int | None = None, total: int | None = None,
                 now: float | None = None) -> bool:
     """Extend the lease and record progress; False if the upload is no longer ours."""
@@ -145,7 +144,7 @@ def renew_lease(db: sqlite_utils.Database, upload_id: int, owner: str, *, lease_
     return cursor.rowcount == 1
 
 
-def complete(db: sqlite_utils.Database, upload_id: int, owner: str, *,
+def complete(db: SqlDatabase, upload_id: int, owner: str, *,
              peak_rss_kib: int | None = None, note: str = "", now: float | None = None) -> bool:
     """PROCESSING -> DONE; False if the upload was taken away meanwhile."""
     now = _now(db, now)
@@ -164,7 +163,7 @@ def complete(db: sqlite_utils.Database, upload_id: int, owner: str, *,
     return True
 
 
-def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *, status: str,
+def fail(db: SqlDatabase, upload_id: int, error: PeakOpsError, *, status: str,
          level: int | None = None, delay: float = 0.0, refund: bool = False,
          owner: str | None = None, peak_rss_kib: int | None = None,
          now: float | None = None) -> str:
@@ -203,7 +202,7 @@ def fail(db: sqlite_utils.Database, upload_id: int, error: PeakOpsError, *, stat
     return status
 
 
-def write_failure(db: sqlite_utils.Database, upload_id: int, decision: settle.Decision, *,
+def write_failure(db: SqlDatabase, upload_id: int, decision: settle.Decision, *,
                   owner: str | None = None, peak_rss_kib: int | None = None,
                   now: float | None = None) -> str:
     """:func:`fail` with what a :class:`core.jobs.settle.Decision` says."""
@@ -213,7 +212,7 @@ def write_failure(db: sqlite_utils.Database, upload_id: int, decision: settle.De
                 peak_rss_kib=peak_rss_kib, now=now)
 
 
-def _transition(db: sqlite_utils.Database, upload_id: int, allowed: tuple[str, ...],
+def _transition(db: SqlDatabase, upload_id: int, allowed: tuple[str, ...],
                 target: str, kind: str, message: str, *, sets: dict[str, Any] | None = None,
                 now: float | None = None) -> str:
     now = _now(db, now)
@@ -235,7 +234,7 @@ _RESET = dict.fromkeys(("not_before", "error_category", "error_message", "finish
                         "progress_total")) | {"attempts": 0, "degrade_level": 0}
 
 
-def _needs_stored_video(db: sqlite_utils.Database, upload_id: int) -> dict[str, Any]:
+def _needs_stored_video(db: SqlDatabase, upload_id: int) -> dict[str, Any]:
     """Refuse an upload whose video was never stored (cancelled or failed while it was
     being submitted): it could only fail again, so the file must be submitted again. The
     upload is left as it is, its original error included."""
@@ -246,7 +245,7 @@ def _needs_stored_video(db: sqlite_utils.Database, upload_id: int) -> dict[str, 
     return row
 
 
-def retry(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None) -> str:
+def retry(db: SqlDatabase, upload_id: int, *, now: float | None = None) -> str:
     """FAILED/DONE/CANCELLED -> QUEUED with attempts and degrade level reset."""
     with transaction(db):
         _needs_stored_video(db, upload_id)
@@ -254,7 +253,7 @@ def retry(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None
                            "queued again by the operator", sets=_RESET, now=now)
 
 
-def reprocess(db: sqlite_utils.Database, upload_id: int, *,
+def reprocess(db: SqlDatabase, upload_id: int, *,
               now: float | None = None) -> list[str]:
     """Start over from the stored video: drop frames and labels, back to QUEUED.
 
@@ -273,7 +272,7 @@ def reprocess(db: sqlite_utils.Database, upload_id: int, *,
     return keys
 
 
-def request_reanalysis(db: sqlite_utils.Database, upload_id: int, *,
+def request_reanalysis(db: SqlDatabase, upload_id: int, *,
                        now: float | None = None) -> str:
     """Re-run only the analysis stage: labels dropped, frames kept, back to QUEUED."""
     with transaction(db):
@@ -289,7 +288,7 @@ def request_reanalysis(db: sqlite_utils.Database, upload_id: int, *,
     return QUEUED
 
 
-def cancel(db: sqlite_utils.Database, upload_id: int, *, now: float | None = None) -> str:
+def cancel(db: SqlDatabase, upload_id: int, *, now: float | None = None) -> str:
     """Any non-terminal -> CANCELLED; a running job sees it at its next lease renewal."""
     now = _now(db, now)
     return _transition(db, upload_id, ACTIONS["cancel"], CANCELLED, "cancelled",
@@ -298,7 +297,7 @@ def cancel(db: sqlite_utils.Database, upload_id: int, *, now: float | None = Non
                        now=now)
 
 
-def set_mode(db: sqlite_utils.Database, upload_id: int, mode: str, *,
+def set_mode(db: SqlDatabase, upload_id: int, mode: str, *,
              now: float | None = None) -> str:
     """Move a waiting upload between process-now (QUEUED) and off-peak (DEFERRED)."""
     if mode not in (MODE_NOW, MODE_OFFPEAK):
@@ -311,7 +310,7 @@ def set_mode(db: sqlite_utils.Database, upload_id: int, mode: str, *,
                        sets={"mode": mode}, now=now)
 
 
-def reset_stuck(db: sqlite_utils.Database, *, max_attempts: int,
+def reset_stuck(db: SqlDatabase, *, max_attempts: int,
                 owner_alive: Callable[[str], bool] | None = None,
                 now: float | None = None) -> list[tuple[int, str]]:
     """Return abandoned uploads to QUEUED (attempts left) or FAILED; list what changed.
@@ -335,7 +334,7 @@ def reset_stuck(db: sqlite_utils.Database, *, max_attempts: int,
     return changed
 
 
-def release(db: sqlite_utils.Database, upload_id: int, owner: str, *, reason: str,
+def release(db: SqlDatabase, upload_id: int, owner: str, *, reason: str,
             target: str = QUEUED, now: float | None = None) -> bool:
     """Hand a running upload back (shutdown, window end) without counting an attempt."""
     now = _now(db, now)
@@ -351,7 +350,7 @@ def release(db: sqlite_utils.Database, upload_id: int, owner: str, *, reason: st
     return True
 
 
-def dispatch(db: sqlite_utils.Database, upload_id: int, *, message: str,
+def dispatch(db: SqlDatabase, upload_id: int, *, message: str,
              now: float | None = None) -> bool:
     """DEFERRED -> QUEUED while an off-peak window is open; the mode stays off-peak.
 
@@ -367,7 +366,7 @@ def dispatch(db: sqlite_utils.Database, upload_id: int, *, message: str,
     return True
 
 
-def withdraw(db: sqlite_utils.Database, upload_id: int, *, reason: str,
+def withdraw(db: SqlDatabase, upload_id: int, *, reason: str,
              now: float | None = None) -> bool:
     """QUEUED -> DEFERRED for an off-peak upload not yet claimed (window closed, paused).
 
@@ -385,7 +384,7 @@ def withdraw(db: sqlite_utils.Database, upload_id: int, *, reason: str,
     return True
 
 
-def remove(db: sqlite_utils.Database, upload_id: int, *, kind: str, message: str,
+def remove(db: SqlDatabase, upload_id: int, *, kind: str, message: str,
            now: float | None = None) -> None:
     """Delete the upload's row with its frames and labels (``ON DELETE CASCADE``) and its
     activity; one event without an upload id records why. Objects are the caller's."""

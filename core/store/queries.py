@@ -10,14 +10,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from core.errors import NotFoundError
-from core.store.db import sql
 from core.store.schema import LIVE_SHA256
+from core.store.sqldb import SqlDatabase
 
 
-def get_upload(db: sqlite_utils.Database, upload_id: int) -> dict[str, Any]:
+def get_upload(db: SqlDatabase, upload_id: int) -> dict[str, Any]:
     row = db.execute("SELECT * FROM uploads WHERE id = ?", [upload_id]).fetchone()
     if row is None:
         raise NotFoundError(f"no upload with id {upload_id}", upload_id=upload_id)
@@ -25,7 +23,7 @@ def get_upload(db: sqlite_utils.Database, upload_id: int) -> dict[str, Any]:
     return dict(zip(columns, row, strict=True))
 
 
-def list_uploads(db: sqlite_utils.Database, *, status: str | Iterable[str] | None = None,
+def list_uploads(db: SqlDatabase, *, status: str | Iterable[str] | None = None,
                  limit: int | None = None) -> list[dict[str, Any]]:
     where, params = "", []
     if status is not None:
@@ -38,11 +36,11 @@ def list_uploads(db: sqlite_utils.Database, *, status: str | Iterable[str] | Non
     return list(db.query(sql, params))
 
 
-def counts_by_status(db: sqlite_utils.Database) -> dict[str, int]:
+def counts_by_status(db: SqlDatabase) -> dict[str, int]:
     return dict(db.execute("SELECT status, COUNT(*) FROM uploads GROUP BY status").fetchall())
 
 
-def find_by_sha256(db: sqlite_utils.Database, sha256: str) -> dict[str, Any] | None:
+def find_by_sha256(db: SqlDatabase, sha256: str) -> dict[str, Any] | None:
     """The live upload with this content, if any (cancelled or never stored ones don't count)."""
     rows = list(db.query(
         f"SELECT * FROM uploads WHERE sha256 = ? AND {LIVE_SHA256} ORDER BY id LIMIT 1",
@@ -50,7 +48,7 @@ def find_by_sha256(db: sqlite_utils.Database, sha256: str) -> dict[str, Any] | N
     return rows[0] if rows else None
 
 
-def find_refused(db: sqlite_utils.Database, sha256: str) -> dict[str, Any] | None:
+def find_refused(db: SqlDatabase, sha256: str) -> dict[str, Any] | None:
     """The upload that refused this content as unusable (input), if any."""
     rows = list(db.query(
         "SELECT * FROM uploads WHERE sha256 = ? AND status = 'FAILED' AND storage_key IS NULL "
@@ -59,11 +57,11 @@ def find_refused(db: sqlite_utils.Database, sha256: str) -> dict[str, Any] | Non
 
 
 
-def next_queued(db: sqlite_utils.Database, *, now: float | None = None) -> int | None:
+def next_queued(db: SqlDatabase, *, now: float | None = None) -> int | None:
     """The QUEUED upload to run next (priority, then submission order), if one is ready."""
     row = db.execute(
         "SELECT id FROM uploads WHERE status = 'QUEUED' AND (not_before IS NULL OR not_before <= ?)"
-        " ORDER BY priority DESC, id LIMIT 1", [sql(db).now() if now is None else now]).fetchone()
+        " ORDER BY priority DESC, id LIMIT 1", [db.now() if now is None else now]).fetchone()
     return row[0] if row else None
 
 
@@ -78,7 +76,7 @@ class UploadDetail:
         return {**self.upload, "frames": self.frames, "events": self.events}
 
 
-def detail(db: sqlite_utils.Database, upload_id: int) -> UploadDetail:
+def detail(db: SqlDatabase, upload_id: int) -> UploadDetail:
     """An upload with its frames (each with its labels) and its activity log."""
     upload = get_upload(db, upload_id)
     frames = list(db.query("SELECT * FROM frames WHERE upload_id = ? ORDER BY idx", [upload_id]))
@@ -95,7 +93,7 @@ def detail(db: sqlite_utils.Database, upload_id: int) -> UploadDetail:
     return UploadDetail(upload, frames, events)
 
 
-def ids_with_status(db: sqlite_utils.Database, status: str, *,
+def ids_with_status(db: SqlDatabase, status: str, *,
                     category: str | None = None) -> list[int]:
     """Ids of the uploads in ``status`` (and, if given, with that error category)."""
     sql, params = "SELECT id FROM uploads WHERE status = ?", [status]
@@ -105,26 +103,26 @@ def ids_with_status(db: sqlite_utils.Database, status: str, *,
     return [r[0] for r in db.execute(sql + " ORDER BY id", params)]
 
 
-def has_status(db: sqlite_utils.Database, status: str) -> bool:
+def has_status(db: SqlDatabase, status: str) -> bool:
     """Whether any upload is in ``status`` (e.g. QUEUED work left for a burst worker)."""
     return db.execute("SELECT 1 FROM uploads WHERE status = ? LIMIT 1",
                       [status]).fetchone() is not None
 
 
-def key_shared(db: sqlite_utils.Database, storage_key: str, upload_id: int | None = None) -> bool:
+def key_shared(db: SqlDatabase, storage_key: str, upload_id: int | None = None) -> bool:
     """Whether an upload (other than ``upload_id``) holds the stored video ``storage_key``."""
     return db.execute("SELECT 1 FROM uploads WHERE storage_key = ? AND (? IS NULL OR id != ?) "
                       "LIMIT 1", [storage_key, upload_id, upload_id]).fetchone() is not None
 
 
-def finished_before(db: sqlite_utils.Database, cutoff: float) -> list[dict[str, Any]]:
+def finished_before(db: SqlDatabase, cutoff: float) -> list[dict[str, Any]]:
     """DONE, FAILED or CANCELLED uploads that finished before ``cutoff`` (retention)."""
     return list(db.query(
         "SELECT id, storage_key FROM uploads WHERE status IN ('DONE', 'FAILED', 'CANCELLED') "
         "AND COALESCE(finished_at, updated_at) < ? ORDER BY id", [cutoff]))
 
 
-def waiting_in_mode(db: sqlite_utils.Database, status: str, mode: str) -> list[dict[str, Any]]:
+def waiting_in_mode(db: SqlDatabase, status: str, mode: str) -> list[dict[str, Any]]:
     """Uploads in ``status`` and ``mode`` in dispatch order, each with ``frames_done``."""
     return list(db.query(
         "SELECT u.*, (SELECT COUNT(*) FROM frames f WHERE f.upload_id = u.id) AS frames_done "
@@ -132,7 +130,7 @@ def waiting_in_mode(db: sqlite_utils.Database, status: str, mode: str) -> list[d
         [status, mode]))
 
 
-def recent_done(db: sqlite_utils.Database, limit: int) -> list[dict[str, Any]]:
+def recent_done(db: SqlDatabase, limit: int) -> list[dict[str, Any]]:
     """Timing facts of the last ``limit`` DONE uploads, newest first (for estimates)."""
     return list(db.query(
         "SELECT started_at, finished_at, duration, width, height FROM uploads "
@@ -140,7 +138,7 @@ def recent_done(db: sqlite_utils.Database, limit: int) -> list[dict[str, Any]]:
         "ORDER BY finished_at DESC NULLS LAST LIMIT ?", [limit]))
 
 
-def upload_rows(db: sqlite_utils.Database, columns: Sequence[str], *,
+def upload_rows(db: SqlDatabase, columns: Sequence[str], *,
                 changed_after: float | None = None) -> list[tuple]:
     """``columns`` of every upload (by id), or of those changed after ``changed_after``
     (by change time). Column names are the caller's constants, never user text."""
@@ -151,9 +149,9 @@ def upload_rows(db: sqlite_utils.Database, columns: Sequence[str], *,
                       [changed_after]).fetchall()
 
 
-def upload_count(db: sqlite_utils.Database) -> int:
+def upload_count(db: SqlDatabase) -> int:
     return db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
 
 
-def upload_ids(db: sqlite_utils.Database) -> list[int]:
+def upload_ids(db: SqlDatabase) -> list[int]:
     return [r[0] for r in db.execute("SELECT id FROM uploads ORDER BY id")]

@@ -17,6 +17,12 @@ shapes on both databases, so porting a module is mechanical:
 - :meth:`SqlDatabase.try_lock` is a named lock held for the connection's life (leader
   election): ``pg_try_advisory_lock`` on PostgreSQL, a file lock beside SQLite's file.
 
+Driver errors become the project's own here and nowhere else (:func:`driver_error`):
+a broken constraint :class:`~core.errors.DatabaseConstraintError`, a lock held too long
+:class:`~core.errors.DatabaseBusyError`, a lost server
+:class:`~core.errors.DatabaseUnreachableError` (with the reason), a full disk
+:class:`~core.errors.DatabaseFullError`, anything else :class:`~core.errors.DatabaseError`.
+
 psycopg is imported only when a PostgreSQL database is opened.
 """
 
@@ -29,11 +35,18 @@ import hashlib
 import logging
 import re
 import sqlite3
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.errors import PeakOpsError
+from core.errors import (
+    DatabaseBusyError,
+    DatabaseConstraintError,
+    DatabaseError,
+    DatabaseFullError,
+    DatabaseUnreachableError,
+)
 from core.filelock import try_lock
 from core.urls import redacted_url
 
@@ -43,14 +56,6 @@ CONNECT_TIMEOUT_S = 10
 _LOCK_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 _WRITE_LOCK = "peakops.write"
-
-
-class DatabaseUnreachableError(PeakOpsError):
-    """The state database cannot be reached now; never the video's fault, so it never
-    costs the upload an attempt."""
-
-    transient = True
-    costs_attempt = False
 
 
 def lock_key(name: str) -> int:
@@ -93,6 +98,76 @@ def to_pyformat(sql: str) -> str:
             out.append("%s" if ch == "?" else "%%" if ch == "%" else ch)
             i += 1
     return "".join(out)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _sqlite_busy(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        or "database is locked" in str(exc) or "database is busy" in str(exc))
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    """The project's error for a driver's (sqlite3 or psycopg) error; others unchanged."""
+    reason = _first_line(exc)
+    evidence = {"driver": type(exc).__name__}
+    if isinstance(exc, sqlite3.Error):
+        if isinstance(exc, sqlite3.IntegrityError):
+            return DatabaseConstraintError(reason, **evidence)
+        if _sqlite_busy(exc):
+            return DatabaseBusyError(reason, **evidence)
+        if "database or disk is full" in str(exc):
+            return DatabaseFullError(reason, **evidence)
+        return DatabaseError(reason, **evidence)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(exc, psycopg.Error):
+        return exc
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        return DatabaseConstraintError(reason, **evidence)
+    if isinstance(exc, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected
+                  | psycopg.errors.SerializationFailure):
+        return DatabaseBusyError(reason, **evidence)
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return DatabaseFullError(reason, **evidence)
+    return DatabaseError(reason, **evidence)
+
+
+@contextlib.contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Raise the project's error in place of a driver's (:func:`driver_error`)."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = driver_error(exc)
+        if mapped is exc:
+            raise
+        raise mapped from None
+
+
+def _greatest(*values):
+    """PostgreSQL's GREATEST: the largest argument, NULLs ignored."""
+    return max((v for v in values if v is not None), default=None)
+
+
+def _least(*values):
+    return min((v for v in values if v is not None), default=None)
+
+
+def read_only_row(path: Path, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+    """The first row of ``sql`` on another SQLite file (huey's queue), opened read-only;
+    None when there is none or the file cannot be read (not created yet)."""
+    try:
+        conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True,
+                               timeout=5)
+        try:
+            return conn.execute(sql, list(params)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
 
 
 class SqlDatabase(abc.ABC):
@@ -192,6 +267,32 @@ class SqliteDatabase(SqlDatabase):
     dialect = "sqlite"
     now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
 
+    @classmethod
+    def open(cls, path: Path, *, check_same_thread: bool = True,
+             busy_timeout_s: float = 30.0) -> SqliteDatabase:
+        """The SQLite file at ``path`` (autocommit, WAL), schema untouched."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with mapped_errors():
+            conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None,
+                                   check_same_thread=check_same_thread)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except BaseException:
+                conn.close()
+                raise
+        # PostgreSQL's spelling of the two-argument MAX/MIN, so that SQL is written once.
+        conn.create_function("greatest", -1, _greatest, deterministic=True)
+        conn.create_function("least", -1, _least, deterministic=True)
+        return cls(conn)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        with mapped_errors():
+            return self.conn.execute(sql, list(params or ()))
+
     @property
     def path(self) -> Path | None:
         row = self.conn.execute("PRAGMA database_list").fetchone()
@@ -208,20 +309,21 @@ class SqliteDatabase(SqlDatabase):
             return
         # Take the write lock up front: a deferred transaction's lock upgrade fails with
         # "database is locked" instead of waiting for the busy timeout.
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.execute("BEGIN IMMEDIATE")
         try:
             yield self
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.execute("ROLLBACK")
             raise
         else:
-            self.conn.execute("COMMIT")
+            self.execute("COMMIT")
 
     def schema_version(self) -> int:
-        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+        return self.execute("PRAGMA user_version").fetchone()[0]
 
     def set_schema_version(self, version: int) -> None:
-        self.conn.execute(f"PRAGMA user_version = {int(version)}")
+        self.execute(f"PRAGMA user_version = {int(version)}")
 
     def _acquire(self, name: str) -> Any:
         if self.path is None:  # an in-memory database is one connection
@@ -294,8 +396,19 @@ class PostgresDatabase(SqlDatabase):
         if lone_write:
             # A lone write waits for the write lock too, as it would on SQLite.
             with self.transaction():
-                return self.conn.execute(to_pyformat(sql), list(params or ()))
-        return self.conn.execute(to_pyformat(sql), list(params or ()))
+                return self._run(sql, params)
+        return self._run(sql, params)
+
+    def _run(self, sql: str, params: Sequence[Any] | None) -> Any:
+        import psycopg
+        try:
+            return self.conn.execute(to_pyformat(sql), list(params or ()))
+        except psycopg.OperationalError:
+            if self.conn.broken:
+                raise  # execute() says unreachable, or runs a read again
+            raise driver_error(sys.exc_info()[1]) from None
+        except psycopg.Error as exc:
+            raise driver_error(exc) from None
 
     @property
     def in_transaction(self) -> bool:
@@ -319,10 +432,10 @@ class PostgresDatabase(SqlDatabase):
                     yield self
                 finally:
                     self._open_transactions -= 1
-        except psycopg.OperationalError as exc:
-            if not self.conn.broken:
-                raise
-            raise self._unreachable(exc) from None
+        except psycopg.Error as exc:  # BEGIN or COMMIT; statements inside are mapped already
+            if isinstance(exc, psycopg.OperationalError) and self.conn.broken:
+                raise self._unreachable(exc) from None
+            raise driver_error(exc) from None
 
     def _begin(self, stack: contextlib.ExitStack) -> None:
         """BEGIN and take the write lock. A connection found dropped here (it went while
@@ -366,8 +479,11 @@ class PostgresDatabase(SqlDatabase):
 
 
 def _reason(exc: Exception) -> str:
-    """libpq's last line: the server's or the network's one-line reason (no password)."""
-    return (str(exc).strip().splitlines() or ["no reason given"])[-1]
+    """libpq's first line: the server's or the network's reason, e.g. ``connection to
+    server at "db", port 5432 failed: Connection refused`` (never a password; the hint
+    lines after it, "Is the server running …?", say nothing of the cause)."""
+    first = (str(exc).strip().splitlines() or [""])[0].strip()
+    return first.removeprefix("connection failed: ") or type(exc).__name__
 
 
 def _connect(url: str, application_name: str) -> Any:
@@ -418,10 +534,9 @@ def _sqlite_like_types(conn: Any) -> None:
 
 
 def is_database_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is the database driver's own error (SQLite's, or psycopg's once a
-    PostgreSQL database was opened)."""
-    import sys
-    if isinstance(exc, sqlite3.Error):
+    """Whether ``exc`` is a state database failure: :class:`~core.errors.DatabaseError`
+    (what the driver's errors become here), or a driver's own error."""
+    if isinstance(exc, DatabaseError | sqlite3.Error):
         return True
     psycopg = sys.modules.get("psycopg")
     return psycopg is not None and isinstance(exc, psycopg.Error)

@@ -6,21 +6,21 @@ import json
 import time
 from typing import Any
 
-import sqlite_utils
+from core.store.sqldb import SqlDatabase
 
 
-def get(db: sqlite_utils.Database, key: str, default: Any = None) -> Any:
+def get(db: SqlDatabase, key: str, default: Any = None) -> Any:
     row = db.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
     return default if row is None else json.loads(row[0])
 
 
-def put(db: sqlite_utils.Database, key: str, value: Any) -> None:
+def put(db: SqlDatabase, key: str, value: Any) -> None:
     db.execute("INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
                "updated_at = excluded.updated_at", [key, json.dumps(value), time.time()])
 
 
-def increment(db: sqlite_utils.Database, key: str, by: int = 1) -> int:
+def increment(db: SqlDatabase, key: str, by: int = 1) -> int:
     """Add ``by`` to the number at ``key`` (missing = 0) in one statement; return the sum."""
     row = db.execute(
         "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
@@ -30,7 +30,7 @@ def increment(db: sqlite_utils.Database, key: str, by: int = 1) -> int:
     return int(row[0])
 
 
-def reserve(db: sqlite_utils.Database, key: str, limit: int) -> bool:
+def reserve(db: SqlDatabase, key: str, limit: int) -> bool:
     """Add 1 to the number at ``key`` if it is below ``limit``; whether it was.
 
     One conditional statement, so workers on any number of machines never take more than
@@ -47,5 +47,5 @@ def reserve(db: sqlite_utils.Database, key: str, limit: int) -> bool:
     return row is not None
 
 
-def delete(db: sqlite_utils.Database, key: str) -> None:
+def delete(db: SqlDatabase, key: str) -> None:
     db.execute("DELETE FROM state WHERE key = ?", [key])

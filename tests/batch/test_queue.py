@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import subprocess
 import sys
@@ -150,3 +151,27 @@ def test_the_worker_loads_no_psycopg_for_huey():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=REPO)
     assert proc.returncode == 0 and proc.stdout.strip() == "psycopg", proc.stderr
+
+
+def test_one_queue_per_process_and_one_redis_connection_for_every_send(tmp_path, redis_url):
+    from batch.queue import client_name, close_queues, sender, shared_queue
+    settings = make_settings(tmp_path / "home", queue_url=redis_url)
+    observer = redis_client.Redis.from_url(redis_url)
+
+    def ours() -> int:  # this process's queue connections, by the name they carry
+        return sum(1 for c in observer.client_list() if c["name"] == client_name())
+    try:
+        close_queues()
+        gc.collect()  # queues earlier tests made and dropped close their connections
+        wait_for(lambda: ours() == 0, "earlier queues' connections to close", timeout=10)
+        send = sender(settings)
+        for upload_id in range(1, 21):  # submit, retry, the console: one send each
+            send([upload_id], "process")
+        assert shared_queue(settings) is shared_queue(settings)
+        assert shared_queue(settings).pending_upload_ids() == set(range(1, 21))
+        assert ours() == 1  # one pool, one connection, for twenty sends
+        close_queues()
+        wait_for(lambda: ours() == 0, "the queue's connection to close", timeout=10)
+    finally:
+        close_queues()
+        observer.close()

@@ -94,3 +94,17 @@ def test_cleanup_removes_expired_uploads_and_their_objects(home, clip_h264):
     assert removed["uploads"] == 1 and removed["objects"] > 1
     assert not [p for p in objects.rglob("*") if p.is_file()]
     assert cli_json(home, "list") == []
+
+
+def test_a_one_frame_video_shows_as_a_single_frame_not_zero_fps(tmp_path):
+    from core.naming import fmt_timing
+    from tests.helpers import MEDIA_DEV
+    home = tmp_path / "home"
+    run_cli(home, "submit", str(MEDIA_DEV / "webm.webm"), check=True)
+    video = [line for line in run_cli(home, "show", "1", check=True).stdout.splitlines()
+             if line.strip().startswith("video")]
+    assert video == ["  video     8x8 vp8, a single frame, " + video[0].rsplit(", ", 1)[1]]
+    assert "0 fps" not in video[0] and "0.0 s" not in video[0]
+    assert fmt_timing(12.04, 29.97, 361) == "12.0 s, 29.97 fps"
+    assert fmt_timing(None, None, None) == "length unknown"
+    assert fmt_timing(3.0, None, 90) == "3.0 s"

@@ -25,13 +25,7 @@ REFUSED = {
     "bitmap.mp4": "picture too small: 1x1",
     "sample_still_photo.heic": "is a still image, not a video",
 }
-PENDING_PROBE = {"water_180_mvhevc_5frames.mov"}
-"""Issue #21 item 4 (the probe engineer's): PyAV's side-data enum stops the probe
-(``ValueError: 29 is not a valid Type``). Compared here as soon as it probes."""
-FILES = [pytest.param(name, marks=pytest.mark.xfail(raises=ValueError, strict=False,
-                                                    reason="MV-HEVC probe: issue #21 item 4"))
-         if name in PENDING_PROBE else name
-         for name in sorted(p.name for p in MEDIA_DEV.iterdir() if p.suffix != ".md")]
+FILES = sorted(p.name for p in MEDIA_DEV.iterdir() if p.suffix != ".md")
 MAX_MEAN_DIFF = 4.0
 """Per channel, 0..255: a JPEG at quality 92 of the same frame differs by about 1."""
 

@@ -19,7 +19,6 @@ from core.store.sqldb import (
     DatabaseUnreachableError,
     PostgresDatabase,
     SqlDatabase,
-    SqliteDatabase,
     lock_key,
     to_pyformat,
 )
@@ -250,7 +249,7 @@ from core.store.db import open_sqlite
 from pathlib import Path
 kind, where = sys.argv[1:3]
 db = (PostgresDatabase.connect(where) if kind == "postgresql"
-      else SqliteDatabase(open_sqlite(Path(where))))
+      else open_sqlite(Path(where)))
 print("locked" if db.try_lock("peakops.leader") else "busy", flush=True)
 sys.stdin.read()
 """
@@ -260,7 +259,7 @@ class TestSqlite(SqlDatabaseContract):
     @pytest.fixture
     def connect(self, tmp_path):
         path = tmp_path / "state.db"
-        return lambda: SqliteDatabase(dbmod.open_sqlite(path, check_same_thread=False))
+        return lambda: dbmod.open_sqlite(path, check_same_thread=False)
 
     @pytest.fixture
     def target(self, tmp_path):
@@ -269,7 +268,7 @@ class TestSqlite(SqlDatabaseContract):
     def test_schema_is_the_one_sqlite_utils_made(self, tmp_path, db):
         """A database made by an earlier release (sqlite-utils, version 3), once upgraded,
         has exactly the shape of a new one."""
-        old = SqliteDatabase(dbmod.open_sqlite(tmp_path / "old.db"))
+        old = dbmod.open_sqlite(tmp_path / "old.db")
         for sql in OLD_SCHEMA:
             old.execute(sql)
         old.set_schema_version(3)
@@ -298,7 +297,7 @@ class TestSqlite(SqlDatabaseContract):
         db = dbmod.connect(tmp_path / "peakops.db")
         assert db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
         # sqlite_sequence: SQLite's own record of AUTOINCREMENT (upload ids never reused)
-        assert set(db.table_names()) == TABLES | {"sqlite_sequence"}
+        assert {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")} == TABLES | {"sqlite_sequence"}
         db.conn.close()
 
 
@@ -312,7 +311,7 @@ class TestPostgres(SqlDatabaseContract):
         return ["postgresql", postgres_url]
 
     def test_same_tables_and_columns_as_sqlite(self, tmp_path, db):
-        lite = SqliteDatabase(dbmod.open_sqlite(tmp_path / "ref.db"))
+        lite = dbmod.open_sqlite(tmp_path / "ref.db")
         schema.migrate(lite)
         assert {t: columns(db, t) for t in TABLES} == {t: columns(lite, t) for t in TABLES}
         lite.close()
@@ -321,12 +320,14 @@ class TestPostgres(SqlDatabaseContract):
         from tests.servers import HOST, free_port
         wrong = postgres_instance.url().replace(postgres_instance.password, "not-the-pw-42")
         nobody = f"postgresql://peakops:pw-nobody-7@{HOST}:{free_port()}/peakops"
+        reasons = {wrong: "password authentication failed", nobody: "Connection refused"}
         for url, secret in ((wrong, "not-the-pw-42"), (nobody, "pw-nobody-7")):
             with pytest.raises(DatabaseUnreachableError) as info:
                 PostgresDatabase.connect(url)
             message = str(info.value)
             assert message.startswith("database postgresql://peakops:***@127.0.0.1:")
             assert secret not in message and "\n" not in message
+            assert reasons[url] in message  # the cause, not libpq's hint line
             assert info.value.transient
 
 

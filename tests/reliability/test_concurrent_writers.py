@@ -9,7 +9,6 @@ replay must end in the row's status and attempt count.
 from __future__ import annotations
 
 import random
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from batch.queue import enqueue
-from core.errors import StateError
+from core.errors import DatabaseError, StateError
 from core.media import samples
 from core.store import db as dbmod
 from core.store import lifecycle, state
@@ -125,7 +124,7 @@ def scheduler_thread(path: Path, seed: int, errors: Errors, counts: dict,
                 counts["changed"] += 1
             except StateError:
                 counts["refused"] += 1  # not allowed from that status: the expected answer
-            except sqlite3.Error as exc:
+            except DatabaseError as exc:
                 errors.add(f"scheduler: {exc!r}")
     finally:
         counts[f"changed by {seed}"] = changed
@@ -144,7 +143,7 @@ def refresh_thread(path: Path, errors: Errors, counts: dict, stop: threading.Eve
                 if rows:
                     since = rows[-1]["updated_at"] - 1.0  # overlap: same-second writes
                 db.execute("SELECT * FROM workers").fetchall()
-            except sqlite3.Error as exc:
+            except DatabaseError as exc:
                 errors.add(f"refresh: {exc!r}")
             counts["refreshes"] += 1
             if counts["refreshes"] >= REFRESHES and stop.is_set():
