@@ -16,7 +16,6 @@ from typing import Any
 
 from core.media.facts import ProbeResult
 from core.media.ladder import DEGRADE_LEVELS, LADDER
-from core.store.db import sql
 
 _CODECS = {"h264": "H.264", "hevc": "HEVC", "av1": "AV1", "vp9": "VP9", "vp8": "VP8",
            "mpeg4": "MPEG-4", "mpeg2video": "MPEG-2", "mjpeg": "MJPEG", "prores": "ProRes"}
@@ -62,7 +61,7 @@ def record(db: Any, upload_id: int, facts: ProbeResult, *, level: int, peak_kib:
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [upload_id, kind_of(facts), facts.codec, facts.coded_width or facts.width,
          facts.coded_height or facts.height, level, level_settings(level), peak_kib,
-         int(over_limit), sql(db).now() if now is None else now])
+         int(over_limit), db.now() if now is None else now])
 
 
 @dataclass(frozen=True)

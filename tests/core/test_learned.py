@@ -1,4 +1,5 @@
-"""The learned start level on a real SQLite database: which level a kind starts at."""
+"""The learned start level on both real state databases (SQLite, and PostgreSQL on the
+session's throwaway server): which level a kind starts at."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 
 from core.jobs import learned
 from core.media.facts import ProbeResult
-from core.store.db import connect
+from core.store.db import open_database
+from tests.databases import database_url, state_settings  # noqa: F401  (fixture)
 
 AV1_4K = ProbeResult(duration=10.0, width=3840, height=2160, codec="av1", fps=30.0, rotation=0,
                      has_audio=False, container="mp4", coded_width=3840, coded_height=2160,
@@ -16,8 +18,8 @@ HEVC10 = ProbeResult(duration=10.0, width=1920, height=1080, codec="hevc", fps=3
 
 
 @pytest.fixture
-def db(tmp_path):
-    db = connect(tmp_path / "peakops.db")
+def db(tmp_path, database_url):  # noqa: F811
+    db = open_database(state_settings(tmp_path / "home", database_url))
     yield db
     db.close()
 
