@@ -118,6 +118,11 @@ class PyAVSource:
                           self.facts.coded_height or self.stream.height, self.options)
         self.time_base = self.stream.time_base or Fraction(1, 1000)
         self._fresh = True  # nothing read yet: a decode from the start needs no seek
+        # AVI stores no presentation times: libav gives each packet its decode time plus
+        # one, so with B-frames the decoder's output carries times out of order. Frames
+        # come out in display order, one per decode step, so the output's decode time,
+        # set against the first keyframe's, is the display time.
+        self._times_by_dts = self.container.format.name == "avi"
 
     def close(self) -> None:
         self._run = None
@@ -252,6 +257,7 @@ class PyAVSource:
         index = self.index
         tick = None if index.seekable else self._raw_tick()
         counted = bad = 0
+        dts_offset = None
         started = False
         key_fed = None  # the first keyframe packet given to the decoder (its pts)
         try:
@@ -275,6 +281,10 @@ class PyAVSource:
                     pts = frame.pts
                     if tick is not None:
                         pts, counted = round(counted * tick), counted + 1
+                    elif self._times_by_dts and frame.dts is not None and pts is not None:
+                        if dts_offset is None:  # the first frame shown: a keyframe, true time
+                            dts_offset = frame.dts - pts
+                        pts = frame.dts - dts_offset
                     if pts is None or frame.is_corrupt:
                         continue
                     self.decoded_count += 1

@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import sqlite_utils
+
 from core.app import App
 from core.errors import InputError
 from core.naming import fmt_clock, unique_names
@@ -235,7 +237,7 @@ def _write_jsonl(rows: Iterator[dict[str, Any]], out: IO[str], result: ExportRes
 
 def _write_sqlite(path: Path, uploads: list[dict[str, Any]], rows: Iterator[dict[str, Any]],
                   result: ExportResult) -> None:
-    db = SqlDatabase(path)
+    db = sqlite_utils.Database(path)  # a standalone file for Datasette, not the state db
     try:
         db["uploads"].create({
             "id": int, "name": str, "status": str, "mode": str, "size": int,
