@@ -95,7 +95,8 @@ def run_box(home: Path, clips: dict[str, Path], env: dict[str, str], *,
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("PEAKOPS_", "MAX_", "CELERY_"))}
     base.update(PEAKOPS_HOME=str(home), PEAKOPS_CONFIG=os.devnull, PYTHONPATH=str(REPO),
-                PEAKOPS_RETRY_BACKOFF="0", PEAKOPS_MAX_MEMORY_PER_CHILD=str(SOFT_KIB),
+                PEAKOPS_RETRY_BACKOFF="0", PEAKOPS_MAX_VIDEO_SIZE_MB="2000",
+                PEAKOPS_MAX_MEMORY_PER_CHILD=str(SOFT_KIB),
                 PEAKOPS_HARD_MEMORY_LIMIT=str(HARD_KIB), **env)
     home.mkdir(parents=True, exist_ok=True)
     ids = {}

@@ -25,6 +25,7 @@ from typing import Any
 from core import maintenance, media
 from core.app import App
 from core.errors import InternalError
+from core.jobs import learned
 from core.jobs.cgroup import SAMPLING, MemoryCage, make_cage
 from core.jobs.settle import (
     COMPLETE,
@@ -136,6 +137,7 @@ class JobRunner:
             logger.debug("upload %s: nothing to claim for %s (duplicate message, not QUEUED "
                          "or not yet due)", upload_id, self.owner)
             return SKIPPED
+        row = when_unlocked(lambda: learned.begin(db, row), what=f"upload {upload_id}'s start")
         self._held, self._last_hold_check = None, 0.0
         self.current = {"upload_id": upload_id, "stage": "starting"}
         self.peak_kib = 0
@@ -263,6 +265,8 @@ class JobRunner:
         db = self.app.db
         outcome = self._kernel_kill(outcome)
         peak = outcome.peak_kib
+        when_unlocked(lambda: learned.note(db, row, kind=outcome.kind, ok=outcome.ok,
+                                           peak_kib=peak), what=f"upload {upload_id}'s peak")
         decision = settle(outcome, row, self.settings,
                           held=None if self.stopping else self._held,
                           degrade_levels=media.DEGRADE_LEVELS)

@@ -243,10 +243,29 @@ _V8 = [
     'ALTER TABLE "workers" ADD COLUMN "memory_enforcement" TEXT',
 ]
 
+# The peak of every job by video kind (decoder, coded size, bit depth) and degrade level:
+# a new job of a kind that went over the hard limit starts at the first level that fit.
+_V9 = [
+    """CREATE TABLE "memory_peaks" (
+   "id" {id},
+   "upload_id" {bigint},
+   "kind" TEXT NOT NULL,
+   "codec" TEXT,
+   "coded_width" INTEGER,
+   "coded_height" INTEGER,
+   "level" INTEGER NOT NULL,
+   "settings" TEXT,
+   "peak_kib" {bigint},
+   "over_limit" INTEGER NOT NULL,
+   "at" {float}
+)""",
+    'CREATE INDEX "idx_memory_peaks_kind" ON "memory_peaks" ("kind", "level")',
+]
+
 Statement = str | tuple[str, str]
 """SQL for both dialects, or ``(dialect, sql)`` for one of them only."""
 
-MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
 """Append-only: migration N (1-based) upgrades a database at version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
