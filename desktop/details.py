@@ -223,7 +223,9 @@ class DetailsPane(QWidget):
         f["Size"].setText(human_size(u["size"]))
         f["Mode"].setText(u["mode"] + (f", frames: {u['frame_selection']}"
                                       if u.get("frame_selection") else ""))
-        f["Attempts"].setText(f"{u['attempts']} (degrade level {u['degrade_level']})")
+        started = [e["message"] for e in detail.events if e["kind"] == "start-level"]
+        f["Attempts"].setText(f"{u['attempts']} (degrade level {u['degrade_level']})"
+                              + (f"\n{started[-1]}" if started else ""))  # learned start level
         f["Created"].setText(fmt_time(u["created_at"]))
         f["Finished"].setText(fmt_time(u["finished_at"]) or "—")
         f["Peak memory"].setText(f"{u['peak_rss_kib'] / 1024:.0f} MB" if u["peak_rss_kib"]

@@ -25,7 +25,9 @@ from typing import Any
 from core import maintenance, media
 from core.app import App
 from core.errors import InternalError
+from core.jobs import learned
 from core.jobs.cgroup import SAMPLING, MemoryCage, make_cage
+from core.jobs.lease import LeaseKeeper
 from core.jobs.settle import (
     COMPLETE,
     RELEASE,
@@ -136,6 +138,7 @@ class JobRunner:
             logger.debug("upload %s: nothing to claim for %s (duplicate message, not QUEUED "
                          "or not yet due)", upload_id, self.owner)
             return SKIPPED
+        row = when_unlocked(lambda: learned.begin(db, row), what=f"upload {upload_id}'s start")
         self._held, self._last_hold_check = None, 0.0
         self.current = {"upload_id": upload_id, "stage": "starting"}
         self.peak_kib = 0
@@ -153,9 +156,11 @@ class JobRunner:
                                       upload_id=upload_id)
                 return self._write_failure(upload_id, self._failure(error, row), 0)
             try:
-                outcome = watch_job(child, {"upload_id": upload_id, "owner": self.owner},
-                                    self.limits, on_sample=self._on_sample,
-                                    should_stop=lambda: self.stopping or self._held_now(upload_id))
+                with LeaseKeeper(self.settings, upload_id, self.owner):
+                    outcome = watch_job(child, {"upload_id": upload_id, "owner": self.owner},
+                                        self.limits, on_sample=self._on_sample,
+                                        should_stop=lambda: self.stopping
+                                        or self._held_now(upload_id))
             except BaseException:  # KeyboardInterrupt in a script: nothing left running
                 self.close()
                 when_unlocked(lambda: lifecycle.release(db, upload_id, self.owner,
@@ -263,6 +268,8 @@ class JobRunner:
         db = self.app.db
         outcome = self._kernel_kill(outcome)
         peak = outcome.peak_kib
+        when_unlocked(lambda: learned.note(db, row, kind=outcome.kind, ok=outcome.ok,
+                                           peak_kib=peak), what=f"upload {upload_id}'s peak")
         decision = settle(outcome, row, self.settings,
                           held=None if self.stopping else self._held,
                           degrade_levels=media.DEGRADE_LEVELS)

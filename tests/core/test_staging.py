@@ -31,6 +31,26 @@ def test_copy_gives_the_hash_and_bytes_of_the_source(tmp_path):
     assert os.stat(tmp_path / "dest").st_ino != os.stat(source).st_ino
 
 
+def test_across_filesystems_the_copy_is_made_and_hashed_all_the_same(tmp_path):
+    """/dev/shm (tmpfs) to tmp_path: no clone across filesystems, a copy."""
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm here")
+    data = os.urandom(20 * staging.CHUNK + 7)  # more than two kernel-copy steps
+    source = tmp_path / "dest-fs-probe"
+    with open(f"/dev/shm/peakops-test-{os.getpid()}", "w+b") as src:
+        try:
+            src.write(data)
+            src.flush()
+            src.seek(0)
+            with source.open("w+b") as dest:
+                sha256, size, how = staging.copy_hashing(src, dest, max_bytes=len(data))
+        finally:
+            os.unlink(src.name)
+    assert (sha256, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert source.read_bytes() == data
+    assert how == "copy"  # no clone across filesystems
+
+
 def test_copy_stops_past_the_cap(tmp_path):
     source = tmp_path / "source.bin"
     source.write_bytes(bytes(3 * staging.CHUNK))
