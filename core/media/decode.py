@@ -61,7 +61,7 @@ class PyAVExtractor:
     """Opens videos with PyAV (libav is loaded on the first ``open``)."""
 
     def __init__(self, *, timeout: float = 120.0, upload_id: int | None = None,
-                 seek_cost: int = SEEK_COST_FRAMES) -> None:
+                 seek_cost: int | None = None) -> None:
         self.timeout = timeout
         self.upload_id = upload_id
         self.seek_cost = seek_cost
@@ -78,13 +78,17 @@ class PyAVSource:
 
     def __init__(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
                  timeout: float = 120.0, upload_id: int | None = None,
-                 name: str | None = None, seek_cost: int = SEEK_COST_FRAMES) -> None:
+                 name: str | None = None, seek_cost: int | None = None) -> None:
         from core.media.picture import Picture
 
         self.name = name or getattr(video, "name", "video")  # never a path in messages
         self.video, self.facts, self.options = video, facts, options
         self.timeout, self.upload_id = timeout, upload_id
-        self.seek_cost = seek_cost  # in decoded frames; 0 seeks whenever a keyframe is nearer
+        # A seek's cost in decoded frames: fixed when given (0 seeks whenever a keyframe is
+        # nearer), else measured on this video as it is read (:meth:`seek_cost`).
+        self._fixed_seek_cost = seek_cost
+        self._frame_s: float | None = None   # seconds per frame read on (running average)
+        self._seek_s: float | None = None    # seconds per restart, beyond its first frame
         self.picture = Picture(facts, options.max_width)
         self.container = None
         self._index: FrameIndex | None = None
@@ -187,7 +191,7 @@ class PyAVSource:
     def _walk_to(self, target: int, unavailable: set[int]) -> DecodedFrame | None:
         """The decoded frame at ``target``; if it never comes, the nearest available one."""
         if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
-                     seek_cost=self.seek_cost):
+                     seek_cost=self.seek_cost()):
             self._restart(target)
         # ``timeout`` for one frame, once more for every few thousand frames read on the
         # way (a raw stream is read from its start: thousands of frames between slots).
@@ -196,7 +200,8 @@ class PyAVSource:
         deadline = time.monotonic() + self.timeout * (1 + on_the_way / _FRAMES_PER_TIMEOUT)
         before = None
         while True:
-            decoded = self._pending or next(self._run, None)
+            began = time.monotonic()
+            decoded = self._pending or self._timed_next(began)
             self._pending = None
             if decoded is None:
                 break
@@ -230,13 +235,35 @@ class PyAVSource:
             if key is None or not index.seekable:
                 break
             self.restarts += 1
+            began = time.monotonic()
             run = self.decoded(key)
             first = next(run, None)
+            self._measure_seek(time.monotonic() - began)
             if first is not None and first.pts <= target:
                 self._run, self._pending, self._position = run, first, None
                 return
         self.restarts += 1
         self._run, self._pending, self._position = self.decoded(None), None, None
+
+    def seek_cost(self) -> int:
+        """What a restart costs in decoded frames: measured on this video once both a
+        restart and reading on have been timed, else :data:`SEEK_COST_FRAMES`."""
+        if self._fixed_seek_cost is not None:
+            return self._fixed_seek_cost
+        if self._frame_s and self._seek_s is not None:
+            return max(1, min(1000, round(self._seek_s / self._frame_s)))
+        return SEEK_COST_FRAMES
+
+    def _timed_next(self, began: float) -> DecodedFrame | None:
+        decoded = next(self._run, None)
+        if decoded is not None:
+            spent = time.monotonic() - began
+            self._frame_s = spent if self._frame_s is None else 0.8 * self._frame_s + 0.2 * spent
+        return decoded
+
+    def _measure_seek(self, spent: float) -> None:
+        beyond = max(0.0, spent - (self._frame_s or 0.0))  # the first frame is a decode too
+        self._seek_s = beyond if self._seek_s is None else 0.5 * (self._seek_s + beyond)
 
     def decoded(self, key: int | None) -> Iterator[DecodedFrame]:
         """Decoded frames from the keyframe at ``key`` (``None``: the stream's start) on.

@@ -19,9 +19,9 @@ from typing import Protocol
 from core.media.facts import ProbeResult
 
 SEEK_COST_FRAMES = 6
-"""What one seek costs, in decoded frames: the demuxer's search and the decoder's flush
-and refill (a frame thread's worth of latency each). Measured on the bench clips: a seek
-plus the keyframe it lands on took as long as 4-8 frames of straight decoding."""
+"""What one seek costs, in decoded frames (the demuxer's search, the decoder's flush and
+refill), until the source has timed both a seek and reading on for the video at hand
+(:meth:`core.media.decode.PyAVSource.seek_cost`)."""
 
 
 def frame_times(duration: float | None, count: int) -> list[float]:

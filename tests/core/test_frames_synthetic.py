@@ -226,3 +226,18 @@ def test_an_index_declaring_two_billion_frames_is_checked(tmp_path: Path) -> Non
     _, results, index = take(video, tmp_path, 6)
     assert len(index) == 50
     assert len(assert_distinct_and_right(results, video)) == 6
+
+
+def test_the_seek_cost_is_measured_on_the_video_being_read(tmp_path: Path) -> None:
+    from core.media.plan import SEEK_COST_FRAMES
+
+    video = encode(tmp_path / "ten.mp4", seconds=10, keyint=25)
+    with PyAVExtractor().open(video, probe(video), ExtractOptions()) as source:
+        assert source.seek_cost() == SEEK_COST_FRAMES  # nothing timed yet: the estimate
+        times = source.plan(4)
+        results = list(source.take(range(4), lambda i: tmp_path / f"{i}.jpg"))
+        assert source.restarts >= 2 and source._frame_s and source._seek_s is not None
+        assert source.seek_cost() == max(1, min(1000, round(source._seek_s / source._frame_s)))
+    assert [r.frame.timestamp for r in results] == times
+    with PyAVExtractor(seek_cost=0).open(video, probe(video), ExtractOptions()) as source:
+        assert source.seek_cost() == 0  # given: never measured over
