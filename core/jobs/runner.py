@@ -27,6 +27,7 @@ from core.app import App
 from core.errors import InternalError
 from core.jobs import learned
 from core.jobs.cgroup import SAMPLING, MemoryCage, make_cage
+from core.jobs.lease import LeaseKeeper
 from core.jobs.settle import (
     COMPLETE,
     RELEASE,
@@ -155,9 +156,11 @@ class JobRunner:
                                       upload_id=upload_id)
                 return self._write_failure(upload_id, self._failure(error, row), 0)
             try:
-                outcome = watch_job(child, {"upload_id": upload_id, "owner": self.owner},
-                                    self.limits, on_sample=self._on_sample,
-                                    should_stop=lambda: self.stopping or self._held_now(upload_id))
+                with LeaseKeeper(self.settings, upload_id, self.owner):
+                    outcome = watch_job(child, {"upload_id": upload_id, "owner": self.owner},
+                                        self.limits, on_sample=self._on_sample,
+                                        should_stop=lambda: self.stopping
+                                        or self._held_now(upload_id))
             except BaseException:  # KeyboardInterrupt in a script: nothing left running
                 self.close()
                 when_unlocked(lambda: lifecycle.release(db, upload_id, self.owner,
