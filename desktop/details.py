@@ -197,7 +197,9 @@ class DetailsPane(QWidget):
             + (", audio" if u["has_audio"] else ", no audio") if u["width"] else "not probed")
         f["Size"].setText(human_size(u["size"]))
         f["Mode"].setText(u["mode"])
-        f["Attempts"].setText(f"{u['attempts']} (degrade level {u['degrade_level']})")
+        started = [e["message"] for e in detail.events if e["kind"] == "start-level"]
+        f["Attempts"].setText(f"{u['attempts']} (degrade level {u['degrade_level']})"
+                              + (f"\n{started[-1]}" if started else ""))  # learned start level
         f["Created"].setText(fmt_time(u["created_at"]))
         f["Finished"].setText(fmt_time(u["finished_at"]) or "—")
         f["Peak memory"].setText(f"{u['peak_rss_kib'] / 1024:.0f} MB" if u["peak_rss_kib"]

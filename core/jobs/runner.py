@@ -27,6 +27,7 @@ from core.app import App
 from core.errors import InternalError
 from core.jobs import learned
 from core.jobs.cgroup import SAMPLING, MemoryCage, make_cage
+from core.jobs.lease import LeaseKeeper
 from core.jobs.settle import (
     COMPLETE,
     RELEASE,
@@ -113,6 +114,10 @@ class JobRunner:
         """Stop the running job (its upload is handed back) and refuse new ones."""
         self._stop.set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, ending at once on :meth:`stop`; True when stopping."""
+        return self._stop.wait(seconds)
+
     def close(self) -> None:
         """Stop the job child and remove the memory cage; the runner is done."""
         if self.child is not None:
@@ -155,9 +160,11 @@ class JobRunner:
                                       upload_id=upload_id)
                 return self._write_failure(upload_id, self._failure(error, row), 0)
             try:
-                outcome = watch_job(child, {"upload_id": upload_id, "owner": self.owner},
-                                    self.limits, on_sample=self._on_sample,
-                                    should_stop=lambda: self.stopping or self._held_now(upload_id))
+                with LeaseKeeper(self.settings, upload_id, self.owner):
+                    outcome = watch_job(child, {"upload_id": upload_id, "owner": self.owner},
+                                        self.limits, on_sample=self._on_sample,
+                                        should_stop=lambda: self.stopping
+                                        or self._held_now(upload_id))
             except BaseException:  # KeyboardInterrupt in a script: nothing left running
                 self.close()
                 when_unlocked(lambda: lifecycle.release(db, upload_id, self.owner,

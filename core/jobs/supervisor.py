@@ -82,7 +82,14 @@ class JobChild:
             start["address_space_kib"] = settings.hard_memory_limit_kib
         self.send(start)
         ready = self.next_message(READY_TIMEOUT_S)
-        if not ready or ready.get("event") != "ready":
+        if ready is None:  # its output ended: it died while starting, say how
+            try:
+                code = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = 0
+            self.kill()
+            raise RuntimeError(f"the job process {exit_cause(code)} while starting")
+        if ready.get("event") != "ready":
             self.kill()
             raise RuntimeError(f"job child {self.pid} did not start (got {ready!r})")
 
