@@ -147,8 +147,13 @@ class _PipelineRun:
         frame_records.set_planned(db, self.upload_id, len(indices))
         images: dict[int, Path] = {}
         extracted = skipped = 0
+        position = 0
+
+        def heartbeat(decoded: int) -> None:  # renews the lease while a long read goes on
+            self.step("extracting", position, len(indices))
+
         results = source.take(todo, lambda i: workdir / f"{i:04d}.jpg",
-                              taken=recorded.values())
+                              taken=recorded.values(), heartbeat=heartbeat)
         for slot in todo:
             position = indices.index(slot)
             self.step("extracting", position, len(indices))

@@ -53,6 +53,8 @@ MAX_CANDIDATES = 5
 slot's frame: scoring a 1080p frame costs about a quarter of decoding it (bench/selection.py)."""
 FOCUS_TIE = 0.05
 """``sharpest``: a frame this close (as a share) to the sharpest seen counts as as sharp."""
+HEARTBEAT_S = 2.0
+"""While reading on towards a frame, ``take``'s heartbeat is called at most this often."""
 _FRAMES_PER_TIMEOUT = 2400
 """Frames read on the way to a wanted one that earn another ``timeout`` (120 s at 20 fps,
 a slow 4K decode)."""
@@ -105,6 +107,9 @@ class PyAVSource:
         self._fixed_seek_cost = seek_cost
         self._frame_s: float | None = None   # seconds per frame read on (running average)
         self._seek_s: float | None = None    # seconds per restart, beyond its first frame
+        self._heartbeat: Callable[[int], None] | None = None
+        self._beat = time.monotonic()
+        self.heartbeat_s = HEARTBEAT_S
         self.picture = Picture(facts, options.max_width)
         self.container = None
         self._index: FrameIndex | None = None
@@ -193,8 +198,10 @@ class PyAVSource:
 
     # ------------------------------------------------------------------ frames
     def take(self, slots: Sequence[int], dest_for: Callable[[int], Path], *,
-             taken: Collection[float] = ()) -> Iterator[SlotResult]:
+             taken: Collection[float] = (),
+             heartbeat: Callable[[int], None] | None = None) -> Iterator[SlotResult]:
         index = self.index
+        self._heartbeat = heartbeat
         slots = sorted(s for s in set(slots) if s < len(self._planned))
         taken_pts = {self._pts_of(t) for t in taken}
         wanted: list[int | None] = [self._planned[s] for s in slots]
@@ -319,8 +326,12 @@ class PyAVSource:
     def _timed_next(self, began: float) -> DecodedFrame | None:
         decoded = next(self._run, None)
         if decoded is not None:
-            spent = time.monotonic() - began
+            now = time.monotonic()
+            spent = now - began
             self._frame_s = spent if self._frame_s is None else 0.8 * self._frame_s + 0.2 * spent
+            if self._heartbeat is not None and now - self._beat >= self.heartbeat_s:
+                self._beat = now
+                self._heartbeat(self.decoded_count)  # a long read on between two frames
         return decoded
 
     def _measure_seek(self, spent: float) -> None:

@@ -255,7 +255,9 @@ class FrameSource(Protocol):
     frames of the given slots, in slot order, yielding one ``SlotResult`` per slot. A
     slot whose frame turns out not to decode takes the nearest frame no slot has taken,
     or gives ``None`` with the reason. ``taken`` holds the times of frames recorded
-    earlier (a resumed job), never taken again. ``extract`` writes the frame shown at
+    earlier (a resumed job), never taken again. ``heartbeat(decoded)`` is called every
+    few seconds while a long stretch is decoded between two frames (a raw stream read from
+    its start), so the job can show it moves. ``extract`` writes the frame shown at
     ``timestamp``: the last frame at or before it; past the last frame, the last frame.
 
     Every picture is as a person sees it: rotation and flips applied, square pixels, the
@@ -269,7 +271,8 @@ class FrameSource(Protocol):
     def plan(self, count: int) -> list[float]: ...
 
     def take(self, slots: Sequence[int], dest_for: Callable[[int], Path], *,
-             taken: Collection[float] = ()) -> Iterator[SlotResult]: ...
+             taken: Collection[float] = (),
+             heartbeat: Callable[[int], None] | None = None) -> Iterator[SlotResult]: ...
 
     def extract(self, timestamp: float, dest: Path) -> ExtractedFrame: ...
 
