@@ -37,6 +37,7 @@ from core.media.plan import (
     seek_pays,
 )
 from core.media.selection import (
+    CHANGE_NOISE,
     COVERAGE,
     SHARPEST,
     THUMB_WIDTH,
@@ -115,6 +116,7 @@ class PyAVSource:
         self._index: FrameIndex | None = None
         self._planned: list[int] = []
         self._windows: list[tuple[float, float]] = []
+        self._coverage_note = ""
         self._run: Iterator[DecodedFrame] | None = None
         self._pending: DecodedFrame | None = None
         self._position: int | None = None
@@ -192,6 +194,10 @@ class PyAVSource:
                                upload_id=self.upload_id, name=self.name)
         logger.info("upload %s: %s: keyframe pass over %d keyframes took %.2f s",
                     self.upload_id, self.name, len(changes.times), changes.seconds)
+        if len(changes.times) < 3 or max(changes.changes, default=0.0) <= CHANGE_NOISE:
+            self._coverage_note = ("middle of the slice (coverage: too few keyframes or no "
+                                   "change between them to measure)")
+            return index.plan(count)
         targets = coverage_targets(changes.times, changes.changes, index.span(), count)
         return [index.pts[i] for i in
                 resolve_slots(index.times(), [index.start + t for t in targets])]
@@ -441,7 +447,7 @@ class PyAVSource:
         if decoded.pts != target:
             return "nearest frame that decoded"
         if self.options.selection == COVERAGE:
-            return "placed by picture change"
+            return self._coverage_note or "placed by picture change"
         return "middle of the slice"
 
     def _write(self, decoded: DecodedFrame, dest: Path, reason: str = "") -> ExtractedFrame:
