@@ -7,14 +7,12 @@ enforces the limits. Ctrl-C or SIGTERM stops the job and hands the upload back a
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from batch.signals import stop_on_signals
 from core.app import open_app, process_owner
 from core.config import Settings
 from core.jobs.runner import JobRunner, caller_log_level
@@ -43,36 +41,3 @@ def process_upload(settings: Settings, upload_id: int, *,
         runner.close()
         app.close()
     return ProcessOutcome(status, runner.stopping)
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: Callable[[], object], signals) -> Iterator[None]:
-    """Call ``stop`` (from a relay thread) when one of ``signals`` arrives.
-
-    The handler only writes a byte to a pipe: setting a ``threading.Event`` from a signal
-    handler can deadlock when the signal lands while the main thread holds that event's
-    lock inside ``Event.wait``, the very wait (a retry backoff) the signal must end.
-    """
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-
-    def relay() -> None:
-        while os.read(read_end, 1):
-            stop()
-
-    relay_thread = threading.Thread(target=relay, daemon=True, name="peakops-signals")
-    relay_thread.start()
-
-    def handler(signum, frame) -> None:
-        with contextlib.suppress(BlockingIOError):  # a byte already waits: stop is coming
-            os.write(write_end, b"\0")
-
-    previous = {sig: signal.signal(sig, handler) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        os.close(write_end)  # the relay reads the end and returns
-        relay_thread.join()
-        os.close(read_end)

@@ -114,6 +114,10 @@ class JobRunner:
         """Stop the running job (its upload is handed back) and refuse new ones."""
         self._stop.set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, ending at once on :meth:`stop`; True when stopping."""
+        return self._stop.wait(seconds)
+
     def close(self) -> None:
         """Stop the job child and remove the memory cage; the runner is done."""
         if self.child is not None:

@@ -1,0 +1,79 @@
+"""A fleet worker rides out its state database and its queue going away (issue #23 item 6).
+
+Real servers the test stops and starts: PostgreSQL (pg_ctl stop/start on the same data)
+and redis-server (stopped, then started again on the same port). The worker says so once
+when each goes and once when it is back, keeps running, and processes what is submitted
+afterwards.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from core.media import samples
+from tests.fleet.test_fleet import rows, start_worker, wait_for
+from tests.helpers import run_cli
+from tests.s3server import aws_env, moto_endpoint, new_bucket  # noqa: F401
+from tests.servers import free_port, postgres_server, redis_server
+
+GONE = "waiting for it, retrying with a backoff"
+BACK = "is reachable again after"
+
+
+def test_the_worker_rides_out_a_database_and_a_queue_outage(tmp_path, moto_endpoint):  # noqa: F811
+    clips = [samples.make_clip(tmp_path / f"site-{i}.mp4", seconds=1 + 0.2 * i, width=160,
+                               height=120) for i in range(3)]
+    log = tmp_path / "worker.log"
+    redis_port = free_port()
+    worker = None
+    with postgres_server() as pg:
+        url = pg.url(pg.create_database())
+        submitter = tmp_path / "submitter" / "home"
+        submitter.parent.mkdir()
+
+        def submit_and_finish(clip, env) -> None:
+            done = run_cli(submitter, "submit", str(clip), timeout=120, **env)
+            assert done.returncode == 0, done.stderr
+            upload_id = int(done.stdout.split("\t")[0])
+            wait_for(f"upload {upload_id} DONE", lambda: rows(
+                url, "SELECT status FROM uploads WHERE id = %s", [upload_id]) == [("DONE",)],
+                [log])
+
+        try:
+            with redis_server(port=redis_port) as first_redis:
+                env = {**aws_env(tmp_path), "PEAKOPS_DATABASE_URL": url,
+                       "PEAKOPS_QUEUE_URL": first_redis.url(), "PEAKOPS_STORAGE": "s3",
+                       "PEAKOPS_S3_BUCKET": new_bucket(moto_endpoint, "outage"),
+                       "PEAKOPS_S3_ENDPOINT_URL": moto_endpoint, "AWS_REGION": "us-east-1",
+                       "PEAKOPS_MAX_FRAMES_PER_VIDEO": "3", "PEAKOPS_RETRY_BACKOFF": "0"}
+                worker = start_worker(tmp_path / "worker" / "home", env, log)
+                submit_and_finish(clips[0], env)
+
+                pg.stop()  # the state database goes away while the worker idles
+                wait_for("the worker to say the database is gone",
+                         lambda: log.read_text().count(GONE) == 1, [log])
+                assert worker.poll() is None
+                pg.start()
+                wait_for("the worker to say the database is back",
+                         lambda: log.read_text().count(BACK) == 1, [log])
+                submit_and_finish(clips[1], env)
+            # redis-server stopped: the queue goes away
+            wait_for("the worker to say the queue is gone",
+                     lambda: log.read_text().count(GONE) == 2, [log])
+            assert worker.poll() is None
+            with redis_server(port=redis_port, password=first_redis.password):
+                wait_for("the worker to say the queue is back",
+                         lambda: log.read_text().count(BACK) == 2, [log])
+                submit_and_finish(clips[2], env)
+                worker.send_signal(signal.SIGTERM)
+                assert worker.wait(timeout=60) == 0
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    text = log.read_text()
+    assert (text.count(GONE), text.count(BACK)) == (2, 2), text[-3000:]
+    assert "database" in text.split(GONE)[0].splitlines()[-1]
+    assert "queue" in text.split(GONE)[1].splitlines()[-1]
+    assert "Traceback" not in text, text[-3000:]
+    assert first_redis.password not in text and pg.password not in text
