@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core.media.facts import ProbeResult
+from core.media.selection import check_selection
 
 SEEK_COST_FRAMES = 6
 """What one seek costs, in decoded frames (the demuxer's search, the decoder's flush and
@@ -165,6 +166,16 @@ class FrameIndex:
             object.__setattr__(self, "_sorted_keys", cached)
         return cached
 
+    def variable_rate(self) -> bool:
+        """Whether frame spacing varies (variable frame rate): the longest gap between
+        neighbours is over 1.5x the shortest, ignoring the first and last gap."""
+        gaps = [b - a for a, b in zip(self.pts[1:-2], self.pts[2:-1], strict=False)]
+        return bool(gaps) and max(gaps) > 1.5 * max(1, min(gaps))
+
+    def number(self, pts: int) -> int:
+        """The frame's place in the stream (0 = the first frame that decodes)."""
+        return bisect.bisect_left(self.pts, pts)
+
     def frames_between(self, after: int, upto: int) -> int:
         """How many frames have ``after`` < pts <= ``upto``."""
         return max(0, bisect.bisect_right(self.pts, upto) - bisect.bisect_right(self.pts, after))
@@ -198,6 +209,7 @@ class ExtractOptions:
     threads: int = 2
     keyframes_only: bool = False
     jpeg_quality: int = 3   # ffmpeg's -q:v scale (2 best .. 31 worst), mapped for Pillow
+    selection: str = "even"  # which frame a slot takes: core.media.selection.SELECTIONS
 
     def __post_init__(self) -> None:
         if self.max_width < 2:
@@ -206,6 +218,7 @@ class ExtractOptions:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if not 2 <= self.jpeg_quality <= 31:
             raise ValueError(f"jpeg_quality must be 2..31, got {self.jpeg_quality}")
+        check_selection(self.selection)
 
     @property
     def pillow_quality(self) -> int:
@@ -219,6 +232,11 @@ class ExtractedFrame:
     timestamp: float   # the frame's own time, seconds from the video's first frame
     width: int
     height: int
+    number: int | None = None         # the frame's place in the stream (0 = first shown)
+    source_time: float | None = None  # its presentation time on the file's own clock, s
+    keyframe: bool | None = None
+    focus: float | None = None        # core.media.selection.focus_score
+    reason: str = ""                  # why this frame: the selection policy's words
 
 
 @dataclass(frozen=True)
