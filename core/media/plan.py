@@ -138,7 +138,8 @@ class FrameIndex:
         holds frames recorded before (they are never taken again). ``None``: no keyframe
         is left for that slot.
         """
-        keys = sorted(k for k in self.keys if k not in set(taken))
+        gone = set(taken)
+        keys = sorted(k for k in self.keys if k not in gone)
         if not keys:
             return [None] * len(wanted)
         if len(wanted) <= len(keys):
