@@ -33,18 +33,9 @@ from core.media.plan import (
     ExtractOptions,
     FrameIndex,
     SlotResult,
-    resolve_slots,
     seek_pays,
 )
-from core.media.selection import (
-    CHANGE_NOISE,
-    COVERAGE,
-    SHARPEST,
-    THUMB_WIDTH,
-    coverage_targets,
-    focus_score,
-    window,
-)
+from core.media.selection import COVERAGE, SHARPEST, window
 
 logger = logging.getLogger(__name__)
 
@@ -187,20 +178,12 @@ class PyAVSource:
 
     def _coverage_plan(self, count: int) -> list[int]:
         """Slots shared out by picture change (a keyframe-only pass, then the plan)."""
-        from core.media.scan import scan_changes
+        from core.media.scan import coverage_plan
 
-        index = self.index
-        changes = scan_changes(self.video, self.facts, timeout=self.timeout,
-                               upload_id=self.upload_id, name=self.name)
-        logger.info("upload %s: %s: keyframe pass over %d keyframes took %.2f s",
-                    self.upload_id, self.name, len(changes.times), changes.seconds)
-        if len(changes.times) < 3 or max(changes.changes, default=0.0) <= CHANGE_NOISE:
-            self._coverage_note = ("middle of the slice (coverage: too few keyframes or no "
-                                   "change between them to measure)")
-            return index.plan(count)
-        targets = coverage_targets(changes.times, changes.changes, index.span(), count)
-        return [index.pts[i] for i in
-                resolve_slots(index.times(), [index.start + t for t in targets])]
+        planned, self._coverage_note = coverage_plan(
+            self.video, self.facts, self.index, count, timeout=self.timeout,
+            upload_id=self.upload_id, name=self.name)
+        return planned
 
     # ------------------------------------------------------------------ frames
     def take(self, slots: Sequence[int], dest_for: Callable[[int], Path], *,
@@ -432,12 +415,9 @@ class PyAVSource:
 
     @staticmethod
     def _focus(decoded: DecodedFrame) -> float:
-        """The frame's focus score on a small grey thumbnail libav's scaler makes."""
-        frame = decoded.frame
-        height = max(2, round(THUMB_WIDTH * frame.height / max(1, frame.width)))
-        grey = frame.reformat(width=THUMB_WIDTH, height=height, format="gray",
-                              interpolation="FAST_BILINEAR")
-        return focus_score(grey.to_image())
+        from core.media.scan import frame_focus
+
+        return frame_focus(decoded.frame)
 
     def _reason(self, decoded: DecodedFrame, target: int) -> str:
         if self.options.keyframes_only:
