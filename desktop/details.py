@@ -63,7 +63,7 @@ def load_thumbnail(app: App, key: str, cache: Path, frame_id: int) -> QImage:
                         Qt.TransformationMode.SmoothTransformation)
 
 
-def frame_caption(frame: dict[str, Any], times: dict[int, float] | None = None) -> str:
+def frame_caption(frame: dict[str, Any]) -> str:
     """Index, time and top labels; a near-duplicate names the frame it duplicates."""
     labels = frame.get("labels") or []
     lines = []
@@ -71,16 +71,20 @@ def frame_caption(frame: dict[str, Any], times: dict[int, float] | None = None) 
         line = f"{lb['name']} {lb['confidence']:.0f}%"
         of = frame.get("duplicate_of")
         if lb["name"] == "near-duplicate" and of is not None:
-            when = (times or {}).get(of)
-            line = f"near-duplicate of #{of}" + (f" ({when:.1f} s)" if when is not None else "")
+            line = f"near-duplicate of #{of}"  # its time is in the tooltip
         lines.append(line)
     top = "\n".join(lines)
     return f"#{frame['idx']} · {frame['timestamp']:.1f} s\n{top or 'no labels yet'}"
 
 
-def frame_facts(frame: dict[str, Any]) -> str:
+def frame_facts(frame: dict[str, Any], times: dict[int, float] | None = None) -> str:
     """Where the frame came from and why it was chosen, for its tooltip."""
     parts = []
+    of = frame.get("duplicate_of")
+    if of is not None:
+        when = (times or {}).get(of)
+        parts.append(f"near-duplicate of frame #{of}"
+                     + (f" at {when:.1f} s" if when is not None else ""))
     if frame.get("stream_frame") is not None:
         parts.append(f"frame {frame['stream_frame']} of the stream"
                      + (" (keyframe)" if frame.get("keyframe") else ""))
@@ -259,11 +263,12 @@ class DetailsPane(QWidget):
         placeholder.fill(Qt.GlobalColor.lightGray)
         times = {f["idx"]: f["timestamp"] for f in frames}
         for frame in frames:
-            item = QListWidgetItem(QIcon(placeholder), frame_caption(frame, times))
+            item = QListWidgetItem(QIcon(placeholder), frame_caption(frame))
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             labels = "\n".join(f"{lb['name']} {lb['confidence']:.1f}% ({lb['source']})"
                                for lb in frame["labels"]) or "no labels"
-            item.setToolTip(tooltip("\n".join(filter(None, [labels, frame_facts(frame)]))))
+            item.setToolTip(tooltip("\n".join(filter(None, [labels,
+                                                            frame_facts(frame, times)]))))
             self.frames.addItem(item)
             key = frame["id"]
             if key in self.images:

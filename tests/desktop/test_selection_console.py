@@ -8,7 +8,7 @@ import dataclasses
 from core.app import open_app
 from core.media.samples import make_scene
 from core.store import queries
-from desktop.details import frame_caption
+from desktop.details import frame_caption, frame_facts
 from desktop.settings_dialog import FIELDS
 from tests.desktop.test_console_actions import done_upload, status_of
 
@@ -40,5 +40,10 @@ def test_a_near_duplicate_caption_names_the_frame_it_repeats():
     frame = {"idx": 4, "timestamp": 3.2, "duplicate_of": 3,
              "labels": [{"name": "sharp", "confidence": 88.0},
                         {"name": "near-duplicate", "confidence": 90.0}]}
-    caption = frame_caption(frame, {3: 2.4, 4: 3.2})
-    assert caption.splitlines() == ["#4 · 3.2 s", "sharp 88%", "near-duplicate of #3 (2.4 s)"]
+    assert frame_caption(frame).splitlines() == ["#4 · 3.2 s", "sharp 88%",
+                                                 "near-duplicate of #3"]
+    facts = frame_facts({**frame, "stream_frame": 80, "keyframe": False, "focus": 412.0,
+                         "reason": "sharpest of 5 decoded frames in the slice"}, {3: 2.4})
+    assert facts.splitlines() == ["near-duplicate of frame #3 at 2.4 s",
+                                  "frame 80 of the stream", "focus 412",
+                                  "chosen: sharpest of 5 decoded frames in the slice"]
