@@ -33,12 +33,28 @@ from core.media.plan import (
     ExtractOptions,
     FrameIndex,
     SlotResult,
+    resolve_slots,
     seek_pays,
+)
+from core.media.selection import (
+    COVERAGE,
+    SHARPEST,
+    THUMB_WIDTH,
+    coverage_targets,
+    focus_score,
+    window,
 )
 
 logger = logging.getLogger(__name__)
 
 _MAX_BAD_PACKETS = 50
+MAX_CANDIDATES = 5
+"""``sharpest`` scores at most this many frames per slot, the last ones decoded before the
+slot's frame: scoring a 1080p frame costs about a quarter of decoding it (bench/selection.py)."""
+FOCUS_TIE = 0.05
+"""``sharpest``: a frame this close (as a share) to the sharpest seen counts as as sharp."""
+HEARTBEAT_S = 2.0
+"""While reading on towards a frame, ``take``'s heartbeat is called at most this often."""
 _FRAMES_PER_TIMEOUT = 2400
 """Frames read on the way to a wanted one that earn another ``timeout`` (120 s at 20 fps,
 a slow 4K decode)."""
@@ -55,6 +71,8 @@ class DecodedFrame:
     pts: int
     time: float
     key: bool
+    focus: float | None = None   # scored only when a selection policy compares frames
+    candidates: int = 0          # frames it was chosen among (``sharpest``)
 
 
 class PyAVExtractor:
@@ -89,10 +107,14 @@ class PyAVSource:
         self._fixed_seek_cost = seek_cost
         self._frame_s: float | None = None   # seconds per frame read on (running average)
         self._seek_s: float | None = None    # seconds per restart, beyond its first frame
+        self._heartbeat: Callable[[int], None] | None = None
+        self._beat = time.monotonic()
+        self.heartbeat_s = HEARTBEAT_S
         self.picture = Picture(facts, options.max_width)
         self.container = None
         self._index: FrameIndex | None = None
         self._planned: list[int] = []
+        self._windows: list[tuple[float, float]] = []
         self._run: Iterator[DecodedFrame] | None = None
         self._pending: DecodedFrame | None = None
         self._position: int | None = None
@@ -151,30 +173,57 @@ class PyAVSource:
         return self._index
 
     def plan(self, count: int) -> list[float]:
-        self._planned = self.index.plan(count)
-        return [self.index.seconds(p) for p in self._planned]
+        index = self.index
+        if self.options.selection == COVERAGE and len(index) > count:
+            self._planned = self._coverage_plan(count)
+        else:
+            self._planned = index.plan(count)
+        times = [index.seconds(p) for p in self._planned]
+        # ``sharpest`` may take any decoded frame up to half a slice before its target.
+        self._windows = [window(times, i, index.span()) for i in range(len(times))]
+        return times
+
+    def _coverage_plan(self, count: int) -> list[int]:
+        """Slots shared out by picture change (a keyframe-only pass, then the plan)."""
+        from core.media.scan import scan_changes
+
+        index = self.index
+        changes = scan_changes(self.video, self.facts, timeout=self.timeout,
+                               upload_id=self.upload_id, name=self.name)
+        logger.info("upload %s: %s: keyframe pass over %d keyframes took %.2f s",
+                    self.upload_id, self.name, len(changes.times), changes.seconds)
+        targets = coverage_targets(changes.times, changes.changes, index.span(), count)
+        return [index.pts[i] for i in
+                resolve_slots(index.times(), [index.start + t for t in targets])]
 
     # ------------------------------------------------------------------ frames
     def take(self, slots: Sequence[int], dest_for: Callable[[int], Path], *,
-             taken: Collection[float] = ()) -> Iterator[SlotResult]:
+             taken: Collection[float] = (),
+             heartbeat: Callable[[int], None] | None = None) -> Iterator[SlotResult]:
         index = self.index
+        self._heartbeat = heartbeat
         slots = sorted(s for s in set(slots) if s < len(self._planned))
         taken_pts = {self._pts_of(t) for t in taken}
         wanted: list[int | None] = [self._planned[s] for s in slots]
         if self.options.keyframes_only:
             wanted = index.nearest_keys([w for w in wanted if w is not None], taken_pts)
+        sharpest = self.options.selection == SHARPEST and not self.options.keyframes_only
         for slot, target in zip(slots, wanted, strict=True):
             if target is None:
                 yield SlotResult(slot, None, "no keyframe left for this slot")
                 continue
             later = {w for w in wanted if w is not None and w > target}
-            decoded = self._walk_to(target, taken_pts | later)
+            earliest = None
+            if sharpest:
+                earliest = self._pts_at(self._windows[slot][0], above=True)
+            decoded = self._walk_to(target, taken_pts | later, earliest=earliest)
             if decoded is None:
                 yield SlotResult(slot, None, f"the frame at {index.seconds(target):.3f} s did "
                                  "not decode and no frame near it was left")
                 continue
             taken_pts.add(decoded.pts)
-            yield SlotResult(slot, self._write(decoded, dest_for(slot)))
+            yield SlotResult(slot, self._write(decoded, dest_for(slot),
+                                               self._reason(decoded, target)))
 
     def extract(self, timestamp: float, dest: Path) -> ExtractedFrame:
         index = self.index
@@ -188,8 +237,15 @@ class PyAVSource:
                                     timestamp=timestamp)
         return self._write(decoded, Path(dest))
 
-    def _walk_to(self, target: int, unavailable: set[int]) -> DecodedFrame | None:
-        """The decoded frame at ``target``; if it never comes, the nearest available one."""
+    def _walk_to(self, target: int, unavailable: set[int], *,
+                 earliest: int | None = None) -> DecodedFrame | None:
+        """The decoded frame at ``target``; if it never comes, the nearest available one.
+
+        With ``earliest`` (``sharpest``), the last ``MAX_CANDIDATES`` frames decoded on the
+        way from ``earliest`` to ``target`` are scored and the sharpest is taken: no frame
+        is decoded for it that the walk would not decode anyway, and only the best so far
+        is held.
+        """
         if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
                      seek_cost=self.seek_cost()):
             self._restart(target)
@@ -198,7 +254,8 @@ class PyAVSource:
         start = self._position if self._position is not None else -2**62
         on_the_way = self.index.frames_between(start, target)
         deadline = time.monotonic() + self.timeout * (1 + on_the_way / _FRAMES_PER_TIMEOUT)
-        before = None
+        before = best = None
+        seen, sharpest = 0, 0.0
         while True:
             began = time.monotonic()
             decoded = self._pending or self._timed_next(began)
@@ -206,10 +263,20 @@ class PyAVSource:
             if decoded is None:
                 break
             self._position = decoded.pts
+            if earliest is not None and earliest <= decoded.pts <= target \
+                    and decoded.pts not in unavailable \
+                    and self.index.frames_between(decoded.pts, target) < MAX_CANDIDATES:
+                decoded.focus = self._focus(decoded)
+                seen, sharpest = seen + 1, max(sharpest, decoded.focus)
+                # Within FOCUS_TIE of the sharpest so far counts as as sharp: the frame
+                # nearer the slice's middle wins (a steady shot keeps the even plan).
+                if decoded.focus >= sharpest * (1 - FOCUS_TIE):
+                    best = decoded
+                best.candidates = seen
             if decoded.pts < target:
                 before = decoded
             elif decoded.pts == target:
-                return decoded
+                return best or decoded
             else:
                 self._pending = decoded  # the next slot may want it
                 break
@@ -217,6 +284,8 @@ class PyAVSource:
                 raise JobTimeoutError(
                     f"{self.name}: decoding took longer than {self.timeout:g} s for one frame",
                     upload_id=self.upload_id, timeout=self.timeout)
+        if best is not None:
+            return best
         candidates = [d for d in (before, self._pending)
                       if d is not None and d.pts not in unavailable]
         if not candidates:
@@ -257,8 +326,12 @@ class PyAVSource:
     def _timed_next(self, began: float) -> DecodedFrame | None:
         decoded = next(self._run, None)
         if decoded is not None:
-            spent = time.monotonic() - began
+            now = time.monotonic()
+            spent = now - began
             self._frame_s = spent if self._frame_s is None else 0.8 * self._frame_s + 0.2 * spent
+            if self._heartbeat is not None and now - self._beat >= self.heartbeat_s:
+                self._beat = now
+                self._heartbeat(self.decoded_count)  # a long read on between two frames
         return decoded
 
     def _measure_seek(self, spent: float) -> None:
@@ -345,8 +418,35 @@ class PyAVSource:
         near = [i for i in (at - 1, at) if 0 <= i < len(times)]
         return index.pts[min(near, key=lambda i: abs(times[i] - index.start - seconds))]
 
-    def _write(self, decoded: DecodedFrame, dest: Path) -> ExtractedFrame:
+    def _pts_at(self, seconds: float, *, above: bool) -> int:
+        """The first indexed frame at or after ``seconds`` (from the video's first frame)."""
+        index = self.index
+        at = bisect.bisect_left(index.times(), index.start + seconds - 1e-9)
+        return index.pts[min(at, len(index.pts) - 1)] if above else index.pts[max(at - 1, 0)]
+
+    @staticmethod
+    def _focus(decoded: DecodedFrame) -> float:
+        """The frame's focus score on a small grey thumbnail libav's scaler makes."""
+        frame = decoded.frame
+        height = max(2, round(THUMB_WIDTH * frame.height / max(1, frame.width)))
+        grey = frame.reformat(width=THUMB_WIDTH, height=height, format="gray",
+                              interpolation="FAST_BILINEAR")
+        return focus_score(grey.to_image())
+
+    def _reason(self, decoded: DecodedFrame, target: int) -> str:
+        if self.options.keyframes_only:
+            return "keyframe nearest the slot (keyframes-only level)"
+        if decoded.candidates:
+            return f"sharpest of {decoded.candidates} decoded frames in the slice"
+        if decoded.pts != target:
+            return "nearest frame that decoded"
+        if self.options.selection == COVERAGE:
+            return "placed by picture change"
+        return "middle of the slice"
+
+    def _write(self, decoded: DecodedFrame, dest: Path, reason: str = "") -> ExtractedFrame:
         image = self.picture.image(decoded.frame)
+        focus = decoded.focus if decoded.focus is not None else self._focus(decoded)
         part = dest.with_name(dest.name + ".part")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -357,8 +457,11 @@ class PyAVSource:
                                upload_id=self.upload_id, transient=True) from None
         finally:
             part.unlink(missing_ok=True)
-        return ExtractedFrame(path=dest, timestamp=decoded.time, width=image.width,
-                              height=image.height)
+        return ExtractedFrame(
+            path=dest, timestamp=decoded.time, width=image.width, height=image.height,
+            number=self.index.number(decoded.pts),
+            source_time=round(float(decoded.pts * self.time_base), 6), keyframe=decoded.key,
+            focus=focus, reason=reason)
 
     def _input_error(self, reason: str, **evidence: object) -> InputError:
         return InputError(f"{self.name}: {reason}", upload_id=self.upload_id, **evidence)

@@ -98,4 +98,5 @@ def _tone_map_filter(graph: av.filter.Graph, frame: av.VideoFrame) -> av.filter.
     """``lut3d`` with :mod:`core.media.tonemap`'s table for this video's signal peak."""
     with tempfile.TemporaryDirectory(prefix="peakops-tonemap-") as folder:
         cube = write_cube(signal_peak(frame), Path(folder))
-        return graph.add("lut3d", f"file={cube}:interp=tetrahedral")  # read now, at init
+        escaped = "".join("\\" + c if c in "\\:'" else c for c in str(cube))
+        return graph.add("lut3d", f"file={escaped}:interp=tetrahedral")  # read now, at init

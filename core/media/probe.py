@@ -10,6 +10,7 @@ or file name can change what is recorded.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import statistics
@@ -117,11 +118,16 @@ def _open_error(path: Path, exc: Exception) -> str:
         return "cannot be read (permission denied)"
     if isinstance(exc, av.error.InvalidDataError):
         if _head(path)[4:8] == b"ftyp":  # an MP4 whose index (written last) never came
-            return "file is truncated or incomplete (the MP4 index, 'moov', is missing)"
+            return TRUNCATED_INDEX
         return "not a video file libav can read (unrecognised or corrupt data)"
     if isinstance(exc, av.error.FileNotFoundError | FileNotFoundError):
         return "file not found"
-    return f"libav could not open the file ({type(exc).__name__})"
+    if isinstance(exc, av.error.EOFError | EOFError):
+        return "truncated: the file ends inside its header"
+    if getattr(exc, "errno", None) == errno.EIO:  # Matroska/WebM's answer to the same cut
+        return "truncated or corrupt: its header could not be read (input/output error)"
+    reason = getattr(exc, "strerror", None) or type(exc).__name__
+    return f"libav could not open the file ({reason})"
 
 
 def unsupported_codec(path: Path) -> str:

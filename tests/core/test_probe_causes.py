@@ -194,6 +194,23 @@ def test_a_cut_index_says_truncated(truncated: dict[str, Path], name: str) -> No
     assert refusal(truncated[name]) == f"{name}: {TRUNCATED}"
 
 
+@pytest.mark.parametrize(("suffix", "cut", "words"), [
+    (".mkv", 100, "truncated or corrupt: its header could not be read (input/output error)"),
+    (".webm", 400, "truncated or corrupt: its header could not be read (input/output error)"),
+    (".ts", 400, "truncated: the file ends inside its header"),
+])
+def test_a_header_cut_short_says_truncated(built: Path, suffix: str, cut: int,
+                                           words: str) -> None:
+    """libav answers EOF (MPEG-TS) or EIO (Matroska) for these: was "(EOFError)"."""
+    whole = built / f"whole{suffix}"
+    codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2", "-c:v", codec,
+           str(whole))
+    path = built / f"cut-header{suffix}"
+    path.write_bytes(whole.read_bytes()[:cut])
+    assert refusal(path) == f"{path.name}: {words}"
+
+
 def test_a_picture_too_large_for_the_probe_says_so(png_12000: Path, gif_65535: Path) -> None:
     cap = 512
     assert refusal(png_12000) == (f"{png_12000.name}: the picture is too large to read "

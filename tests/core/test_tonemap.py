@@ -111,3 +111,17 @@ def test_the_chain_pieces_are_the_published_curves() -> None:
     grey = tone_map(0.5081, 0.5081, 0.5081, 10.0)  # 100 nits at a 1000-nit peak: grey
     expected = (hable(1.0) / hable(10.0)) ** (1 / 2.4)
     assert grey == pytest.approx((expected,) * 3, abs=2e-3)
+
+
+def test_a_scratch_folder_with_filter_syntax_in_its_name_is_fine(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """The table goes to ``lut3d`` by file name, inside a filter's argument string."""
+    import tempfile
+
+    odd = tmp_path / "scratch:it's"
+    odd.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(odd))
+    ours = decoded_picture("hdr10-video-with-sdr-container.mp4", 384, 0)
+    theirs = reference("hdr10-video-with-sdr-container.mp4")
+    assert max(ImageStat.Stat(ImageChops.difference(ours, theirs)).mean) <= 3.0
+    assert list(odd.iterdir()) == []  # the table was removed once read

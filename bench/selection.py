@@ -1,0 +1,121 @@
+"""Frame selection figures: what ``sharpest`` and ``coverage`` cost against ``even``, and
+how sharp the frames each plan chooses are.
+
+``python -m bench.selection [--videos NAME ...] [--frames 20] [--runs 3]`` extracts the
+same number of frames from each video under each plan, in this process, through the
+job's own extractor (plan, decode walk, JPEG written), with the order of the plans turned
+round from run to run; times are medians of the runs. The ratio to ``even`` is taken on
+CPU time (this process and its decoder threads), which the other work on a shared machine
+disturbs far less than wall time. ``decoded`` is the frames the
+decoder gave, ``focus`` the mean focus score (variance of the Laplacian on a 160 px grey
+thumbnail) of the chosen frames. Figures only: nothing here passes or fails.
+
+Videos: ``1080p-2min`` (the main bench's cached clip: a busy synthetic picture, keyframe
+every 2 s), ``handheld`` (a shaking hand over a test card, motion blur on three frames of
+five, 1280x720, 60 s), ``coast`` (a drone's pan along a coastline, 1280x720, 60 s),
+``fire2`` (the real 2.4 s handheld clip in tests/media/dev).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench import videos
+from core.media import ExtractOptions, probe
+from core.media.decode import PyAVExtractor
+from core.media.samples import make_scene
+from core.media.selection import SELECTIONS
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "results" / "selection.md"
+
+
+def clip(name: str) -> Path:
+    if name == "1080p-2min":
+        return videos.ensure(next(v for v in videos.FULL if v.name == name))
+    if name == "fire2":
+        return REPO / "tests" / "media" / "dev" / "fire2.mp4"
+    scene = {"handheld": "handheld-blur", "coast": "coast"}[name]
+    path = videos.cache_dir() / f"selection-{name}-1280x720-60s.mp4"
+    if not path.exists():
+        make_scene(path, scene, seconds=60, width=1280, height=720, fps=30, keyint=30)
+    return path
+
+
+def extract(video: Path, selection: str, frames: int, scratch: Path) -> dict:
+    facts = probe(video)
+    began, cpu = time.perf_counter(), time.process_time()
+    with PyAVExtractor().open(video, facts, ExtractOptions(selection=selection)) as source:
+        times = source.plan(frames)
+        taken = [r.frame for r in source.take(range(len(times)),
+                                              lambda i: scratch / f"{selection}-{i:03d}.jpg")]
+        decoded = source.decoded_count
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    focus = [f.focus for f in taken if f is not None]
+    return {"seconds": seconds, "cpu": cpu, "decoded": decoded, "frames": len(focus),
+            "focus": statistics.fmean(focus) if focus else 0.0,
+            "least": min(focus) if focus else 0.0}
+
+
+def measure(names: list[str], frames: int, runs: int) -> dict:
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench-selection-") as scratch:
+        for name in names:
+            video = clip(name)
+            runs_of: dict[str, list[dict]] = {s: [] for s in SELECTIONS}
+            for run in range(runs):
+                order = SELECTIONS if run % 2 == 0 else tuple(reversed(SELECTIONS))
+                for selection in order:
+                    runs_of[selection].append(extract(video, selection, frames, Path(scratch)))
+            even = statistics.median(r["cpu"] for r in runs_of["even"])
+            results[name] = {}
+            for selection, figures in runs_of.items():
+                wall = statistics.median(r["seconds"] for r in figures)
+                cpu = statistics.median(r["cpu"] for r in figures)
+                results[name][selection] = {**figures[0], "seconds": round(wall, 3),
+                                            "cpu": round(cpu, 3), "vs_even": round(cpu / even, 2),
+                                            "focus": round(figures[0]["focus"], 1)}
+                print(f"{name:12} {selection:9} wall {wall:6.2f} s  cpu {cpu:6.2f} s  "
+                      f"x{cpu / even:4.2f}  decoded {figures[0]['decoded']:5}  "
+                      f"focus {figures[0]['focus']:8.1f}", flush=True)
+    return results
+
+
+def markdown(results: dict, frames: int, runs: int) -> str:
+    lines = [f"# Frame selection: cost and sharpness ({frames} frames, median of {runs} runs)",
+             "", "`python -m bench.selection` — see the module's docstring for the videos.", "",
+             "| video | plan | wall s | CPU s | CPU vs even | frames decoded | mean focus of "
+             "chosen frames | least focus of chosen frames |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, plans in results.items():
+        for selection, r in plans.items():
+            lines.append(f"| {name} | {selection} | {r['seconds']:.2f} | {r['cpu']:.2f} | "
+                         f"x{r['vs_even']:.2f} | "
+                         f"{r['decoded']} | {r['focus']:.1f} | {r['least']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.selection",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--videos", nargs="+", default=["1080p-2min", "handheld", "coast",
+                                                        "fire2"])
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    results = measure(args.videos, args.frames, args.runs)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(results, args.frames, args.runs), encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
