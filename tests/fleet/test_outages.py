@@ -18,6 +18,9 @@ from tests.servers import free_port, postgres_server, redis_server
 
 GONE = "waiting for it, retrying with a backoff"
 BACK = "is reachable again after"
+READY = "waiting for uploads on the queue"
+"""Said once the worker has made the schema: a submit racing it to make a fresh database's
+schema can fail ("relation uploads already exists"), which is not what is tested here."""
 
 
 def test_the_worker_rides_out_a_database_and_a_queue_outage(tmp_path, moto_endpoint):  # noqa: F811
@@ -47,6 +50,7 @@ def test_the_worker_rides_out_a_database_and_a_queue_outage(tmp_path, moto_endpo
                        "PEAKOPS_S3_ENDPOINT_URL": moto_endpoint, "AWS_REGION": "us-east-1",
                        "PEAKOPS_MAX_FRAMES_PER_VIDEO": "3", "PEAKOPS_RETRY_BACKOFF": "0"}
                 worker = start_worker(tmp_path / "worker" / "home", env, log)
+                wait_for("the worker to start", lambda: READY in log.read_text(), [log])
                 submit_and_finish(clips[0], env)
 
                 pg.stop()  # the state database goes away while the worker idles
@@ -98,6 +102,7 @@ def test_a_database_outage_during_a_job_costs_no_attempt(tmp_path, moto_endpoint
                "PEAKOPS_MAX_ATTEMPTS": "1"}  # one counted attempt would be the last
         try:
             worker = start_worker(tmp_path / "worker" / "home", {**env, **hold.env}, log)
+            wait_for("the worker to start", lambda: READY in log.read_text(), [log])
             (tmp_path / "submitter").mkdir()
             done = run_cli(tmp_path / "submitter" / "home", "submit", str(clip), **env)
             assert done.returncode == 0, done.stderr
