@@ -33,17 +33,9 @@ from core.media.plan import (
     ExtractOptions,
     FrameIndex,
     SlotResult,
-    resolve_slots,
     seek_pays,
 )
-from core.media.selection import (
-    COVERAGE,
-    SHARPEST,
-    THUMB_WIDTH,
-    coverage_targets,
-    focus_score,
-    window,
-)
+from core.media.selection import COVERAGE, SHARPEST, window
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +107,7 @@ class PyAVSource:
         self._index: FrameIndex | None = None
         self._planned: list[int] = []
         self._windows: list[tuple[float, float]] = []
+        self._coverage_note = ""
         self._run: Iterator[DecodedFrame] | None = None
         self._pending: DecodedFrame | None = None
         self._position: int | None = None
@@ -185,16 +178,12 @@ class PyAVSource:
 
     def _coverage_plan(self, count: int) -> list[int]:
         """Slots shared out by picture change (a keyframe-only pass, then the plan)."""
-        from core.media.scan import scan_changes
+        from core.media.scan import coverage_plan
 
-        index = self.index
-        changes = scan_changes(self.video, self.facts, timeout=self.timeout,
-                               upload_id=self.upload_id, name=self.name)
-        logger.info("upload %s: %s: keyframe pass over %d keyframes took %.2f s",
-                    self.upload_id, self.name, len(changes.times), changes.seconds)
-        targets = coverage_targets(changes.times, changes.changes, index.span(), count)
-        return [index.pts[i] for i in
-                resolve_slots(index.times(), [index.start + t for t in targets])]
+        planned, self._coverage_note = coverage_plan(
+            self.video, self.facts, self.index, count, timeout=self.timeout,
+            upload_id=self.upload_id, name=self.name)
+        return planned
 
     # ------------------------------------------------------------------ frames
     def take(self, slots: Sequence[int], dest_for: Callable[[int], Path], *,
@@ -426,12 +415,9 @@ class PyAVSource:
 
     @staticmethod
     def _focus(decoded: DecodedFrame) -> float:
-        """The frame's focus score on a small grey thumbnail libav's scaler makes."""
-        frame = decoded.frame
-        height = max(2, round(THUMB_WIDTH * frame.height / max(1, frame.width)))
-        grey = frame.reformat(width=THUMB_WIDTH, height=height, format="gray",
-                              interpolation="FAST_BILINEAR")
-        return focus_score(grey.to_image())
+        from core.media.scan import frame_focus
+
+        return frame_focus(decoded.frame)
 
     def _reason(self, decoded: DecodedFrame, target: int) -> str:
         if self.options.keyframes_only:
@@ -441,7 +427,7 @@ class PyAVSource:
         if decoded.pts != target:
             return "nearest frame that decoded"
         if self.options.selection == COVERAGE:
-            return "placed by picture change"
+            return self._coverage_note or "placed by picture change"
         return "middle of the slice"
 
     def _write(self, decoded: DecodedFrame, dest: Path, reason: str = "") -> ExtractedFrame:

@@ -168,9 +168,9 @@ class FrameIndex:
 
     def variable_rate(self) -> bool:
         """Whether frame spacing varies (variable frame rate): the longest gap between
-        neighbours is over 1.5x the shortest, ignoring the first and last gap."""
-        gaps = [b - a for a, b in zip(self.pts[1:-2], self.pts[2:-1], strict=False)]
-        return bool(gaps) and max(gaps) > 1.5 * max(1, min(gaps))
+        neighbours is over 1.5x the shortest (a phone's slow motion, a recording gap)."""
+        gaps = [b - a for a, b in zip(self.pts, self.pts[1:], strict=False)]
+        return len(gaps) >= 2 and max(gaps) > 1.5 * max(1, min(gaps))
 
     def number(self, pts: int) -> int:
         """The frame's place in the stream (0 = the first frame that decodes)."""

@@ -116,3 +116,30 @@ def test_coverage_floor_leaves_no_stretch_empty():
     for s in range(5):
         assert any(12 * s <= t < 12 * (s + 1) for t in targets)
     assert sum(1 for t in targets if t >= 58) == 16
+
+
+def test_coverage_says_so_when_it_cannot_measure_change(tmp_path):
+    from core.media import ExtractOptions
+    from core.media.decode import PyAVExtractor
+
+    video = make_scene(tmp_path / "one-gop.mp4", "pan", seconds=2.0, keyint=250)
+    with PyAVExtractor().open(video, probe(video), ExtractOptions(selection="coverage")) as src:
+        times = src.plan(6)
+        frames = [r.frame for r in src.take(range(len(times)), lambda i: tmp_path / f"{i}.jpg")]
+    assert len(frames) == 6
+    assert all(f.reason.startswith("middle of the slice (coverage: too few keyframes")
+               for f in frames)
+
+
+@pytest.mark.parametrize("name, vfr", [("sample_android_slow_motion.mp4", True),
+                                       ("hdr10-video-with-sdr-container.mp4", True),
+                                       ("smpte-2997.mp4", False), ("fire2.mp4", False),
+                                       ("sample_h264.ts", False)])
+def test_variable_frame_rate_flag_on_real_files(name, vfr):
+    from core.media import ExtractOptions
+    from core.media.decode import PyAVExtractor
+    from tests.helpers import MEDIA_DEV
+
+    video = MEDIA_DEV / name  # slow motion: 0, 0.325, 0.359 ... s; hdr10: a 0.1 s gap
+    with PyAVExtractor().open(video, probe(video), ExtractOptions()) as source:
+        assert source.index.variable_rate() is vfr
