@@ -12,12 +12,15 @@ import signal
 
 from core.media import samples
 from tests.fleet.test_fleet import rows, start_worker, wait_for
-from tests.helpers import run_cli
+from tests.helpers import HoldPoint, run_cli
 from tests.s3server import aws_env, moto_endpoint, new_bucket  # noqa: F401
 from tests.servers import free_port, postgres_server, redis_server
 
 GONE = "waiting for it, retrying with a backoff"
 BACK = "is reachable again after"
+READY = "waiting for uploads on the queue"
+"""Said once the worker has made the schema: a submit racing it to make a fresh database's
+schema can fail ("relation uploads already exists"), which is not what is tested here."""
 
 
 def test_the_worker_rides_out_a_database_and_a_queue_outage(tmp_path, moto_endpoint):  # noqa: F811
@@ -47,6 +50,7 @@ def test_the_worker_rides_out_a_database_and_a_queue_outage(tmp_path, moto_endpo
                        "PEAKOPS_S3_ENDPOINT_URL": moto_endpoint, "AWS_REGION": "us-east-1",
                        "PEAKOPS_MAX_FRAMES_PER_VIDEO": "3", "PEAKOPS_RETRY_BACKOFF": "0"}
                 worker = start_worker(tmp_path / "worker" / "home", env, log)
+                wait_for("the worker to start", lambda: READY in log.read_text(), [log])
                 submit_and_finish(clips[0], env)
 
                 pg.stop()  # the state database goes away while the worker idles
@@ -77,3 +81,55 @@ def test_the_worker_rides_out_a_database_and_a_queue_outage(tmp_path, moto_endpo
     assert "queue" in text.split(GONE)[1].splitlines()[-1]
     assert "Traceback" not in text, text[-3000:]
     assert first_redis.password not in text and pg.password not in text
+
+
+def test_a_database_outage_during_a_job_costs_no_attempt(tmp_path, moto_endpoint,  # noqa: F811
+                                                         redis_url):  # noqa: F811
+    """Issue #23 item 7: the job is held at frame 2, PostgreSQL is stopped, the job goes on
+    into the outage and ends; its outcome waits for the database, which then comes back:
+    the upload ends DONE and the outage counted no attempt."""
+    clip = samples.make_clip(tmp_path / "site.mp4", seconds=2, width=160, height=120)
+    log = tmp_path / "worker.log"
+    hold = HoldPoint(tmp_path)
+    hold.arm(after_frames=2)
+    worker = None
+    with postgres_server() as pg:
+        url = pg.url(pg.create_database())
+        env = {**aws_env(tmp_path), "PEAKOPS_DATABASE_URL": url, "PEAKOPS_QUEUE_URL": redis_url,
+               "PEAKOPS_STORAGE": "s3", "PEAKOPS_S3_BUCKET": new_bucket(moto_endpoint, "outage"),
+               "PEAKOPS_S3_ENDPOINT_URL": moto_endpoint, "AWS_REGION": "us-east-1",
+               "PEAKOPS_MAX_FRAMES_PER_VIDEO": "4", "PEAKOPS_RETRY_BACKOFF": "0",
+               "PEAKOPS_MAX_ATTEMPTS": "1"}  # one counted attempt would be the last
+        try:
+            worker = start_worker(tmp_path / "worker" / "home", {**env, **hold.env}, log)
+            wait_for("the worker to start", lambda: READY in log.read_text(), [log])
+            (tmp_path / "submitter").mkdir()
+            done = run_cli(tmp_path / "submitter" / "home", "submit", str(clip), **env)
+            assert done.returncode == 0, done.stderr
+            upload_id = int(done.stdout.split("\t")[0])
+            assert hold.wait_reached()["upload_id"] == upload_id
+            pg.stop()
+            hold.release()  # the job goes on into the outage
+            wait_for("the outcome to wait for the database",
+                     lambda: "its outcome waits for the database" in log.read_text(), [log])
+            assert worker.poll() is None
+            pg.start()
+            wait_for(f"upload {upload_id} DONE", lambda: rows(
+                url, "SELECT status FROM uploads WHERE id = %s", [upload_id]) == [("DONE",)],
+                [log])
+            [(attempts, frames)] = rows(
+                url, "SELECT attempts, (SELECT COUNT(*) FROM frames WHERE upload_id = %s) "
+                "FROM uploads WHERE id = %s", [upload_id, upload_id])
+            assert (attempts, frames) == (1, 4)
+            kinds = [k for (k,) in rows(url, "SELECT kind FROM events WHERE upload_id = %s "
+                                        "ORDER BY id", [upload_id])]
+            assert "failed" not in kinds and kinds[-1] == "done", kinds
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+        finally:
+            hold.release()
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    text = log.read_text()
+    assert "outcome written" in text and "Traceback" not in text, text[-3000:]
