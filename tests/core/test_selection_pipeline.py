@@ -138,3 +138,33 @@ def test_a_held_view_names_the_frame_it_duplicates(tmp_path):
         app.close()
     assert frames[0]["duplicate_of"] is None
     assert [f["duplicate_of"] for f in frames[1:]] == [f["idx"] for f in frames[:-1]]
+
+
+def test_the_report_captions_each_thumbnail_with_its_facts(tmp_path, handheld):
+    from datetime import UTC, datetime, timedelta
+    from html import escape
+
+    from core.results import report
+
+    start = datetime(2025, 3, 4, 22, tzinfo=UTC)
+    app = open_home(tmp_path, frame_selection="sharpest")
+    try:
+        upload_id = submit_file(app, handheld).upload_id
+        operations.reprocess(app, [upload_id], "coverage")  # QUEUED: only the plan changes
+        owner = "worker@test:1"
+        assert lifecycle.claim(app.db, upload_id, owner, lease_seconds=600,
+                               now=(start + timedelta(hours=1)).timestamp())
+        pipeline.run(app, upload_id, owner)
+        lifecycle.complete(app.db, upload_id, owner, now=(start + timedelta(hours=2)).timestamp())
+        frames = {f["idx"]: f for f in queries.detail(app.db, upload_id).frames}
+        data = report.write_report(app, start=start, end=start + timedelta(hours=8),
+                                   now=start + timedelta(hours=8))
+    finally:
+        app.close()
+    text = data.path.read_text("utf-8")
+    [line] = data.processed
+    assert line.selection == "coverage" and "frames: coverage" in text
+    assert line.thumbs and all(t.facts == frame_note(frames[t.frame_index]) for t in line.thumbs)
+    for thumb in line.thumbs:
+        assert escape(thumb.facts, quote=True) in text
+        assert "placed by picture change" in thumb.facts and "focus" in thumb.facts
