@@ -133,3 +133,56 @@ def test_a_database_outage_during_a_job_costs_no_attempt(tmp_path, moto_endpoint
                 worker.wait()
     text = log.read_text()
     assert "outcome written" in text and "Traceback" not in text, text[-3000:]
+
+
+def test_redis_going_away_during_a_job_leaves_the_worker_running(tmp_path, moto_endpoint,  # noqa: F811
+                                                                 postgres_url):
+    """Issue #23 item 6 as reported: Redis stops while a job runs (held at frame 1); the job
+    ends DONE, the worker says the queue is gone, waits, and goes on when it is back."""
+    clips = [samples.make_clip(tmp_path / f"site-{i}.mp4", seconds=1 + 0.3 * i, width=160,
+                               height=120) for i in range(2)]
+    log = tmp_path / "worker.log"
+    hold = HoldPoint(tmp_path)
+    hold.arm(after_frames=1)
+    port = free_port()
+    worker = None
+    base = {**aws_env(tmp_path), "PEAKOPS_DATABASE_URL": postgres_url, "PEAKOPS_STORAGE": "s3",
+            "PEAKOPS_S3_BUCKET": new_bucket(moto_endpoint, "outage"),
+            "PEAKOPS_S3_ENDPOINT_URL": moto_endpoint, "AWS_REGION": "us-east-1",
+            "PEAKOPS_MAX_FRAMES_PER_VIDEO": "3", "PEAKOPS_RETRY_BACKOFF": "0"}
+    (tmp_path / "submitter").mkdir()
+
+    def status(upload_id):
+        return rows(postgres_url, "SELECT status FROM uploads WHERE id = %s", [upload_id])
+
+    try:
+        with redis_server(port=port) as first:
+            env = {**base, "PEAKOPS_QUEUE_URL": first.url()}
+            worker = start_worker(tmp_path / "worker" / "home", {**env, **hold.env}, log)
+            wait_for("the worker to start", lambda: READY in log.read_text(), [log])
+            done = run_cli(tmp_path / "submitter" / "home", "submit", str(clips[0]), **env)
+            assert done.returncode == 0, done.stderr
+            first_id = int(done.stdout.split("\t")[0])
+            assert hold.wait_reached()["upload_id"] == first_id
+        hold.release()  # Redis is gone; the job goes on and ends
+        wait_for("the held upload DONE", lambda: status(first_id) == [("DONE",)], [log])
+        wait_for("the worker to say the queue is gone",
+                 lambda: log.read_text().count(GONE) == 1, [log])
+        assert worker.poll() is None
+        with redis_server(port=port, password=first.password):
+            wait_for("the worker to say the queue is back",
+                     lambda: log.read_text().count(BACK) == 1, [log])
+            done = run_cli(tmp_path / "submitter" / "home", "submit", str(clips[1]), **env)
+            assert done.returncode == 0, done.stderr
+            second_id = int(done.stdout.split("\t")[0])
+            wait_for("the next upload DONE", lambda: status(second_id) == [("DONE",)], [log])
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+    finally:
+        hold.release()
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    text = log.read_text()
+    assert (text.count(GONE), text.count(BACK)) == (1, 1) and "Traceback" not in text, \
+        text[-3000:]
