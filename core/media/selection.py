@@ -12,11 +12,14 @@ proportion to that change, with a floor per stretch of time so no stretch is lef
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageFilter, ImageStat
+if TYPE_CHECKING:  # Pillow is loaded when a picture is scored, not when a plan is named
+    from PIL.Image import Image
 
 EVEN, SHARPEST, COVERAGE = "even", "sharpest", "coverage"
 SELECTIONS: tuple[str, ...] = (EVEN, SHARPEST, COVERAGE)
@@ -38,11 +41,17 @@ CHANGE_CAP = 40.0
 """One keyframe step counts for at most this much change: a scene cut is one new view,
 worth about as much as a quarter-view step of a pan, not a whole clip's frames."""
 
-# The Laplacian split in two so no value clips at 0..255: each kernel keeps one sign,
-# divided by 4 so the largest (4 * 255) fits a byte.
 _LAPLACE = (0, 1, 0, 1, -4, 1, 0, 1, 0)
-_POSITIVE = ImageFilter.Kernel((3, 3), _LAPLACE, scale=4)
-_NEGATIVE = ImageFilter.Kernel((3, 3), [-k for k in _LAPLACE], scale=4)
+
+
+@functools.cache
+def _kernels():
+    """The Laplacian split in two so no value clips at 0..255: each kernel keeps one sign,
+    divided by 4 so the largest (4 * 255) fits a byte."""
+    from PIL import ImageFilter
+
+    return (ImageFilter.Kernel((3, 3), _LAPLACE, scale=4),
+            ImageFilter.Kernel((3, 3), [-k for k in _LAPLACE], scale=4))
 
 
 def check_selection(value: str) -> str:
@@ -52,23 +61,27 @@ def check_selection(value: str) -> str:
     return value
 
 
-def focus_score(grey: Image.Image) -> float:
+def focus_score(grey: Image) -> float:
     """Variance of the Laplacian of a greyscale picture (higher: sharper).
 
     Scored on a small thumbnail (``THUMB_WIDTH`` wide), so figures from videos of any size
     compare; the border row and column, where the kernel sees outside the picture, are left
     out.
     """
+    from PIL import Image as PILImage
+    from PIL import ImageStat
+
     if grey.mode != "L":
         grey = grey.convert("L")
     if grey.width > THUMB_WIDTH:
         grey = grey.resize((THUMB_WIDTH, max(1, round(grey.height * THUMB_WIDTH / grey.width))),
-                           Image.Resampling.BILINEAR)
+                           PILImage.Resampling.BILINEAR)
     if grey.width < 3 or grey.height < 3:
         return 0.0
     inner = (1, 1, grey.width - 1, grey.height - 1)
-    positive = ImageStat.Stat(grey.filter(_POSITIVE).crop(inner))
-    negative = ImageStat.Stat(grey.filter(_NEGATIVE).crop(inner))
+    positive_kernel, negative_kernel = _kernels()
+    positive = ImageStat.Stat(grey.filter(positive_kernel).crop(inner))
+    negative = ImageStat.Stat(grey.filter(negative_kernel).crop(inner))
     count = positive.count[0]
     # At each pixel one of the two halves is zero, so (p - n)^2 = p^2 + n^2.
     mean = (positive.sum[0] - negative.sum[0]) / count
@@ -76,19 +89,22 @@ def focus_score(grey: Image.Image) -> float:
     return round(16.0 * max(0.0, square - mean * mean), 2)
 
 
-def picture_change(a: Image.Image, b: Image.Image) -> float:
+def picture_change(a: Image, b: Image) -> float:
     """How different two greyscale thumbnails of the same size look: mean absolute
     difference per pixel, 0 (same) .. 255."""
-    from PIL import ImageChops
+    from PIL import ImageChops, ImageStat
 
     return round(ImageStat.Stat(ImageChops.difference(a, b)).mean[0], 3)
 
 
-def change_thumbnail(grey: Image.Image) -> Image.Image:
+def change_thumbnail(grey: Image) -> Image:
     """The small thumbnail :func:`picture_change` compares (blurred a little, so sensor
     noise and compression grain do not read as change)."""
+    from PIL import Image as PILImage
+    from PIL import ImageFilter
+
     height = max(1, round(grey.height * CHANGE_WIDTH / max(1, grey.width)))
-    small = grey.convert("L").resize((CHANGE_WIDTH, height), Image.Resampling.BOX)
+    small = grey.convert("L").resize((CHANGE_WIDTH, height), PILImage.Resampling.BOX)
     return small.filter(ImageFilter.BoxBlur(1))
 
 

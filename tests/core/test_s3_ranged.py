@@ -21,7 +21,7 @@ from core.storage.s3 import S3Store
 from core.store import lifecycle, queries
 from tests.core.test_s3 import s3_client
 from tests.helpers import MEDIA_DEV, make_settings
-from tests.s3server import FaultProxy, aws_env, moto_endpoint  # noqa: F401
+from tests.s3server import S3_SLOW_DOWN, FaultProxy, aws_env, moto_endpoint  # noqa: F401
 
 OWNER = "test-owner"
 
@@ -150,3 +150,34 @@ def test_frames_read_by_range_are_the_frames_of_the_file(proxy, tmp_path, name):
         for i in slots:
             if (tmp_path / f"l{i}.jpg").exists():
                 assert (tmp_path / f"r{i}.jpg").read_bytes() == (tmp_path / f"l{i}.jpg").read_bytes()
+
+
+def test_ranged_reads_failing_midway_finish_from_the_whole_download(proxy, tmp_path, long_clip):
+    """S3 throttles every try of one ranged GET in the middle of the job: the frames already
+    recorded stay, the rest come from the whole download, and the events say so."""
+    bucket = f"peakops-{uuid.uuid4().hex[:12]}"
+    s3_client(proxy.url).create_bucket(Bucket=bucket)
+    store = S3Store(s3_client(proxy.url, max_attempts=2), bucket, "peakops/")
+    tries = store.client.meta.config.retries["total_max_attempts"]
+    app = open_app(make_settings(tmp_path / "home", max_frames_per_video=20), store=store)
+    upload_id = process(app, long_clip)
+    armed = []
+
+    def on_progress(stage, done, total):
+        if stage == "extracting" and done == 10 and not armed:
+            armed.append(done)  # every try of the next ranged GET gets 503 SlowDown
+            proxy.fail_next(tries, S3_SLOW_DOWN, lambda method, path: method == "GET")
+
+    result = pipeline.run(app, upload_id, OWNER, on_progress=on_progress)
+
+    assert armed and proxy.faults_sent == tries
+    assert result.frames_total == 20
+    events = fetch_events(app, upload_id)
+    assert len(events) == 1, events
+    assert events[0].startswith("range reads failed (ranged read of bytes ")
+    assert "SlowDown" in events[0]
+    assert events[0].endswith(f"downloaded the whole video ({long_clip.stat().st_size} bytes)")
+    local = open_app(make_settings(tmp_path / "local", max_frames_per_video=20))
+    local_id = process(local, long_clip)
+    pipeline.run(local, local_id, OWNER)
+    assert timestamps(app, upload_id) == timestamps(local, local_id)
