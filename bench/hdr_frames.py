@@ -42,7 +42,7 @@ def bare(video: Path) -> tuple[float, int]:
 def peakops(video: Path, frames: int) -> tuple[float, int, int, float]:
     from core.media import ExtractOptions
     from core.media.decode import PyAVExtractor
-    from core.media.probe import probe
+    from core.media.probing import probe
 
     facts = probe(video)  # recorded at submit in a job: not part of the job's time
     start = time.perf_counter()

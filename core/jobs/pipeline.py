@@ -101,6 +101,14 @@ class _PipelineRun:
                                    f"({size} bytes)")
         return video
 
+    def check_reader(self) -> None:
+        """Raise the ranged read's failure, if one happened. PyAV raises it again from
+        the libav call that read; this check keeps a frame decoded after a failure that
+        libav took as a short read from being recorded."""
+        error = getattr(self.reader, "error", None)
+        if error is not None:
+            raise error
+
     def range_failure(self) -> str | None:
         """Why reading by range failed, if it did (libav may report it as a read error)."""
         error = getattr(self.reader, "error", None)
@@ -135,7 +143,9 @@ class _PipelineRun:
         try:
             times = source.plan(self.settings.max_frames_per_video)
         except InputError as exc:
+            self.check_reader()
             raise _degraded(exc, level) from None
+        self.check_reader()
         index = getattr(source, "index", None)
         for note in getattr(index, "notes", ()):
             lifecycle.record_event(db, self.upload_id, "frames", note)
@@ -161,7 +171,9 @@ class _PipelineRun:
             try:
                 result = next(results)
             except InputError as exc:
+                self.check_reader()
                 raise _degraded(exc, level) from None
+            self.check_reader()
             if result.frame is None:
                 skipped += 1
                 lifecycle.record_event(db, self.upload_id, "frames",
@@ -259,11 +271,12 @@ def run(app: App, upload_id: int, owner: str, *,
             video = job.fetch(row, workdir)
             try:
                 extracted, images = job.extract(row, video, workdir)
-            except (StorageError, InputError):
+            except PeakOpsError:
                 why = job.range_failure() if video is job.reader else None
                 if why is None:
                     raise
                 # Frames recorded so far stay: the second pass skips them.
+                job.reader = None
                 video = job.download(row, workdir, why=why)
                 extracted, images = job.extract(row, video, workdir)
             if video is job.reader:

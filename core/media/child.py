@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, ValueError, OSError):  # no RLIMIT_AS here (macOS, Windows)
         pass
     try:
-        from core.media.probe import probe
+        from core.media.probing import probe
 
         facts = probe(path, memory_mb=memory_mb)
     except InputError as exc:

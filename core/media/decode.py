@@ -119,7 +119,7 @@ class PyAVSource:
     def _open(self) -> None:
         import av
 
-        from core.media.probe import open_container, open_reason, unsupported_codec, video_stream
+        from core.media.probing import open_container, open_reason, unsupported_codec, video_stream
 
         if self.container is not None:
             self.container.close()

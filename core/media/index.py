@@ -42,7 +42,7 @@ def scan(video: Path, facts: ProbeResult, *, name: str, upload_id: int | None = 
     """The frames of ``video``'s stream that decode, read in one demux pass."""
     import av
 
-    from core.media.probe import open_container, open_reason, video_stream
+    from core.media.probing import open_container, open_reason, video_stream
 
     try:
         container = open_container(video)

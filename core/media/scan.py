@@ -46,7 +46,7 @@ def scan_changes(video: Path, facts: ProbeResult, *, timeout: float = 120.0,
     """Decode the keyframes of ``video`` and measure the change between neighbours."""
     import av
 
-    from core.media.probe import open_container, video_stream
+    from core.media.probing import open_container, video_stream
 
     video = Path(video)
     name = name or video.name

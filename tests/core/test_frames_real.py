@@ -44,8 +44,6 @@ def take_all(video: Path, dest: Path, max_frames: int = 20, *, seek_cost: int | 
 
 def reference_frames(video: Path, facts, stamps: set[float], max_width: int) -> dict:
     """Every frame of a straight decode from the start, as pictures, by timestamp."""
-    # Imported here: importing core.media.probe at collection would rebind the name
-    # ``core.media.probe`` (the function) to the module for test files collected later.
     from core.media.picture import Picture
 
     picture = Picture(facts, max_width)

@@ -38,7 +38,7 @@ def encode(dest: Path, *, seconds: float = 2, fps: int = 25, vf: str | None = No
 
 
 def probe(video: Path):
-    from core.media.probe import probe as probe_here  # loads libav: imported when used
+    from core.media.probing import probe as probe_here  # loads libav: imported when used
 
     return probe_here(video)
 
