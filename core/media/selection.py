@@ -24,10 +24,10 @@ if TYPE_CHECKING:  # Pillow is loaded when a picture is scored, not when a plan 
 EVEN, SHARPEST, COVERAGE = "even", "sharpest", "coverage"
 SELECTIONS: tuple[str, ...] = (EVEN, SHARPEST, COVERAGE)
 DEFAULT_SELECTION = SHARPEST
-"""Chosen by the bench (bench/results/selection.md): on a 1080p clip sharpest costs 1.06x
-even's CPU time, and on a blurred handheld clip it lifts the chosen frames' mean focus
-score about 4x. (On flat generated 720p clips that decode in 0.3 ms a frame the scoring
-weighs 1.3x.) The setting's default in core.config names the same plan."""
+"""Chosen by the bench (bench/results/selection.md): on the 720p and 1080p bench clips
+sharpest costs 1.10x and 1.11x even's CPU time, and on a blurred handheld clip it lifts the
+chosen frames' mean focus score from 166 to 624. (On flat generated clips that decode in
+0.3 ms a frame the scoring weighs up to 1.34x.) core.config's default names the same plan."""
 
 THUMB_WIDTH = 160
 """Width of the grey thumbnail a frame is scored on: enough to see focus, cheap to make."""
