@@ -1,4 +1,5 @@
-"""The worker's heartbeat: its row in ``workers`` every second, and the running job's lease.
+"""The worker's heartbeat: its row in ``workers`` every second (the job runner keeps the
+running job's lease: :mod:`core.jobs.lease`).
 
 It runs on its own thread and its own database connection, so a busy database never
 delays the memory samples that decide a kill. It reads what it reports from the job
@@ -17,7 +18,7 @@ from core.config import Settings
 from core.errors import DatabaseBusyError, PeakOpsError
 from core.home import explain
 from core.jobs.runner import JobRunner
-from core.store import heartbeat, lifecycle
+from core.store import heartbeat
 from core.store.db import open_database
 from core.store.sqldb import SqlDatabase
 
@@ -61,9 +62,6 @@ class Heartbeat:
             hard_limit_kib=runner.limits.hard_kib, jobs_done=runner.jobs_done,
             child_pid=child.pid if child else None, child_starts=runner.child_starts,
             started_at=self.started_at, memory_enforcement=runner.enforcement)
-        if busy:
-            lifecycle.renew_lease(db, current["upload_id"], runner.owner,
-                                  lease_seconds=self.settings.lease_seconds)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)

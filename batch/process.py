@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from batch.signals import stop_on_signals
 from core.app import open_app, process_owner
 from core.config import Settings
 from core.jobs.runner import JobRunner, caller_log_level
@@ -33,13 +34,10 @@ def process_upload(settings: Settings, upload_id: int, *,
     # The job child logs as this command does (quiet unless -v), not as a service.
     runner = JobRunner(app, owner=process_owner("process"), on_progress=on_progress,
                        child_log_level=caller_log_level())
-    previous = {sig: signal.signal(sig, lambda *_: runner.stop())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        status = runner.run_to_end(upload_id)
+        with stop_on_signals(runner.stop, (signal.SIGINT, signal.SIGTERM)):
+            status = runner.run_to_end(upload_id)  # its backoff wait wakes on stop()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         runner.close()
         app.close()
     return ProcessOutcome(status, runner.stopping)

@@ -9,16 +9,18 @@ run, and now and then it reaps expired leases.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from batch.heartbeat import Heartbeat
+from batch.outage import Outage
 from batch.queue import Queue, QueueUnreachableError, shared_queue
+from batch.signals import stop_on_signals
 from core import maintenance
 from core.app import App, open_app
 from core.config import Settings
@@ -33,7 +35,6 @@ IDLE_POLL_S = 0.1
 REAP_EVERY_S = 30.0
 """At most this long between reaper rounds; sooner with short leases (half a lease), so a
 killed worker's upload goes back to the queue about when its lease would expire."""
-QUEUE_RETRY_S = 1.0
 
 AfterJob = Callable[[int, str], None]
 """``after_job(upload_id, status)``: called when a job has ended and been recorded. The
@@ -57,61 +58,85 @@ class Worker:
         self.runner = JobRunner(self.app, owner=self.name, child_env=child_env, hold=hold)
         self.heartbeat = Heartbeat(settings, self.name, self.runner)
         self.reap_every = min(REAP_EVERY_S, max(1.0, settings.lease_seconds / 2))
-        self.queue_down = False
+        self.last_reap = 0.0
+        self.queue_outage = Outage(self.name, f"queue {self.queue.where}", self.runner.wait)
+        self.database_outage = Outage(self.name, "the state database", self.runner.wait)
 
-    def request_stop(self, *_: Any) -> None:
+    def request_stop(self) -> None:
         if not self.runner.stopping:
             logger.info("%s: stop requested; handing back the current job", self.name)
         self.runner.stop()
 
     def run(self) -> int:
-        if threading.current_thread() is threading.main_thread():
-            # A worker embedded in another program's thread is stopped by request_stop().
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, self.request_stop)
+        # A worker embedded in another program's thread is stopped by request_stop().
+        signals = (signal.SIGTERM, signal.SIGINT) \
+            if threading.current_thread() is threading.main_thread() else ()
+        with stop_on_signals(self.request_stop, signals):
+            return self._run()
+
+    def _run(self) -> int:
         self.runner.prepare_cage()
-        self.heartbeat.set("starting", self.app.db)
         self.heartbeat.start()
         try:
-            self.reap()
-            last_reap = time.monotonic()
+            self._until_done(self._start)
             logger.info("%s: waiting for uploads on the queue (%s); SIGTERM or Ctrl-C stops it",
                         self.name, self.queue.where)
             while not self.runner.stopping:
-                try:
-                    upload_id = self.queue.receive()
-                except QueueUnreachableError as exc:
-                    self.wait_for_queue(exc)
-                    continue
-                if self.queue_down:
-                    logger.info("%s: %s is reachable again", self.name, self.queue.where)
-                    self.queue_down = False
-                if upload_id is not None:
-                    self.run_one(upload_id)
-                    continue
-                try:
-                    if self.resend_lost():
-                        continue
-                    if self.burst and not queries.has_status(self.app.db, lifecycle.QUEUED):
-                        break  # QUEUED uploads waiting out a backoff still count as work
-                    if time.monotonic() - last_reap > self.reap_every:
-                        self.reap()
-                        last_reap = time.monotonic()
-                except DatabaseUnreachableError as exc:
-                    # The state database is away (a restart, a failover): the next
-                    # statement reconnects; the work waits there meanwhile.
-                    logger.warning("%s: %s; retrying", self.name, exc)
-                    time.sleep(QUEUE_RETRY_S)
-                    continue
-                self.heartbeat.set("idle")
-                time.sleep(IDLE_POLL_S)
+                if self._until_done(self.step) == "burst over":
+                    break
         finally:
             self.runner.close()
             self.heartbeat.stop()
-            self.heartbeat.set("stopped", self.app.db)
+            with contextlib.suppress(DatabaseUnreachableError):
+                self.heartbeat.set("stopped", self.app.db)
             if self._own_app:
                 self.app.close()
         return 0
+
+    def _start(self) -> None:
+        self.heartbeat.set("starting", self.app.db)
+        self.reap()
+        self.last_reap = time.monotonic()
+
+    def _until_done(self, step: Callable[[], object]) -> object:
+        """Run ``step`` once, riding out a lost queue or database: one line when it goes,
+        one when it is back, a backoff between tries (a burst run ends with the error)."""
+        while not self.runner.stopping:
+            try:
+                result = step()
+            except QueueUnreachableError as exc:
+                if self.burst:
+                    raise
+                self.heartbeat.set("idle")
+                self.queue_outage.failed(exc)
+                continue
+            except DatabaseUnreachableError as exc:
+                if self.burst:
+                    raise
+                self.database_outage.failed(exc)
+                continue
+            self.queue_outage.ok()
+            self.database_outage.ok()
+            return result
+        return None
+
+    def step(self) -> str:
+        """One turn of the loop: run a message, or re-send lost work, reap, or idle."""
+        upload_id = self.queue.receive()
+        self.queue_outage.ok()
+        if upload_id is not None:
+            self.run_one(upload_id)
+            return "ran"
+        if self.resend_lost():
+            return "re-sent"
+        if self.burst and not queries.has_status(self.app.db, lifecycle.QUEUED):
+            return "burst over"  # QUEUED uploads waiting out a backoff still count as work
+        if time.monotonic() - self.last_reap > self.reap_every:
+            self.reap()
+            self.last_reap = time.monotonic()
+        self.heartbeat.set("idle")
+        self.runner.wait(IDLE_POLL_S)
+        return "idle"
 
     def run_one(self, upload_id: int) -> str:
         """One message: the runner runs the upload; the batch service hears when it ended."""
@@ -129,23 +154,8 @@ class Worker:
         if upload_id is None:
             return False
         logger.info("upload %s: QUEUED but not in the queue; re-sent", upload_id)
-        try:
-            self.queue.enqueue([upload_id])
-        except QueueUnreachableError as exc:
-            self.wait_for_queue(exc)
-            return False
+        self.queue.enqueue([upload_id])
         return True
-
-    def wait_for_queue(self, error: QueueUnreachableError) -> None:
-        """The queue's server is down (a Redis restart): the work waits in the state
-        database, so wait and retry; a burst run ends with the error instead."""
-        if self.burst:
-            raise error
-        if not self.queue_down:
-            logger.warning("%s: %s; retrying every %.0f s", self.name, error, QUEUE_RETRY_S)
-            self.queue_down = True
-        self.heartbeat.set("idle")
-        time.sleep(QUEUE_RETRY_S)
 
     def reap(self) -> None:
         changed = lifecycle.reset_stuck(self.app.db, max_attempts=self.settings.max_attempts,

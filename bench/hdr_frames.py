@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -41,7 +42,7 @@ def bare(video: Path) -> tuple[float, int]:
 def peakops(video: Path, frames: int) -> tuple[float, int, int, float]:
     from core.media import ExtractOptions
     from core.media.decode import PyAVExtractor
-    from core.media.probe import probe
+    from core.media.probing import probe
 
     facts = probe(video)  # recorded at submit in a job: not part of the job's time
     start = time.perf_counter()
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "hdr-frames.json")
     args = parser.parse_args(argv)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     bare_s, ours_s, pictures_s = [], [], []
     for _ in range(args.runs):
         seconds, count = bare(args.video)
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
               "peakops_s": round(statistics.median(ours_s), 3),
               "peakops_frames": taken, "peakops_decoded": decoded,
               "peakops_pictures_s": round(statistics.median(pictures_s), 3)}
+    result["load_average"] = {"start": load_before,
+                              "end": [round(x, 2) for x in os.getloadavg()]}
     result["ratio"] = round(result["peakops_s"] / result["bare_pyav_all_frames_s"], 2)
     print(f"bare PyAV, all {count} frames decoded and converted: "
           f"{result['bare_pyav_all_frames_s']:.2f} s (median of {args.runs})")

@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 
-CHILD = ("sqlite_utils", "core", "core.app", "core.jobs.pipeline", "core.jobs.child", "av",
+CHILD = ("core", "core.app", "core.jobs.pipeline", "core.jobs.child", "av",
          "PIL.Image", "core.media.decode", "core.media.picture")
 SUPERVISOR = ("psutil", "core.jobs.supervisor", "core.jobs.runner", "batch.worker")
 

@@ -7,7 +7,7 @@
   after the previous is DONE and the worker is idle again.
 - Round trips: in this process, through the real Huey SQLite queue and the real state
   database, one job at a time: enqueue the upload id (the ``process_video_upload``
-  task) -> dequeue -> execute the task -> ``lifecycle.claim`` -> ``lifecycle.complete``. The job
+  task) -> receive the upload id -> ``lifecycle.claim`` -> ``lifecycle.complete``. The job
   child and the video work are left out (that is what "no-op" means here).
 """
 

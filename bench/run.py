@@ -179,6 +179,23 @@ def chart(result: dict, out: Path, chart_name: str) -> str | None:
     return name
 
 
+def s3_and_intake(quick: bool) -> list[str]:
+    """bench.s3_range (bytes and time, ranged against download-then-extract; needs moto,
+    a dev extra) and bench.intake_copy (the submit's copy), printed as they come."""
+    video = "720p-30s" if quick else "1080p-2min"
+    lines = []
+    for module, extra in (("bench.s3_range", ["--runs", "1" if quick else "3"]),
+                          ("bench.intake_copy", ["--runs", "3" if quick else "5"])):
+        log(f"\n== {module}")
+        done = subprocess.run([sys.executable, "-m", module, "--video", video, *extra],
+                              cwd=REPO, capture_output=True, text=True, timeout=1800)
+        text = done.stdout.strip() if done.returncode == 0 else \
+            f"{module}: not measured: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
+        log(text)
+        lines.append(text)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -229,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             result["console"] = console_model(args.quick)
             log(result["console"])
             result["memory"] = memory_figures(args.quick)
+            result["s3_and_intake"] = s3_and_intake(args.quick)
         else:
             result["console"] = "console model: not measured (--no-extras)"
         result["queue"] = queue

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from core.media.probe import probe
+    from core.media.probing import probe
     from core.storage.s3 import S3Store, client_config
 
     video = next(v for v in videos.FULL + videos.QUICK if v.name == args.video)

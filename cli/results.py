@@ -79,8 +79,15 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_sheet(settings: Settings, args: argparse.Namespace) -> int:
     app = open_app(settings)
-    dest = Path(args.output) if args.output else default_sheet_path(app, args.id)
-    sheet = make_sheet(app, args.id, dest)
+    if args.compare:
+        from core.results.compare import compare_sheet, default_compare_path
+
+        plans = tuple(args.compare)
+        dest = Path(args.output) if args.output else default_compare_path(app, args.id, plans)
+        sheet = compare_sheet(app, args.id, plans, dest)
+    else:
+        dest = Path(args.output) if args.output else default_sheet_path(app, args.id)
+        sheet = make_sheet(app, args.id, dest)
     if args.json:
         print_json({"upload_id": args.id, "path": str(sheet.path), "width": sheet.width,
                     "height": sheet.height, "frames": len(sheet.cells)})
@@ -155,6 +162,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to write it (default: HOME/sheets/<name> (id N).jpg)")
+    p.add_argument("--compare", nargs=2, choices=("even", "sharpest", "coverage"),
+                   metavar="PLAN", help="two frame selection plans side by side (even, "
+                   "sharpest, coverage), taken afresh from the stored video")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_sheet)
 

@@ -149,7 +149,10 @@ def _print_detail(detail: queries.UploadDetail, *, frames: bool) -> None:
     if frames:
         print(f"  frames    {len(detail.frames)}")
         for f in detail.frames:
-            labels = ", ".join(f"{lb['name']} {lb['confidence']:.0f}%" for lb in f["labels"])
+            labels = ", ".join(
+                f"near-duplicate of #{f['duplicate_of']}"
+                if lb["name"] == "near-duplicate" and f.get("duplicate_of") is not None
+                else f"{lb['name']} {lb['confidence']:.0f}%" for lb in f["labels"])
             print(f"    #{f['idx']:<3} {f['timestamp']:7.2f} s  {f['width']}x{f['height']}  {labels}")
     print("  activity")
     for e in detail.events:
@@ -170,7 +173,7 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
-    return _report(operations.reprocess(open_with_queue(settings), args.ids))
+    return _report(operations.reprocess(open_with_queue(settings), args.ids, args.selection))
 
 
 def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
@@ -326,6 +329,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("reprocess", cmd_reprocess, "process again from the stored video (frames redone)",
             json_flag=False)
     p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("--selection", choices=("even", "sharpest", "coverage"),
+                   help="frame selection for these uploads from now on (default: as before, "
+                        "else the frame_selection setting)")
     p = add("analyze", cmd_analyze, "analyse the recorded frames again", json_flag=False)
     p.add_argument("ids", type=int, nargs="+", metavar="ID")
     p = add("cancel", cmd_cancel, "cancel uploads that have not finished", json_flag=False)

@@ -68,6 +68,29 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_peaks(settings: Settings, args: argparse.Namespace) -> int:
+    from core.jobs import learned
+
+    app = open_app(settings)
+    try:
+        if not args.forget:
+            rows = learned.learned(app.db)
+            if args.json:
+                print_json(rows)
+            for r in [] if args.json else rows:
+                print(f"{r['kind']:<24} {r['label']:<18} level {r['level']}: {r['jobs']} job(s), "
+                      f"peak {r['peak_kib']} KiB{', over the hard limit' if r['over_limit'] else ''}")
+            return 0
+        removed = learned.clear(app.db, args.kind)
+    finally:
+        app.close()
+    if args.json:
+        print_json({"removed": removed})
+    else:
+        print(f"forgot {removed} recorded peak(s)" + (f" of {args.kind}" if args.kind else ""))
+    return 0
+
+
 def cmd_job_child(settings: Settings | None, args: argparse.Namespace) -> int:
     from core.jobs.child import main  # its settings come from the supervisor, not from here
     return main()
@@ -90,6 +113,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="every worker that has run, stopped ones included")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_status)
+    p = subparsers.add_parser(
+        "peaks", help="learned memory peaks by video kind and level (--forget clears them)",
+        description="Each job records its peak memory by video kind and degrade level; a "
+                    "kind that went over the hard limit starts later jobs at the first level "
+                    "that fit. This lists what was learned, or forgets it (all kinds, or "
+                    "--kind), e.g. after an upgrade.")
+    p.add_argument("--forget", action="store_true", help="forget what was learned")
+    p.add_argument("--kind", help='with --forget: only this kind ("av1 3840x2160 8-bit")')
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_peaks)
     # Internal commands have no help, so argparse leaves them out of the command list.
     p = subparsers.add_parser("_job-child")
     p.set_defaults(handler=cmd_job_child, own_settings=True)

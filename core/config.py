@@ -193,6 +193,11 @@ class Settings:
         1280, _int_in(*FRAME_WIDTHS),
         f"a whole number of pixels from {FRAME_WIDTHS[0]} to {FRAME_WIDTHS[1]}",
         "PEAKOPS_FRAME_MAX_WIDTH")
+    frame_selection: str = _setting(
+        "sharpest", _choice("even", "sharpest", "coverage"),
+        "even (the middle of each equal slice), sharpest (the sharpest frame decoded near "
+        "each middle) or coverage (more frames where the picture changes)",
+        "PEAKOPS_FRAME_SELECTION", "FRAME_SELECTION")
     enable_aws_rekognition: bool = _setting(
         False, _bool, "true or false",
         "PEAKOPS_ENABLE_AWS_REKOGNITION", "ENABLE_AWS_REKOGNITION")

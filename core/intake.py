@@ -5,7 +5,6 @@ One path, used by the CLI and the console.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -29,7 +28,8 @@ from core.errors import (
 from core.holdpoint import wait_at_submit
 from core.liveness import owner_alive
 from core.naming import safe_name
-from core.storage.local import CHUNK, ProgressCallback, disk_full, video_key
+from core.storage import staging
+from core.storage.local import ProgressCallback, disk_full, video_key
 from core.store import lifecycle, queries
 from core.store.db import when_unlocked
 
@@ -60,11 +60,13 @@ def display_name(path: Path | str) -> str:
     return name or "unnamed"
 
 
-# Symlinks, wherever they sit in the path (the file or any folder above it), are followed
-# only to a regular file of each link's own owner, outside the system folders, and through
-# folders each link's owner may enter: a link planted in a shared folder cannot make a
-# privileged submitter read (and record the size and hash of) someone else's file, such as
-# /etc/shadow, or a file inside another user's private (0700) folder.
+# Symlinks, wherever they sit in the path (the file or any folder above it), never lead
+# into the system folders, and a link made by someone other than root is followed only
+# to a regular file of that link's owner, through folders that owner may enter: a link
+# planted in a shared folder cannot make a privileged submitter read (and record the
+# size and hash of) someone else's file, such as /etc/shadow, or a file inside another
+# user's private (0700) folder. Root's own links (``/home -> /data/home``) are trusted:
+# only root can make them, and root could read the file anyway.
 SYSTEM_FOLDERS = tuple(Path(p) for p in (
     "/etc", "/proc", "/sys", "/dev", "/run", "/boot", "/var/lib", "/var/log", "/var/run",
     "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"))
@@ -84,6 +86,10 @@ def _link_owners(path: Path) -> set[int]:
         if stat.S_ISLNK(info.st_mode):
             owners.add(info.st_uid)
     return owners
+
+
+def _untrusted(owners: set[int]) -> set[int]:
+    return {owner for owner in owners if owner != 0}
 
 
 def _may_enter(folder: os.stat_result, uid: int) -> bool:
@@ -114,10 +120,11 @@ def _check_links(path: Path, name: str, owners: set[int]) -> os.stat_result:
         raise InputError(f"{name}: a symlink into a system folder ({resolved.parent})")
     if not stat.S_ISREG(target.st_mode):
         raise InputError(f"{name}: a symlink to something that is not a regular file")
+    owners = _untrusted(owners)
     if any(target.st_uid != owner for owner in owners):
         raise InputError(f"{name}: a symlink to a file of another owner (symlinks are followed "
                          "only to files with the link's own owner)")
-    for folder in resolved.parents:
+    for folder in resolved.parents if owners else ():
         info = folder.stat()
         if not all(_may_enter(info, owner) for owner in owners):
             raise InputError(f"{name}: a symlink into a folder the link's owner cannot enter "
@@ -180,6 +187,7 @@ class Staged:
     path: Path
     sha256: str
     size: int
+    sync: staging.Sync   # the fsync running on a thread
 
 
 def _staging_folder(app: App) -> Path:
@@ -192,8 +200,10 @@ def _staging_folder(app: App) -> Path:
 
 
 def stage(app: App, source: BinaryIO, name: str, on_progress: ProgressCallback | None) -> Staged:
-    """Copy ``source`` once into a staging file, hashing it and enforcing the size cap as
-    it goes: what is recorded is exactly what is stored, even if the file changes."""
+    """Copy ``source`` once into a staging file (a reflink where the filesystem can),
+    hashing it and enforcing the size cap as it goes: what is recorded is exactly what is
+    stored, even if the file changes. Not yet fsynced: ``Staged.sync.wait()`` before the
+    copy is recorded as stored."""
     max_bytes = app.settings.max_video_bytes
     try:
         folder = _staging_folder(app)
@@ -201,22 +211,18 @@ def stage(app: App, source: BinaryIO, name: str, on_progress: ProgressCallback |
         raise StorageError(f"cannot stage {name}: {exc.strerror}", errno=exc.errno,
                            transient=disk_full(exc)) from None
     staged = folder / safe_name(name, fallback="video", keep_suffix=True)
-    digest, size = hashlib.sha256(), 0
     try:
-        with staged.open("wb") as out:
-            while chunk := source.read(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise InputError(f"{name}: grew past the {max_bytes // 1048576} MB limit "
-                                     "(MAX_VIDEO_SIZE_MB) while it was being copied")
-                digest.update(chunk)
-                out.write(chunk)
-                if on_progress:
-                    on_progress(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+        with staged.open("w+b") as out:
+            sha256, size, how = staging.copy_hashing(source, out, max_bytes=max_bytes,
+                                                     on_progress=on_progress)
         if size == 0:
             raise InputError(f"{name}: the file is empty (0 bytes)")
+        logger.debug("%s: staged by %s (%s bytes)", name, how, size)
+        return Staged(staged, sha256, size, staging.Sync(staged))
+    except staging.TooBigError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise InputError(f"{name}: grew past the {max_bytes // 1048576} MB limit "
+                         "(MAX_VIDEO_SIZE_MB) while it was being copied") from None
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         if disk_full(exc):
@@ -226,7 +232,16 @@ def stage(app: App, source: BinaryIO, name: str, on_progress: ProgressCallback |
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return Staged(staged, digest.hexdigest(), size)
+
+
+def _durable(staged: Staged, name: str) -> None:
+    """Wait for the staged copy's fsync (started when it was made); its failure is the
+    store's."""
+    try:
+        staged.sync.wait()
+    except OSError as exc:
+        raise StorageError(f"cannot copy {name}: {exc.strerror}", errno=exc.errno,
+                           transient=disk_full(exc)) from None
 
 
 def _store_staged(app: App, key: str, staged: Staged,
@@ -329,6 +344,7 @@ def submit_file(app: App, path: Path, *, mode: str = lifecycle.MODE_NOW, priorit
         try:
             wait_at_submit(app.settings.hold_file, upload_id)
             facts = probing.result(upload_id=upload_id)
+            _durable(staged, name)
             _store_staged(app, key, staged, None if stages_locally else on_progress)
             stored = True
             status = when_unlocked(lambda: lifecycle.mark_stored(

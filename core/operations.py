@@ -17,9 +17,10 @@ from pathlib import Path
 
 from core import maintenance
 from core.app import App
-from core.errors import PeakOpsError
+from core.errors import InputError, PeakOpsError
 from core.intake import SubmitResult, submit_file
 from core.liveness import owner_alive
+from core.media.selection import SELECTIONS
 from core.store import lifecycle
 from core.store.db import when_unlocked
 
@@ -83,11 +84,16 @@ def retry(app: App, ids: Iterable[int]) -> Outcome:
     return _each(app, "retry", ids, lambda i: lifecycle.retry(app.db, i), kind="process")
 
 
-def reprocess(app: App, ids: Iterable[int]) -> Outcome:
+def reprocess(app: App, ids: Iterable[int], selection: str | None = None) -> Outcome:
     """Start over from the stored video: frames and labels dropped, their images leave
-    the store, back to QUEUED."""
+    the store, back to QUEUED. ``selection`` (``even``, ``sharpest``, ``coverage``) is
+    the frame selection for these uploads from now on (``None``: as before)."""
+    if selection is not None and selection not in SELECTIONS:
+        raise InputError(f"frame selection must be one of {', '.join(SELECTIONS)}, "
+                         f"got {selection!r}")
+
     def one(upload_id: int) -> str:
-        for key in lifecycle.reprocess(app.db, upload_id):
+        for key in lifecycle.reprocess(app.db, upload_id, selection=selection):
             app.store.delete(key)
         return lifecycle.QUEUED
     return _each(app, "reprocess", ids, one, kind="reprocess")

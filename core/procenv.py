@@ -67,3 +67,22 @@ def die_with_parent_preexec() -> Callable[[], None] | None:
         return None
     parent = os.getpid()
     return lambda: die_with_parent(parent)
+
+
+_CRASHES = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT", "SIGSYS"}
+
+
+def exit_cause(returncode: int) -> str:
+    """How a child process of ours ended, as words that follow "... " in a message
+    ("was killed by SIGKILL (...)"), never a bare exit number."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        if name == "SIGKILL":
+            return "was killed by SIGKILL (out of memory, or stopped by an operator)"
+        if name in _CRASHES:
+            return f"crashed ({name}: a fault in libav or another library)"
+        return f"was stopped by {name}"
+    return "ended without reporting a result (an unexpected error; see the log)"

@@ -64,9 +64,37 @@ def load_thumbnail(app: App, key: str, cache: Path, frame_id: int) -> QImage:
 
 
 def frame_caption(frame: dict[str, Any]) -> str:
+    """Index, time and top labels; a near-duplicate names the frame it duplicates."""
     labels = frame.get("labels") or []
-    top = "\n".join(f"{lb['name']} {lb['confidence']:.0f}%" for lb in labels[:3])
+    lines = []
+    for lb in labels[:3]:
+        line = f"{lb['name']} {lb['confidence']:.0f}%"
+        of = frame.get("duplicate_of")
+        if lb["name"] == "near-duplicate" and of is not None:
+            line = f"near-duplicate of #{of}"  # its time is in the tooltip
+        lines.append(line)
+    top = "\n".join(lines)
     return f"#{frame['idx']} · {frame['timestamp']:.1f} s\n{top or 'no labels yet'}"
+
+
+def frame_facts(frame: dict[str, Any], times: dict[int, float] | None = None) -> str:
+    """Where the frame came from and why it was chosen, for its tooltip."""
+    parts = []
+    of = frame.get("duplicate_of")
+    if of is not None:
+        when = (times or {}).get(of)
+        parts.append(f"near-duplicate of frame #{of}"
+                     + (f" at {when:.1f} s" if when is not None else ""))
+    if frame.get("stream_frame") is not None:
+        parts.append(f"frame {frame['stream_frame']} of the stream"
+                     + (" (keyframe)" if frame.get("keyframe") else ""))
+    if frame.get("source_time") is not None:
+        parts.append(f"at {frame['source_time']:.3f} s on the file's clock")
+    if frame.get("focus") is not None:
+        parts.append(f"focus {frame['focus']:.0f}")
+    if frame.get("reason"):
+        parts.append(f"chosen: {frame['reason']}")
+    return "\n".join(parts)
 
 
 class DetailsPane(QWidget):
@@ -194,10 +222,14 @@ class DetailsPane(QWidget):
         f["Video"].setText(
             f"{u['width']}×{u['height']} {u['codec']}, "
             f"{fmt_timing(u['duration'], u['fps'], u['frame_count'])}" + (f", rotated {u['rotation']}°" if u["rotation"] else "")
-            + (", audio" if u["has_audio"] else ", no audio") if u["width"] else "not probed")
+            + (", audio" if u["has_audio"] else ", no audio")
+            + (", variable frame rate" if u.get("vfr") else "") if u["width"] else "not probed")
         f["Size"].setText(human_size(u["size"]))
-        f["Mode"].setText(u["mode"])
-        f["Attempts"].setText(f"{u['attempts']} (degrade level {u['degrade_level']})")
+        f["Mode"].setText(u["mode"] + (f", frames: {u['frame_selection']}"
+                                      if u.get("frame_selection") else ""))
+        started = [e["message"] for e in detail.events if e["kind"] == "start-level"]
+        f["Attempts"].setText(f"{u['attempts']} (degrade level {u['degrade_level']})"
+                              + (f"\n{started[-1]}" if started else ""))  # learned start level
         f["Created"].setText(fmt_time(u["created_at"]))
         f["Finished"].setText(fmt_time(u["finished_at"]) or "—")
         f["Peak memory"].setText(f"{u['peak_rss_kib'] / 1024:.0f} MB" if u["peak_rss_kib"]
@@ -229,12 +261,14 @@ class DetailsPane(QWidget):
         self.pending_thumbs = len(frames)
         placeholder = QPixmap(THUMB)
         placeholder.fill(Qt.GlobalColor.lightGray)
+        times = {f["idx"]: f["timestamp"] for f in frames}
         for frame in frames:
             item = QListWidgetItem(QIcon(placeholder), frame_caption(frame))
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-            item.setToolTip(tooltip("\n".join(
-                f"{lb['name']} {lb['confidence']:.1f}% ({lb['source']})"
-                for lb in frame["labels"]) or "no labels"))
+            labels = "\n".join(f"{lb['name']} {lb['confidence']:.1f}% ({lb['source']})"
+                               for lb in frame["labels"]) or "no labels"
+            item.setToolTip(tooltip("\n".join(filter(None, [labels,
+                                                            frame_facts(frame, times)]))))
             self.frames.addItem(item)
             key = frame["id"]
             if key in self.images:

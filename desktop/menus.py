@@ -82,6 +82,14 @@ def build_actions(window: Window) -> None:
         retry_menu.addAction(f"Failed with {category} errors",
                              lambda c=category: window.retry_all_failed(c))
     window.acts["retry_failed"].setMenu(retry_menu)
+    reprocess_menu = QMenu(window)
+    for selection, what in (("even", "the middle of each slice"),
+                            ("sharpest", "the sharpest frame of each slice"),
+                            ("coverage", "more frames where the picture changes")):
+        reprocess_menu.addAction(f"Reprocess taking {what} ({selection})",
+                                 lambda s=selection: window.run_on_selection(
+                                     "reprocess", operations.reprocess, s))
+    window.acts["reprocess"].setMenu(reprocess_menu)
     add_menu = QMenu(window)
     add_menu.addAction(window.acts["add"])
     add_menu.addAction(window.acts["add_folder"])
@@ -104,7 +112,7 @@ def build_actions(window: Window) -> None:
     spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
     bar.addWidget(spacer)
     bar.addWidget(window.filters.search)
-    for name in ("add", "retry_failed"):
+    for name in ("add", "retry_failed", "reprocess"):
         button = bar.widgetForAction(window.acts[name])
         if isinstance(button, QToolButton):
             button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)

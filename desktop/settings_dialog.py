@@ -31,6 +31,7 @@ from core.errors import PeakOpsError
 FIELDS: list[tuple[str, str, str]] = [
     ("max_video_size_mb", "Largest video (MB)", "int"),
     ("max_frames_per_video", "Frames per video", "int"),
+    ("frame_selection", "Frame selection", "even|sharpest|coverage"),
     ("max_memory_per_child", "Soft memory limit (KiB)", "int"),
     ("hard_memory_limit", "Hard memory limit (KiB, empty = 1.25 × soft)", "int"),
     ("max_tasks_per_child", "Jobs per child process", "int"),

@@ -80,6 +80,23 @@ class PostgresServer:
         self.admin(f'CREATE DATABASE "{name}"')
         return name
 
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: every connection is cut), as in an outage."""
+        prefix, _, _ = _as_server_user()
+        done = _run([*prefix, str(postgres_bin() / "pg_ctl"), "-D", str(self.folder / "data"),
+                     "-m", "fast", "-w", "stop"])
+        if done.returncode != 0:
+            pytest.fail(f"pg_ctl stop failed ({done.returncode}): {done.stderr[-1000:]}")
+
+    def start(self) -> None:
+        """Start it again after :meth:`stop`, on the same port with the same data."""
+        prefix, _, _ = _as_server_user()
+        done = _run([*prefix, str(postgres_bin() / "pg_ctl"), "-D", str(self.folder / "data"),
+                     "-l", str(self.folder / "server.log"), "-w", "-t",
+                     str(int(START_TIMEOUT_S)), "start"])
+        if done.returncode != 0:
+            pytest.fail(f"pg_ctl start failed ({done.returncode}): {done.stderr[-1000:]}")
+
     def drop_database(self, name: str) -> None:
         self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -19,8 +19,15 @@ from core.errors import AnalysisError
 from core.store import state
 
 SOURCE_LOCAL = "local"
-NEAR_DUPLICATE_BITS = 6
-"""Frames whose difference hashes differ in at most this many of 64 bits look the same."""
+NEAR_DUPLICATE_BITS = 4
+"""A frame whose difference hash is within this many of 64 bits of the frame just before
+it shows the same view, held. Calibrated on real and generated footage
+(docs/near-duplicates.md): test cards and tripod shots differ by 0-1 bits, a pan or a
+drone along a coast by 7 or more from one frame to the next."""
+REVISIT_BITS = 1
+"""An earlier (not the previous) frame counts only this close: the same view again, as a
+camera back where it started. Further apart, a smooth view (sky, sea) seen from a camera
+that keeps moving would read as a repeat of some earlier frame."""
 
 _WORK_WIDTH = 320
 BLUR_THRESHOLD = 8.0      # focus score below this: blurry
@@ -157,11 +164,17 @@ def hamming(a: int, b: int) -> int:
 
 
 def nearest_duplicate(hash_: int, previous: Sequence[int]) -> int | None:
-    """Index of the closest previous hash within NEAR_DUPLICATE_BITS, if any."""
+    """Index in ``previous`` (the upload's frames before this one, in order) of the frame
+    this one duplicates: the previous frame within NEAR_DUPLICATE_BITS, else the closest
+    earlier one within REVISIT_BITS; None when it adds something."""
+    if not previous:
+        return None
+    if hamming(hash_, previous[-1]) <= NEAR_DUPLICATE_BITS:
+        return len(previous) - 1
     best = None
-    for i, other in enumerate(previous):
+    for i, other in enumerate(previous[:-1]):
         distance = hamming(hash_, other)
-        if distance <= NEAR_DUPLICATE_BITS and (best is None or distance < best[0]):
+        if distance <= REVISIT_BITS and (best is None or distance < best[0]):
             best = (distance, i)
     return None if best is None else best[1]
 

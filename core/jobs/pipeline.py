@@ -8,6 +8,7 @@ retry takes a subset of the same plan, so earlier frames stay valid.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import logging
@@ -100,6 +101,14 @@ class _PipelineRun:
                                    f"({size} bytes)")
         return video
 
+    def check_reader(self) -> None:
+        """Raise the ranged read's failure, if one happened. PyAV raises it again from
+        the libav call that read; this check keeps a frame decoded after a failure that
+        libav took as a short read from being recorded."""
+        error = getattr(self.reader, "error", None)
+        if error is not None:
+            raise error
+
     def range_failure(self) -> str | None:
         """Why reading by range failed, if it did (libav may report it as a read error)."""
         error = getattr(self.reader, "error", None)
@@ -126,24 +135,35 @@ class _PipelineRun:
         level = row["degrade_level"] or 0
         indices, options = media.degrade_plan(level, self.settings.max_frames_per_video)
         options = dataclasses.replace(
-            options, max_width=min(options.max_width, self.settings.frame_max_width))
+            options, max_width=min(options.max_width, self.settings.frame_max_width),
+            selection=row.get("frame_selection") or self.settings.frame_selection)
         facts = self.facts(row, video)
         source = self.resources.enter_context(
             self.app.extractor.open(video, facts, options, name=row["original_name"]))
         try:
             times = source.plan(self.settings.max_frames_per_video)
         except InputError as exc:
+            self.check_reader()
             raise _degraded(exc, level) from None
-        for note in getattr(getattr(source, "index", None), "notes", ()):
+        self.check_reader()
+        index = getattr(source, "index", None)
+        for note in getattr(index, "notes", ()):
             lifecycle.record_event(db, self.upload_id, "frames", note)
+        if index is not None:
+            frame_records.set_video_facts(db, self.upload_id, vfr=index.variable_rate())
         indices = [i for i in indices if i < len(times)]
         recorded = frame_records.timestamps(db, self.upload_id)
         todo = [i for i in indices if i not in recorded]
         frame_records.set_planned(db, self.upload_id, len(indices))
         images: dict[int, Path] = {}
         extracted = skipped = 0
+        position = 0
+
+        def heartbeat(decoded: int) -> None:  # renews the lease while a long read goes on
+            self.step("extracting", position, len(indices))
+
         results = source.take(todo, lambda i: workdir / f"{i:04d}.jpg",
-                              taken=recorded.values())
+                              taken=recorded.values(), heartbeat=heartbeat)
         for slot in todo:
             position = indices.index(slot)
             self.step("extracting", position, len(indices))
@@ -151,7 +171,9 @@ class _PipelineRun:
             try:
                 result = next(results)
             except InputError as exc:
+                self.check_reader()
                 raise _degraded(exc, level) from None
+            self.check_reader()
             if result.frame is None:
                 skipped += 1
                 lifecycle.record_event(db, self.upload_id, "frames",
@@ -163,7 +185,7 @@ class _PipelineRun:
             self.app.store.put_file(key, frame.path)
             frame_records.record(db, self.upload_id, result.slot, timestamp=frame.timestamp,
                                  storage_key=key, width=frame.width, height=frame.height,
-                                 metrics=metrics)
+                                 metrics=metrics, facts=frame)
             images[result.slot] = frame.path
             extracted += 1
         if skipped:
@@ -175,7 +197,9 @@ class _PipelineRun:
         """Label every frame of the upload not analysed yet, in index order."""
         db = self.app.db
         frames = frame_records.for_analysis(db, self.upload_id)
-        previous = [int(f["dhash"], 16) for f in frames if f["analyzed_at"] is not None]
+        # Hashes of the frames analysed so far, in plan order: a frame is compared with
+        # those before it (the one just before above all), also when a retry resumes.
+        seen = [(f["idx"], int(f["dhash"], 16)) for f in frames if f["analyzed_at"] is not None]
         pending = [f for f in frames if f["analyzed_at"] is None]
         # Paid analyzers count calls per upload (budget and cost), kept across retries,
         # and take each call from the period's budget shared by every worker.
@@ -190,10 +214,14 @@ class _PipelineRun:
             if image is None or not image.exists():
                 image = workdir / f"stored-{frame['idx']:04d}.jpg"
                 self.app.store.get_file(frame["storage_key"], image)
-            result = analyzer.analyze(image, previous)
-            previous.append(result.metrics.dhash)
+            before = seen[:bisect.bisect_left(seen, (frame["idx"], -1))]
+            result = analyzer.analyze(image, [h for _, h in before])
+            bisect.insort(seen, (frame["idx"], result.metrics.dhash))
+            duplicate_of = (None if result.near_duplicate_of is None
+                            else before[result.near_duplicate_of][0])
             with transaction(db):
-                frame_records.record_labels(db, frame["id"], result.labels)
+                frame_records.record_labels(db, frame["id"], result.labels,
+                                            duplicate_of=duplicate_of)
                 if analyzer.calls_made != calls_recorded:
                     calls_recorded = analyzer.calls_made
                     frame_records.set_paid_calls(db, self.upload_id, calls_recorded)
@@ -243,11 +271,12 @@ def run(app: App, upload_id: int, owner: str, *,
             video = job.fetch(row, workdir)
             try:
                 extracted, images = job.extract(row, video, workdir)
-            except (StorageError, InputError):
+            except PeakOpsError:
                 why = job.range_failure() if video is job.reader else None
                 if why is None:
                     raise
                 # Frames recorded so far stay: the second pass skips them.
+                job.reader = None
                 video = job.download(row, workdir, why=why)
                 extracted, images = job.extract(row, video, workdir)
             if video is job.reader:

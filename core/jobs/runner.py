@@ -20,12 +20,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from core import maintenance, media
 from core.app import App
-from core.errors import InternalError
+from core.errors import DatabaseUnreachableError, InternalError
+from core.jobs import learned
 from core.jobs.cgroup import SAMPLING, MemoryCage, make_cage
+from core.jobs.lease import LeaseKeeper
 from core.jobs.settle import (
     COMPLETE,
     RELEASE,
@@ -42,6 +44,9 @@ from core.store.db import when_unlocked
 logger = logging.getLogger(__name__)
 
 HOLD_EVERY_S = 1.0
+OUTAGE_FIRST_BACKOFF_S = 0.5
+OUTAGE_MAX_BACKOFF_S = 30.0
+T = TypeVar("T")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SKIPPED = "skipped"
 """``run_one``'s answer when nothing ran: nothing to claim (a duplicate message, not
@@ -112,6 +117,10 @@ class JobRunner:
         """Stop the running job (its upload is handed back) and refuse new ones."""
         self._stop.set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, ending at once on :meth:`stop`; True when stopping."""
+        return self._stop.wait(seconds)
+
     def close(self) -> None:
         """Stop the job child and remove the memory cage; the runner is done."""
         if self.child is not None:
@@ -136,6 +145,7 @@ class JobRunner:
             logger.debug("upload %s: nothing to claim for %s (duplicate message, not QUEUED "
                          "or not yet due)", upload_id, self.owner)
             return SKIPPED
+        row = when_unlocked(lambda: learned.begin(db, row), what=f"upload {upload_id}'s start")
         self._held, self._last_hold_check = None, 0.0
         self.current = {"upload_id": upload_id, "stage": "starting"}
         self.peak_kib = 0
@@ -153,9 +163,11 @@ class JobRunner:
                                       upload_id=upload_id)
                 return self._write_failure(upload_id, self._failure(error, row), 0)
             try:
-                outcome = watch_job(child, {"upload_id": upload_id, "owner": self.owner},
-                                    self.limits, on_sample=self._on_sample,
-                                    should_stop=lambda: self.stopping or self._held_now(upload_id))
+                with LeaseKeeper(self.settings, upload_id, self.owner):
+                    outcome = watch_job(child, {"upload_id": upload_id, "owner": self.owner},
+                                        self.limits, on_sample=self._on_sample,
+                                        should_stop=lambda: self.stopping
+                                        or self._held_now(upload_id))
             except BaseException:  # KeyboardInterrupt in a script: nothing left running
                 self.close()
                 when_unlocked(lambda: lifecycle.release(db, upload_id, self.owner,
@@ -263,6 +275,8 @@ class JobRunner:
         db = self.app.db
         outcome = self._kernel_kill(outcome)
         peak = outcome.peak_kib
+        self._outcome_write(lambda: learned.note(db, row, kind=outcome.kind, ok=outcome.ok,
+                                                 peak_kib=peak), upload_id)
         decision = settle(outcome, row, self.settings,
                           held=None if self.stopping else self._held,
                           degrade_levels=media.DEGRADE_LEVELS)
@@ -271,23 +285,23 @@ class JobRunner:
         if decision.action == RELEASE:
             if decision.status == lifecycle.DEFERRED:
                 logger.info("upload %s: stopped and handed back: %s", upload_id, decision.reason)
-            when_unlocked(lambda: lifecycle.release(db, upload_id, self.owner,
-                                                    reason=decision.reason,
-                                                    target=decision.status),
-                          what=f"upload {upload_id}'s outcome")
+            self._outcome_write(lambda: lifecycle.release(db, upload_id, self.owner,
+                                                          reason=decision.reason,
+                                                          target=decision.status), upload_id)
             return decision.status
         if outcome.kind != "result":
             maintenance.sweep_temp(self.app)  # its scratch copy of the video, at once
-            heartbeat.record_restart(db, self.owner, decision.restart or "crash",
-                                     message=outcome.message, upload_id=upload_id, rss_kib=peak)
+            self._outcome_write(lambda: heartbeat.record_restart(
+                db, self.owner, decision.restart or "crash", message=outcome.message,
+                upload_id=upload_id, rss_kib=peak), upload_id)
             return self._write_failure(upload_id, decision, peak)
         assert self.child is not None
         self.jobs_done += 1
         self.child.jobs_done += 1
         if decision.action == COMPLETE:
-            when_unlocked(lambda: lifecycle.complete(db, upload_id, self.owner,
-                                                     peak_rss_kib=peak, note=decision.note),
-                          what=f"upload {upload_id}'s outcome")
+            self._outcome_write(lambda: lifecycle.complete(db, upload_id, self.owner,
+                                                           peak_rss_kib=peak,
+                                                           note=decision.note), upload_id)
             status = lifecycle.DONE
         else:
             status = self._write_failure(upload_id, decision, peak)
@@ -314,6 +328,31 @@ class JobRunner:
                               retry_backoff=self.settings.retry_backoff)
 
     def _write_failure(self, upload_id: int, decision: Decision, peak: int) -> str:
-        return when_unlocked(lambda: lifecycle.write_failure(
-            self.app.db, upload_id, decision, owner=self.owner, peak_rss_kib=peak),
-            what=f"upload {upload_id}'s outcome")
+        return self._outcome_write(lambda: lifecycle.write_failure(
+            self.app.db, upload_id, decision, owner=self.owner, peak_rss_kib=peak), upload_id)
+
+    def _outcome_write(self, write: Callable[[], T], upload_id: int) -> T:
+        """Write part of a job's outcome, waiting out a lock and an outage of the state
+        database (a restart, a failover): the outcome is written once it is back, so an
+        outage neither loses it nor costs the upload an attempt (a job that met the
+        outage itself reports an error that costs none). One line when the wait starts,
+        one when it ends; only a stop gives up (the reaper then frees the lease)."""
+        since, delay = None, OUTAGE_FIRST_BACKOFF_S
+        while True:
+            try:
+                result = when_unlocked(write, what=f"upload {upload_id}'s outcome")
+            except DatabaseUnreachableError as exc:
+                if self.stopping:
+                    raise
+                if since is None:
+                    since = time.monotonic()
+                    logger.warning("upload %s: %s; its outcome waits for the database",
+                                   upload_id, exc)
+                else:
+                    delay = min(delay * 2, OUTAGE_MAX_BACKOFF_S)
+                self.wait(delay)
+                continue
+            if since is not None:
+                logger.warning("upload %s: the state database is back after %.0f s; outcome "
+                               "written", upload_id, time.monotonic() - since)
+            return result

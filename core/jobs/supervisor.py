@@ -28,6 +28,7 @@ import psutil
 from core.config import Settings
 from core.jobs.cgroup import MemoryCage
 from core.jobs.settle import JobOutcome
+from core.procenv import exit_cause
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,14 @@ class JobChild:
             start["address_space_kib"] = settings.hard_memory_limit_kib
         self.send(start)
         ready = self.next_message(READY_TIMEOUT_S)
-        if not ready or ready.get("event") != "ready":
+        if ready is None:  # its output ended: it died while starting, say how
+            try:
+                code = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = 0
+            self.kill()
+            raise RuntimeError(f"the job process {exit_cause(code)} while starting")
+        if ready.get("event") != "ready":
             self.kill()
             raise RuntimeError(f"job child {self.pid} did not start (got {ready!r})")
 
@@ -167,7 +175,7 @@ def watch_job(child: JobChild, job: dict[str, Any], limits: Limits, *,
         peak = max(peak, rss)
         if message is None or (not message and not child.alive()):
             code = child.proc.wait()
-            return JobOutcome("crash", message=f"job child {child.pid} died (exit code {code})",
+            return JobOutcome("crash", message=f"the job process {exit_cause(code)}",
                            transient=True, category="internal", peak_kib=peak)
         if message.get("event") == "result" and message.get("out_of_memory"):
             child.kill()  # its heap may be half-built: a fresh child takes the retry

@@ -2,7 +2,7 @@
 
 This package imports no libav itself: the facts, the plan and the extractor contract are
 plain Python, so the console and the worker's supervisor can import it without loading
-FFmpeg's libraries. libav code lives in :mod:`core.media.probe`, :mod:`core.media.decode`
+FFmpeg's libraries. libav code lives in :mod:`core.media.probing`, :mod:`core.media.decode`
 and :mod:`core.media.picture`, imported only by the job child and the short-lived probe
 child (:mod:`core.media.child`), where a decoder crash or a huge allocation hits a limit
 instead of the operator's app.
@@ -45,7 +45,7 @@ def ffmpeg_exe() -> str:
 
 def probe(path: Path, *, upload_id: int | None = None) -> ProbeResult:
     """Probe ``path`` in this process (loads libav: job child and probe child only)."""
-    from core.media.probe import probe as probe_here
+    from core.media.probing import probe as probe_here
 
     return probe_here(Path(path), upload_id=upload_id)
 

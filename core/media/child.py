@@ -19,13 +19,14 @@ from pathlib import Path
 
 from core.errors import InputError, InternalError
 from core.media.facts import ProbeResult
-from core.procenv import clean_env, die_with_parent_preexec
+from core.procenv import clean_env, die_with_parent_preexec, exit_cause
 
 PROBE_MEMORY_MB = 512
 """Address-space cap of the probe child. Python, libav and one decoded frame of an
 8000x8000 H.264 video fit in 300 MB (4K: under 200 MB)."""
 PROBE_TIMEOUT_S = 120.0
 CHILD_COMMAND = "_probe-child"
+_OUT_OF_MEMORY = ("Cannot allocate memory", "failed to map segment")
 
 
 def child_argv(path: Path, memory_mb: int) -> list[str]:
@@ -79,19 +80,22 @@ class ProbeChild:
         if isinstance(answer, dict) and "refused" in answer:
             raise InputError(f"{name}: {answer['refused']}", upload_id=upload_id)
         tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        evidence = {"returncode": returncode, "stderr_tail": "\n".join(tail)}
+        if isinstance(answer, dict) and "unexpected" in answer:  # a bug of ours, named
+            raise InternalError(f"{name}: reading the video header stopped on an unexpected "
+                                f"error ({answer['unexpected']})", upload_id=upload_id,
+                                **evidence)
         if returncode == -signal.SIGKILL:  # the OOM killer or an operator: not the video
-            raise InternalError(f"{name}: the probe child was killed (signal 9)",
-                                upload_id=upload_id, transient=True, returncode=returncode)
-        out_of_memory = any(sign in line for line in tail for sign in
-                            ("MemoryError", "Cannot allocate memory", "failed to map segment"))
-        if returncode < 0 or out_of_memory or answer == {"memory": True}:
-            raise InputError(
-                f"{name}: reading the video header needed more than {memory_mb} MB or crashed "
-                f"(exit {returncode})", upload_id=upload_id, returncode=returncode,
-                stderr_tail="\n".join(tail))
-        raise InternalError(f"{name}: the probe child failed (exit {returncode})",
-                            upload_id=upload_id, returncode=returncode,
-                            stderr_tail="\n".join(tail))
+            raise InternalError(f"{name}: reading the video header {exit_cause(returncode)}",
+                                upload_id=upload_id, transient=True, **evidence)
+        if returncode < 0:  # a decoder fault on this file's data
+            raise InputError(f"{name}: reading the video header {exit_cause(returncode)}; "
+                             "the file is corrupt or hits a libav bug", upload_id=upload_id,
+                             **evidence)
+        # Without an answer the child ran out of memory before it could write one (loading
+        # libav under the cap, or printing the refusal).
+        raise InputError(f"{name}: reading the video header needed more than {memory_mb} MB",
+                         upload_id=upload_id, **evidence)
 
 
 def probe_in_child(path: Path, *, upload_id: int | None = None, name: str | None = None,
@@ -117,16 +121,24 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, ValueError, OSError):  # no RLIMIT_AS here (macOS, Windows)
         pass
     try:
-        from core.media.probe import probe
+        from core.media.probing import probe
 
-        facts = probe(path)
+        facts = probe(path, memory_mb=memory_mb)
     except InputError as exc:
         message = str(exc).split(": ", 1)[-1] if str(exc).startswith(path.name) else str(exc)
         print(json.dumps({"refused": message}), flush=True)
         return 0
-    except MemoryError:
-        print(json.dumps({"memory": True}), flush=True)
-        return 3
+    except MemoryError:  # outside the first picture (probe names that one): say the cap
+        print(json.dumps({"refused": f"reading the video header needed more than "
+                                     f"{memory_mb} MB"}), flush=True)
+        return 0
+    except Exception as exc:  # a bug of ours: its name and text, not a traceback
+        if any(sign in str(exc) for sign in _OUT_OF_MEMORY):  # libav did not even load
+            print(json.dumps({"refused": f"reading the video header needed more than "
+                                         f"{memory_mb} MB"}), flush=True)
+            return 0
+        print(json.dumps({"unexpected": f"{type(exc).__name__}: {exc}"[:300]}), flush=True)
+        return 1
     print(json.dumps({"facts": facts.as_dict()}), flush=True)
     return 0
 

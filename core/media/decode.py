@@ -35,10 +35,18 @@ from core.media.plan import (
     SlotResult,
     seek_pays,
 )
+from core.media.selection import COVERAGE, SHARPEST, window
 
 logger = logging.getLogger(__name__)
 
 _MAX_BAD_PACKETS = 50
+MAX_CANDIDATES = 5
+"""``sharpest`` scores at most this many frames per slot, the last ones decoded before the
+slot's frame: scoring a 1080p frame costs about a quarter of decoding it (bench/selection.py)."""
+FOCUS_TIE = 0.05
+"""``sharpest``: a frame this close (as a share) to the sharpest seen counts as as sharp."""
+HEARTBEAT_S = 2.0
+"""While reading on towards a frame, ``take``'s heartbeat is called at most this often."""
 _FRAMES_PER_TIMEOUT = 2400
 """Frames read on the way to a wanted one that earn another ``timeout`` (120 s at 20 fps,
 a slow 4K decode)."""
@@ -55,13 +63,15 @@ class DecodedFrame:
     pts: int
     time: float
     key: bool
+    focus: float | None = None   # scored only when a selection policy compares frames
+    candidates: int = 0          # frames it was chosen among (``sharpest``)
 
 
 class PyAVExtractor:
     """Opens videos with PyAV (libav is loaded on the first ``open``)."""
 
     def __init__(self, *, timeout: float = 120.0, upload_id: int | None = None,
-                 seek_cost: int = SEEK_COST_FRAMES) -> None:
+                 seek_cost: int | None = None) -> None:
         self.timeout = timeout
         self.upload_id = upload_id
         self.seek_cost = seek_cost
@@ -78,17 +88,26 @@ class PyAVSource:
 
     def __init__(self, video: Path, facts: ProbeResult, options: ExtractOptions, *,
                  timeout: float = 120.0, upload_id: int | None = None,
-                 name: str | None = None, seek_cost: int = SEEK_COST_FRAMES) -> None:
+                 name: str | None = None, seek_cost: int | None = None) -> None:
         from core.media.picture import Picture
 
         self.name = name or getattr(video, "name", "video")  # never a path in messages
         self.video, self.facts, self.options = video, facts, options
         self.timeout, self.upload_id = timeout, upload_id
-        self.seek_cost = seek_cost  # in decoded frames; 0 seeks whenever a keyframe is nearer
+        # A seek's cost in decoded frames: fixed when given (0 seeks whenever a keyframe is
+        # nearer), else measured on this video as it is read (:meth:`seek_cost`).
+        self._fixed_seek_cost = seek_cost
+        self._frame_s: float | None = None   # seconds per frame read on (running average)
+        self._seek_s: float | None = None    # seconds per restart, beyond its first frame
+        self._heartbeat: Callable[[int], None] | None = None
+        self._beat = time.monotonic()
+        self.heartbeat_s = HEARTBEAT_S
         self.picture = Picture(facts, options.max_width)
         self.container = None
         self._index: FrameIndex | None = None
         self._planned: list[int] = []
+        self._windows: list[tuple[float, float]] = []
+        self._coverage_note = ""
         self._run: Iterator[DecodedFrame] | None = None
         self._pending: DecodedFrame | None = None
         self._position: int | None = None
@@ -100,22 +119,29 @@ class PyAVSource:
     def _open(self) -> None:
         import av
 
-        from core.media.probe import open_container, video_stream
+        from core.media.probing import open_container, open_reason, unsupported_codec, video_stream
 
         if self.container is not None:
             self.container.close()
         try:
             self.container = open_container(self.video)
         except (av.error.FFmpegError, OSError) as exc:
-            raise self._input_error(f"libav could not open the video ({_reason(exc)})") from None
+            raise self._input_error(open_reason(self.video, exc)) from None
         self.stream = video_stream(self.container)
         if self.stream is None:
             raise self._input_error("has no video stream")
+        if self.stream.codec_context is None:
+            raise self._input_error(unsupported_codec(self.video))
         context = self.stream.codec_context
         configure_decoder(context, self.facts.coded_width or self.stream.width,
                           self.facts.coded_height or self.stream.height, self.options)
         self.time_base = self.stream.time_base or Fraction(1, 1000)
         self._fresh = True  # nothing read yet: a decode from the start needs no seek
+        # AVI stores no presentation times: libav gives each packet its decode time plus
+        # one, so with B-frames the decoder's output carries times out of order. Frames
+        # come out in display order, one per decode step, so the output's decode time,
+        # set against the first keyframe's, is the display time.
+        self._times_by_dts = self.container.format.name == "avi"
 
     def close(self) -> None:
         self._run = None
@@ -140,30 +166,53 @@ class PyAVSource:
         return self._index
 
     def plan(self, count: int) -> list[float]:
-        self._planned = self.index.plan(count)
-        return [self.index.seconds(p) for p in self._planned]
+        index = self.index
+        if self.options.selection == COVERAGE and len(index) > count:
+            self._planned = self._coverage_plan(count)
+        else:
+            self._planned = index.plan(count)
+        times = [index.seconds(p) for p in self._planned]
+        # ``sharpest`` may take any decoded frame up to half a slice before its target.
+        self._windows = [window(times, i, index.span()) for i in range(len(times))]
+        return times
+
+    def _coverage_plan(self, count: int) -> list[int]:
+        """Slots shared out by picture change (a keyframe-only pass, then the plan)."""
+        from core.media.scan import coverage_plan
+
+        planned, self._coverage_note = coverage_plan(
+            self.video, self.facts, self.index, count, timeout=self.timeout,
+            upload_id=self.upload_id, name=self.name)
+        return planned
 
     # ------------------------------------------------------------------ frames
     def take(self, slots: Sequence[int], dest_for: Callable[[int], Path], *,
-             taken: Collection[float] = ()) -> Iterator[SlotResult]:
+             taken: Collection[float] = (),
+             heartbeat: Callable[[int], None] | None = None) -> Iterator[SlotResult]:
         index = self.index
+        self._heartbeat = heartbeat
         slots = sorted(s for s in set(slots) if s < len(self._planned))
         taken_pts = {self._pts_of(t) for t in taken}
         wanted: list[int | None] = [self._planned[s] for s in slots]
         if self.options.keyframes_only:
             wanted = index.nearest_keys([w for w in wanted if w is not None], taken_pts)
+        sharpest = self.options.selection == SHARPEST and not self.options.keyframes_only
         for slot, target in zip(slots, wanted, strict=True):
             if target is None:
                 yield SlotResult(slot, None, "no keyframe left for this slot")
                 continue
             later = {w for w in wanted if w is not None and w > target}
-            decoded = self._walk_to(target, taken_pts | later)
+            earliest = None
+            if sharpest:
+                earliest = self._pts_at(self._windows[slot][0], above=True)
+            decoded = self._walk_to(target, taken_pts | later, earliest=earliest)
             if decoded is None:
                 yield SlotResult(slot, None, f"the frame at {index.seconds(target):.3f} s did "
                                  "not decode and no frame near it was left")
                 continue
             taken_pts.add(decoded.pts)
-            yield SlotResult(slot, self._write(decoded, dest_for(slot)))
+            yield SlotResult(slot, self._write(decoded, dest_for(slot),
+                                               self._reason(decoded, target)))
 
     def extract(self, timestamp: float, dest: Path) -> ExtractedFrame:
         index = self.index
@@ -177,27 +226,46 @@ class PyAVSource:
                                     timestamp=timestamp)
         return self._write(decoded, Path(dest))
 
-    def _walk_to(self, target: int, unavailable: set[int]) -> DecodedFrame | None:
-        """The decoded frame at ``target``; if it never comes, the nearest available one."""
+    def _walk_to(self, target: int, unavailable: set[int], *,
+                 earliest: int | None = None) -> DecodedFrame | None:
+        """The decoded frame at ``target``; if it never comes, the nearest available one.
+
+        With ``earliest`` (``sharpest``), the last ``MAX_CANDIDATES`` frames decoded on the
+        way from ``earliest`` to ``target`` are scored and the sharpest is taken: no frame
+        is decoded for it that the walk would not decode anyway, and only the best so far
+        is held.
+        """
         if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
-                     seek_cost=self.seek_cost):
+                     seek_cost=self.seek_cost()):
             self._restart(target)
         # ``timeout`` for one frame, once more for every few thousand frames read on the
         # way (a raw stream is read from its start: thousands of frames between slots).
         start = self._position if self._position is not None else -2**62
         on_the_way = self.index.frames_between(start, target)
         deadline = time.monotonic() + self.timeout * (1 + on_the_way / _FRAMES_PER_TIMEOUT)
-        before = None
+        before = best = None
+        seen, sharpest = 0, 0.0
         while True:
-            decoded = self._pending or next(self._run, None)
+            began = time.monotonic()
+            decoded = self._pending or self._timed_next(began)
             self._pending = None
             if decoded is None:
                 break
             self._position = decoded.pts
+            if earliest is not None and earliest <= decoded.pts <= target \
+                    and decoded.pts not in unavailable \
+                    and self.index.frames_between(decoded.pts, target) < MAX_CANDIDATES:
+                decoded.focus = self._focus(decoded)
+                seen, sharpest = seen + 1, max(sharpest, decoded.focus)
+                # Within FOCUS_TIE of the sharpest so far counts as as sharp: the frame
+                # nearer the slice's middle wins (a steady shot keeps the even plan).
+                if decoded.focus >= sharpest * (1 - FOCUS_TIE):
+                    best = decoded
+                best.candidates = seen
             if decoded.pts < target:
                 before = decoded
             elif decoded.pts == target:
-                return decoded
+                return best or decoded
             else:
                 self._pending = decoded  # the next slot may want it
                 break
@@ -205,6 +273,8 @@ class PyAVSource:
                 raise JobTimeoutError(
                     f"{self.name}: decoding took longer than {self.timeout:g} s for one frame",
                     upload_id=self.upload_id, timeout=self.timeout)
+        if best is not None:
+            return best
         candidates = [d for d in (before, self._pending)
                       if d is not None and d.pts not in unavailable]
         if not candidates:
@@ -223,13 +293,39 @@ class PyAVSource:
             if key is None or not index.seekable:
                 break
             self.restarts += 1
+            began = time.monotonic()
             run = self.decoded(key)
             first = next(run, None)
+            self._measure_seek(time.monotonic() - began)
             if first is not None and first.pts <= target:
                 self._run, self._pending, self._position = run, first, None
                 return
         self.restarts += 1
         self._run, self._pending, self._position = self.decoded(None), None, None
+
+    def seek_cost(self) -> int:
+        """What a restart costs in decoded frames: measured on this video once both a
+        restart and reading on have been timed, else :data:`SEEK_COST_FRAMES`."""
+        if self._fixed_seek_cost is not None:
+            return self._fixed_seek_cost
+        if self._frame_s and self._seek_s is not None:
+            return max(1, min(1000, round(self._seek_s / self._frame_s)))
+        return SEEK_COST_FRAMES
+
+    def _timed_next(self, began: float) -> DecodedFrame | None:
+        decoded = next(self._run, None)
+        if decoded is not None:
+            now = time.monotonic()
+            spent = now - began
+            self._frame_s = spent if self._frame_s is None else 0.8 * self._frame_s + 0.2 * spent
+            if self._heartbeat is not None and now - self._beat >= self.heartbeat_s:
+                self._beat = now
+                self._heartbeat(self.decoded_count)  # a long read on between two frames
+        return decoded
+
+    def _measure_seek(self, spent: float) -> None:
+        beyond = max(0.0, spent - (self._frame_s or 0.0))  # the first frame is a decode too
+        self._seek_s = beyond if self._seek_s is None else 0.5 * (self._seek_s + beyond)
 
     def decoded(self, key: int | None) -> Iterator[DecodedFrame]:
         """Decoded frames from the keyframe at ``key`` (``None``: the stream's start) on.
@@ -250,6 +346,7 @@ class PyAVSource:
         index = self.index
         tick = None if index.seekable else self._raw_tick()
         counted = bad = 0
+        dts_offset = None
         started = False
         key_fed = None  # the first keyframe packet given to the decoder (its pts)
         try:
@@ -273,6 +370,10 @@ class PyAVSource:
                     pts = frame.pts
                     if tick is not None:
                         pts, counted = round(counted * tick), counted + 1
+                    elif self._times_by_dts and frame.dts is not None and pts is not None:
+                        if dts_offset is None:  # the first frame shown: a keyframe, true time
+                            dts_offset = frame.dts - pts
+                        pts = frame.dts - dts_offset
                     if pts is None or frame.is_corrupt:
                         continue
                     self.decoded_count += 1
@@ -306,8 +407,32 @@ class PyAVSource:
         near = [i for i in (at - 1, at) if 0 <= i < len(times)]
         return index.pts[min(near, key=lambda i: abs(times[i] - index.start - seconds))]
 
-    def _write(self, decoded: DecodedFrame, dest: Path) -> ExtractedFrame:
+    def _pts_at(self, seconds: float, *, above: bool) -> int:
+        """The first indexed frame at or after ``seconds`` (from the video's first frame)."""
+        index = self.index
+        at = bisect.bisect_left(index.times(), index.start + seconds - 1e-9)
+        return index.pts[min(at, len(index.pts) - 1)] if above else index.pts[max(at - 1, 0)]
+
+    @staticmethod
+    def _focus(decoded: DecodedFrame) -> float:
+        from core.media.scan import frame_focus
+
+        return frame_focus(decoded.frame)
+
+    def _reason(self, decoded: DecodedFrame, target: int) -> str:
+        if self.options.keyframes_only:
+            return "keyframe nearest the slot (keyframes-only level)"
+        if decoded.candidates:
+            return f"sharpest of {decoded.candidates} decoded frames in the slice"
+        if decoded.pts != target:
+            return "nearest frame that decoded"
+        if self.options.selection == COVERAGE:
+            return self._coverage_note or "placed by picture change"
+        return "middle of the slice"
+
+    def _write(self, decoded: DecodedFrame, dest: Path, reason: str = "") -> ExtractedFrame:
         image = self.picture.image(decoded.frame)
+        focus = decoded.focus if decoded.focus is not None else self._focus(decoded)
         part = dest.with_name(dest.name + ".part")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -318,8 +443,11 @@ class PyAVSource:
                                upload_id=self.upload_id, transient=True) from None
         finally:
             part.unlink(missing_ok=True)
-        return ExtractedFrame(path=dest, timestamp=decoded.time, width=image.width,
-                              height=image.height)
+        return ExtractedFrame(
+            path=dest, timestamp=decoded.time, width=image.width, height=image.height,
+            number=self.index.number(decoded.pts),
+            source_time=round(float(decoded.pts * self.time_base), 6), keyframe=decoded.key,
+            focus=focus, reason=reason)
 
     def _input_error(self, reason: str, **evidence: object) -> InputError:
         return InputError(f"{self.name}: {reason}", upload_id=self.upload_id, **evidence)

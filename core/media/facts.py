@@ -8,10 +8,13 @@ from dataclasses import asdict, dataclass, field, fields
 VIDEO_FORMATS: tuple[str, ...] = (
     "mov", "mp4", "m4a", "3gp", "3g2", "mj2",   # the mov/mp4 family (one demuxer)
     "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "asf", "gif",
-    "h264", "hevc",   # raw elementary streams some recorders write (they name no other file)
+    "h264", "hevc", "mpegvideo",  # raw elementary streams recorders write (they name no file)
 )
 """Demuxers a video may come from. libav refuses any other before reading the header
 (``format_whitelist``), so a playlist demuxer never gets to open the files it lists."""
+
+RAW_FORMATS: frozenset[str] = frozenset({"h264", "hevc", "mpegvideo"})
+"""Elementary streams without a container: their frames carry no times of their own."""
 
 PLAYLIST_FORMATS: tuple[str, ...] = ("hls", "concat", "dash", "ffmetadata")
 

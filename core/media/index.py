@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from core.errors import InputError
-from core.media.facts import ProbeResult
+from core.media.facts import RAW_FORMATS, ProbeResult
 from core.media.plan import FrameIndex
 
 logger = logging.getLogger(__name__)
@@ -42,13 +42,12 @@ def scan(video: Path, facts: ProbeResult, *, name: str, upload_id: int | None = 
     """The frames of ``video``'s stream that decode, read in one demux pass."""
     import av
 
-    from core.media.probe import open_container, video_stream
+    from core.media.probing import open_container, open_reason, video_stream
 
     try:
         container = open_container(video)
     except (av.error.FFmpegError, OSError) as exc:
-        raise InputError(f"{name}: libav could not open the video ({type(exc).__name__})",
-                         upload_id=upload_id) from None
+        raise InputError(f"{name}: {open_reason(video, exc)}", upload_id=upload_id) from None
     with container:
         stream = video_stream(container)
         if stream is None:
@@ -100,6 +99,9 @@ def _read(container, stream, name: str, upload_id: int | None,
     keys: set[int] = set()
     timeless = dropped = bad = 0
     started = False
+    # A raw elementary stream's parser guesses times (raw MPEG video skips one at the
+    # start): its frames are counted instead, as the decoder reads them from the start.
+    raw = container.format.name in RAW_FORMATS
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -109,8 +111,8 @@ def _read(container, stream, name: str, upload_id: int | None,
             if packet.is_corrupt or packet.is_discard or not started:
                 dropped += 1
                 continue
-            if packet.pts is None:
-                if packet.dts is None:
+            if raw or packet.pts is None:
+                if raw or packet.dts is None:
                     if key:
                         keys.add(timeless)
                     timeless += 1

@@ -2,19 +2,25 @@
 
 ``scale`` does the work of colour and shape in one pass: the stream's own matrix and
 range (unspecified: BT.709 for HD, BT.601 for SD, as players assume), square pixels
-(the sample aspect ratio applied), the size cap, and for HDR (PQ, HLG) a perceptual
-tone map to BT.709 SDR (FFmpeg 8's swscale colour management; PyAV's FFmpeg has no
-``zscale``). ``transpose``/``hflip``/``vflip`` then apply the display matrix.
+(the sample aspect ratio applied), the size cap, and for HLG a perceptual tone map to
+BT.709 SDR (FFmpeg 8's swscale colour management). PQ (HDR10) goes through
+:mod:`core.media.tonemap`'s ``zscale,tonemap=hable`` table instead (``lut3d``): swscale's
+perceptual intent turns deep blue magenta. ``transpose``/``hflip``/``vflip`` then apply
+the display matrix.
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import av
 import av.filter
 from PIL import Image
 
 from core.media.facts import ProbeResult
-from core.media.probe import transform_ops
+from core.media.orientation import transform_ops
+from core.media.tonemap import signal_peak, write_cube
 
 _SCALE_MATRIX = {"bt709": "bt709", "fcc": "fcc", "bt470bg": "bt470", "smpte170m": "smpte170m",
                  "smpte240m": "smpte240m", "bt2020nc": "bt2020", "bt2020c": "bt2020"}
@@ -41,6 +47,8 @@ def scale_args(facts: ProbeResult, frame: av.VideoFrame, size: tuple[int, int]) 
     args = [f"w={size[0]}", f"h={size[1]}", "flags=area",
             f"in_color_matrix={matrix}", f"in_range={'full' if full else 'limited'}",
             "out_color_matrix=bt709", "out_range=full"]
+    if facts.color_transfer == "smpte2084":  # R'G'B' as coded: the table does the rest
+        return ":".join(args)
     if facts.hdr:
         args += [f"in_transfer={facts.color_transfer}", "out_transfer=bt709",
                  "out_primaries=bt709", "intent=perceptual"]
@@ -72,6 +80,8 @@ class Picture:
         steps = [graph.add_buffer(width=frame.width, height=frame.height,
                                   format=frame.format.name, time_base=frame.time_base)]
         steps.append(graph.add("scale", scale_args(self.facts, frame, size)))
+        if self.facts.color_transfer == "smpte2084":
+            steps += [graph.add("format", "rgb48le"), _tone_map_filter(graph, frame)]
         steps.append(graph.add("format", "rgb24"))
         ops, _ = transform_ops(self.facts.display_matrix, self.facts.rotation)
         for op in ops:
@@ -82,3 +92,11 @@ class Picture:
             upstream.link_to(downstream)
         graph.configure()
         return graph
+
+
+def _tone_map_filter(graph: av.filter.Graph, frame: av.VideoFrame) -> av.filter.context.FilterContext:
+    """``lut3d`` with :mod:`core.media.tonemap`'s table for this video's signal peak."""
+    with tempfile.TemporaryDirectory(prefix="peakops-tonemap-") as folder:
+        cube = write_cube(signal_peak(frame), Path(folder))
+        escaped = "".join("\\" + c if c in "\\:'" else c for c in str(cube))
+        return graph.add("lut3d", f"file={escaped}:interp=tetrahedral")  # read now, at init

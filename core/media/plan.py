@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 from core.media.facts import ProbeResult
+from core.media.selection import check_selection
 
 SEEK_COST_FRAMES = 6
-"""What one seek costs, in decoded frames: the demuxer's search and the decoder's flush
-and refill (a frame thread's worth of latency each). Measured on the bench clips: a seek
-plus the keyframe it lands on took as long as 4-8 frames of straight decoding."""
+"""What one seek costs, in decoded frames (the demuxer's search, the decoder's flush and
+refill), until the source has timed both a seek and reading on for the video at hand
+(:meth:`core.media.decode.PyAVSource.seek_cost`)."""
 
 
 def frame_times(duration: float | None, count: int) -> list[float]:
@@ -137,7 +138,8 @@ class FrameIndex:
         holds frames recorded before (they are never taken again). ``None``: no keyframe
         is left for that slot.
         """
-        keys = sorted(k for k in self.keys if k not in set(taken))
+        gone = set(taken)
+        keys = sorted(k for k in self.keys if k not in gone)
         if not keys:
             return [None] * len(wanted)
         if len(wanted) <= len(keys):
@@ -163,6 +165,16 @@ class FrameIndex:
             cached = sorted(self.keys) or [self.pts[0]]
             object.__setattr__(self, "_sorted_keys", cached)
         return cached
+
+    def variable_rate(self) -> bool:
+        """Whether frame spacing varies (variable frame rate): the longest gap between
+        neighbours is over 1.5x the shortest (a phone's slow motion, a recording gap)."""
+        gaps = [b - a for a, b in zip(self.pts, self.pts[1:], strict=False)]
+        return len(gaps) >= 2 and max(gaps) > 1.5 * max(1, min(gaps))
+
+    def number(self, pts: int) -> int:
+        """The frame's place in the stream (0 = the first frame that decodes)."""
+        return bisect.bisect_left(self.pts, pts)
 
     def frames_between(self, after: int, upto: int) -> int:
         """How many frames have ``after`` < pts <= ``upto``."""
@@ -197,6 +209,7 @@ class ExtractOptions:
     threads: int = 2
     keyframes_only: bool = False
     jpeg_quality: int = 3   # ffmpeg's -q:v scale (2 best .. 31 worst), mapped for Pillow
+    selection: str = "even"  # which frame a slot takes: core.media.selection.SELECTIONS
 
     def __post_init__(self) -> None:
         if self.max_width < 2:
@@ -205,6 +218,7 @@ class ExtractOptions:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if not 2 <= self.jpeg_quality <= 31:
             raise ValueError(f"jpeg_quality must be 2..31, got {self.jpeg_quality}")
+        check_selection(self.selection)
 
     @property
     def pillow_quality(self) -> int:
@@ -218,6 +232,11 @@ class ExtractedFrame:
     timestamp: float   # the frame's own time, seconds from the video's first frame
     width: int
     height: int
+    number: int | None = None         # the frame's place in the stream (0 = first shown)
+    source_time: float | None = None  # its presentation time on the file's own clock, s
+    keyframe: bool | None = None
+    focus: float | None = None        # core.media.selection.focus_score
+    reason: str = ""                  # why this frame: the selection policy's words
 
 
 @dataclass(frozen=True)
@@ -237,7 +256,9 @@ class FrameSource(Protocol):
     frames of the given slots, in slot order, yielding one ``SlotResult`` per slot. A
     slot whose frame turns out not to decode takes the nearest frame no slot has taken,
     or gives ``None`` with the reason. ``taken`` holds the times of frames recorded
-    earlier (a resumed job), never taken again. ``extract`` writes the frame shown at
+    earlier (a resumed job), never taken again. ``heartbeat(decoded)`` is called every
+    few seconds while a long stretch is decoded between two frames (a raw stream read from
+    its start), so the job can show it moves. ``extract`` writes the frame shown at
     ``timestamp``: the last frame at or before it; past the last frame, the last frame.
 
     Every picture is as a person sees it: rotation and flips applied, square pixels, the
@@ -251,7 +272,8 @@ class FrameSource(Protocol):
     def plan(self, count: int) -> list[float]: ...
 
     def take(self, slots: Sequence[int], dest_for: Callable[[int], Path], *,
-             taken: Collection[float] = ()) -> Iterator[SlotResult]: ...
+             taken: Collection[float] = (),
+             heartbeat: Callable[[int], None] | None = None) -> Iterator[SlotResult]: ...
 
     def extract(self, timestamp: float, dest: Path) -> ExtractedFrame: ...
 

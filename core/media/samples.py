@@ -149,3 +149,85 @@ def _ffmpeg(argv: list[str]) -> None:
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"ffmpeg failed (exit {done.returncode}) making a sample: {tail}")
+
+
+SCENES = ("static", "pan", "still-then-pan", "cuts", "handheld-blur", "coast")
+"""Camera moves :func:`make_scene` films over one large test picture."""
+
+
+def make_scene(dest: Path, scene: str, *, seconds: float = 8.0, width: int = 320,
+               height: int = 180, fps: int = 25, keyint: int = 12) -> Path:
+    """Write an H.264 clip of a camera moving over one large still picture.
+
+    ``static``: a tripod shot (every frame the same picture); ``pan``: a steady pan along
+    the picture, as a drone flying a coastline or a wall sees it; ``still-then-pan``: held
+    still for the first half, then the pan; ``cuts``: a new view every quarter of the clip;
+    ``handheld-blur``: a shaking hand, with motion blur on three frames of every five;
+    ``coast``: a drone flying along a coastline, the view mostly sky and sea (smooth, alike
+    from frame to frame) over a thin band of shore that moves all the time.
+    """
+    if scene not in SCENES:
+        raise ValueError(f"scene must be one of {', '.join(SCENES)}, got {scene!r}")
+    dest = Path(dest)
+    wide, tall = width * 5, height * 2
+    half = seconds / 2
+    speed = (wide - width) / seconds
+    x, y, extra = {
+        "static": ("0", "0", ""),
+        "pan": (f"t*{speed:.3f}", "0", ""),
+        "still-then-pan": (f"if(lt(t,{half:g}),0,(t-{half:g})*{2 * speed:.3f})", "0", ""),
+        "cuts": (f"floor(t*4/{seconds:g})*{(wide - width) // 3}",
+                 f"mod(floor(t*4/{seconds:g}),2)*{tall - height}", ""),
+        "handheld-blur": (f"{wide // 3}+{width // 8}*sin(t*7)",
+                          f"{tall // 4}+{height // 8}*sin(t*11)",
+                          ",boxblur=6:1:enable='lt(mod(n,5),3)'"),
+        "coast": (f"t*{speed:.3f}", str(tall // 4), ""),
+    }[scene]
+    picture = _tmp_name(dest, ".png")
+    tmp = _tmp_name(dest)
+    base = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    try:
+        if scene == "coast":
+            _coastline(wide, tall).save(picture, "PNG")
+        else:
+            _ffmpeg([*base, "-f", "lavfi", "-i", f"testsrc2=size={wide}x{tall}", "-frames:v",
+                     "1", "-c:v", "png", "-f", "image2", "-update", "1", str(picture)])
+        _ffmpeg([*base, "-loop", "1", "-framerate", str(fps), "-t", f"{seconds:g}",
+                 "-i", str(picture), "-vf", f"crop={width}:{height}:x='{x}':y='{y}'{extra}",
+                 "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                 "-g", str(keyint), "-keyint_min", str(keyint), "-sc_threshold", "0",
+                 "-f", "mp4", str(tmp)])
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+        picture.unlink(missing_ok=True)
+    return dest
+
+
+def _coastline(width: int, height: int, seed: int = 7):
+    """A wide aerial picture: sky, a shore of rocks and houses, and sea (Pillow)."""
+    import random
+
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = random.Random(seed)
+    picture = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(picture)
+    horizon = height * 2 // 5
+    for y in range(height):  # a sky and a sea gradient, as a low sun lights them
+        if y < horizon:
+            shade = 150 + 80 * y // horizon
+            draw.line([(0, y), (width, y)], fill=(shade - 60, shade - 20, 235))
+        else:
+            shade = 120 - 60 * (y - horizon) // (height - horizon)
+            draw.line([(0, y), (width, y)], fill=(20, shade, shade + 60))
+    shore = [(x, horizon + 8 + round(10 * rng.random() + 6 * ((x // 37) % 3)))
+             for x in range(0, width + 8, 8)]
+    draw.polygon([(0, horizon - 4), *shore, (width, horizon - 4)], fill=(110, 100, 80))
+    for _ in range(width // 6):  # rocks, houses and trees along the shore
+        x = rng.randrange(width)
+        y = horizon - 4 + rng.randrange(18)
+        size = rng.randrange(2, 7)
+        colour = rng.choice([(230, 230, 220), (170, 60, 40), (40, 90, 40), (70, 60, 50)])
+        draw.rectangle([x, y - size, x + size, y], fill=colour)
+    return picture.filter(ImageFilter.SMOOTH)

@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import sqlite_utils
+
 from core.app import App
 from core.errors import InputError
 from core.naming import fmt_clock, unique_names
@@ -42,7 +44,8 @@ FORMATS = ("csv", "jsonl", "sqlite")
 SQLITE_BATCH = 1000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ("upload_id", "upload_name", "upload_status", "frame_index", "timestamp",
-               "time", "width", "height", "labels", "image")
+               "time", "width", "height", "stream_frame", "source_time", "keyframe", "focus",
+               "reason", "vfr", "labels", "image")
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,20 @@ def frame_rows(app: App, uploads: list[dict[str, Any]],
                    "time": fmt_clock(frame["timestamp"]), "width": frame["width"],
                    "height": frame["height"], "sharpness": frame["sharpness"],
                    "brightness": frame["brightness"], "overexposed": frame["overexposed"],
+                   **frame_facts(frame), "vfr": _flag(upload.get("vfr")),
                    "labels": labels.get(frame["id"], []), "image": images.image(frame)}
+
+
+def frame_facts(frame: dict[str, Any]) -> dict[str, Any]:
+    """Where a frame came from and why it was chosen (``None`` for frames from before
+    these were recorded)."""
+    return {"stream_frame": frame.get("stream_frame"), "source_time": frame.get("source_time"),
+            "keyframe": _flag(frame.get("keyframe")), "focus": frame.get("focus"),
+            "reason": frame.get("reason")}
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def format_labels(labels: list[dict[str, Any]]) -> str:
@@ -235,24 +251,25 @@ def _write_jsonl(rows: Iterator[dict[str, Any]], out: IO[str], result: ExportRes
 
 def _write_sqlite(path: Path, uploads: list[dict[str, Any]], rows: Iterator[dict[str, Any]],
                   result: ExportResult) -> None:
-    db = SqlDatabase(path)
+    db = sqlite_utils.Database(path)  # a standalone file for Datasette, not the state db
     try:
         db["uploads"].create({
             "id": int, "name": str, "status": str, "mode": str, "size": int,
             "duration": float, "width": int, "height": int, "codec": str, "fps": float,
             "submitted_at": str, "finished_at": str, "error_category": str,
-            "error_message": str, "rekognition_calls": int}, pk="id")
+            "error_message": str, "rekognition_calls": int, "vfr": int}, pk="id")
         db["uploads"].insert_all({
             "id": u["id"], "name": u["original_name"], "status": u["status"], "mode": u["mode"],
             "size": u["size"], "duration": u["duration"], "width": u["width"],
             "height": u["height"], "codec": u["codec"], "fps": u["fps"],
             "submitted_at": _iso(u["created_at"]), "finished_at": _iso(u["finished_at"]),
             "error_category": u["error_category"], "error_message": u["error_message"],
-            "rekognition_calls": u["rekognition_calls"]} for u in uploads)
+            "rekognition_calls": u["rekognition_calls"], "vfr": u.get("vfr")} for u in uploads)
         db["frames"].create({
             "id": int, "upload_id": int, "idx": int, "timestamp": float, "time": str,
             "width": int, "height": int, "sharpness": float, "brightness": float,
-            "overexposed": float, "image": str}, pk="id",
+            "overexposed": float, "stream_frame": int, "source_time": float, "keyframe": int,
+            "focus": float, "reason": str, "image": str}, pk="id",
             foreign_keys=[("upload_id", "uploads", "id")])
         db["labels"].create({"id": int, "frame_id": int, "upload_id": int, "name": str,
                              "confidence": float, "source": str}, pk="id",
@@ -272,6 +289,8 @@ def _write_sqlite(path: Path, uploads: list[dict[str, Any]], rows: Iterator[dict
                 "timestamp": row["timestamp"], "time": row["time"], "width": row["width"],
                 "height": row["height"], "sharpness": row["sharpness"],
                 "brightness": row["brightness"], "overexposed": row["overexposed"],
+                **{k: row[k] for k in ("stream_frame", "source_time", "keyframe", "focus",
+                                       "reason")},
                 "image": row["image"]})
             label_rows.extend({"frame_id": row["frame_id"], "upload_id": row["upload_id"], **lb}
                               for lb in row["labels"])

@@ -79,7 +79,9 @@ def _finished(db: Any, lo: float, hi: float) -> tuple[list[UploadLine], list[Upl
                           mode=u["mode"], outcome=event["kind"], frames=u["nframes"],
                           seconds=took, peak_kib=u["peak_rss_kib"],
                           rekognition_calls=u["rekognition_calls"] or 0,
-                          duration=u["duration"], submitted_at=u["created_at"])
+                          duration=u["duration"], submitted_at=u["created_at"],
+                          selection=u.get("frame_selection"),
+                          vfr=None if u.get("vfr") is None else bool(u["vfr"]))
         if event["kind"] == "failed":
             line.category = _category(event["message"])
             line.message = event["message"].split(":", 1)[-1].strip()
@@ -122,7 +124,8 @@ def _period_calls(db: Any, start: datetime, end: datetime, timezone: str) -> dic
 def thumbnails(app: App, upload_id: int, scratch: Path,
                count: int = THUMBS_PER_UPLOAD) -> list[Thumb]:
     """Up to ``count`` frames spread over the upload, as small inline JPEGs."""
-    frames = list(app.db.query("SELECT idx, timestamp, storage_key FROM frames "
+    frames = list(app.db.query("SELECT idx, timestamp, storage_key, stream_frame, keyframe, "
+                               "focus, reason FROM frames "
                                "WHERE upload_id = ? ORDER BY idx", [upload_id]))
     if len(frames) > count:
         step = (len(frames) - 1) / (count - 1)
@@ -146,8 +149,20 @@ def thumbnails(app: App, upload_id: int, scratch: Path,
             with contextlib.suppress(FileNotFoundError):
                 local.unlink()
         uri = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-        thumbs.append(Thumb(frame["idx"], frame["timestamp"], uri))
+        thumbs.append(Thumb(frame["idx"], frame["timestamp"], uri, frame_note(frame)))
     return thumbs
+
+
+def frame_note(frame: dict) -> str:
+    """A frame's facts in a few words: its place in the stream, keyframe, focus, reason."""
+    parts = []
+    if frame.get("stream_frame") is not None:
+        parts.append(f"#{frame['stream_frame']}" + (" key" if frame.get("keyframe") else ""))
+    if frame.get("focus") is not None:
+        parts.append(f"focus {frame['focus']:.0f}")
+    if frame.get("reason"):
+        parts.append(frame["reason"])
+    return " · ".join(parts)
 
 
 def gather(app: App, *, start: datetime, end: datetime, now: datetime,

@@ -19,6 +19,7 @@ class Thumb:
     frame_index: int
     timestamp: float
     data_uri: str
+    facts: str = ""   # where the frame came from and why: "#412 key · focus 231 · sharpest of 9"
 
 
 @dataclass
@@ -38,6 +39,8 @@ class UploadLine:
     rekognition_calls: int = 0
     duration: float | None = None
     submitted_at: float | None = None
+    selection: str | None = None    # the frame selection asked for this upload (reprocess)
+    vfr: bool | None = None         # the video's frame rate varies
     thumbs: list[Thumb] = field(default_factory=list)
 
 

@@ -113,12 +113,18 @@ def _upload_block(line: UploadLine) -> str:
     facts += [f"took {_secs(line.seconds)}", f"peak {_mb(line.peak_kib)}"]
     if line.rekognition_calls:
         facts.append(f"{line.rekognition_calls} Rekognition calls")
+    if line.selection:
+        facts.append(f"frames: {line.selection}")
+    if line.vfr:
+        facts.append("variable frame rate")
     tag = f'<span class="tag {e(line.outcome)}">{e(line.outcome.upper())}</span>'
     error = (f'<div class="err">[{e(line.category)}] {e(line.message)}</div>'
              if line.outcome == "failed" else "")
     figures = "".join(
         f'<figure><img src="{t.data_uri}" alt="frame {t.frame_index}">'
-        f"<figcaption>{e(fmt_clock(t.timestamp))}</figcaption></figure>" for t in line.thumbs)
+        f'<figcaption>{e(fmt_clock(t.timestamp))}'
+        f'{"<br><small>" + e(t.facts) + "</small>" if t.facts else ""}</figcaption></figure>'
+        for t in line.thumbs)
     strip = f'<div class="strip">{figures}</div>' if figures else \
         '<div class="muted">no frames</div>'
     return (f'<div class="upload"><h3>{tag} {e(line.name)}</h3>'

@@ -42,15 +42,28 @@ def set_planned(db: SqlDatabase, upload_id: int, planned: int) -> None:
 
 def record(db: SqlDatabase, upload_id: int, index: int, *, timestamp: float,
            storage_key: str, width: int, height: int, metrics: Any,
-           now: float | None = None) -> None:
-    """Record one stored frame with its local metrics (a rerun's duplicate is ignored)."""
+           facts: Any = None, now: float | None = None) -> None:
+    """Record one stored frame with its local metrics (a rerun's duplicate is ignored).
+
+    ``facts`` is the extracted frame (:class:`core.media.ExtractedFrame`): its place in
+    the stream, its time on the file's clock, keyframe flag, focus score and reason.
+    """
+    keyframe = getattr(facts, "keyframe", None)
     db.execute(
         "INSERT INTO frames (upload_id, idx, timestamp, storage_key, width, "
-        "height, sharpness, brightness, overexposed, dhash, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "height, sharpness, brightness, overexposed, dhash, created_at, stream_frame, "
+        "source_time, keyframe, focus, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [upload_id, index, timestamp, storage_key, width, height, metrics.sharpness,
          metrics.brightness, metrics.overexposed, f"{metrics.dhash:016x}",
-         time.time() if now is None else now])
+         time.time() if now is None else now, getattr(facts, "number", None),
+         getattr(facts, "source_time", None), None if keyframe is None else int(keyframe),
+         getattr(facts, "focus", None), getattr(facts, "reason", None) or None])
+
+
+def set_video_facts(db: SqlDatabase, upload_id: int, *, vfr: bool) -> None:
+    """What the job learnt about the whole video: whether its frame rate varies."""
+    db.execute("UPDATE uploads SET vfr = ? WHERE id = ?", [int(vfr), upload_id])
 
 
 def for_analysis(db: SqlDatabase, upload_id: int) -> list[dict[str, Any]]:
@@ -61,16 +74,19 @@ def for_analysis(db: SqlDatabase, upload_id: int) -> list[dict[str, Any]]:
 
 
 def record_labels(db: SqlDatabase, frame_id: int, labels: list[Any], *,
-                  now: float | None = None) -> None:
-    """Replace a frame's labels and mark it analysed (joins a transaction already open)."""
+                  duplicate_of: int | None = None, now: float | None = None) -> None:
+    """Replace a frame's labels and mark it analysed (joins a transaction already open).
+
+    ``duplicate_of`` is the plan index of the frame this one is a near-duplicate of.
+    """
     with transaction(db):
         db.execute("DELETE FROM labels WHERE frame_id = ?", [frame_id])
         for label in labels:
             db.execute("INSERT INTO labels (frame_id, name, confidence, source) "
                        "VALUES (?, ?, ?, ?)", [frame_id, label.name, label.confidence,
                                                label.source])
-        db.execute("UPDATE frames SET analyzed_at = ? WHERE id = ?",
-                   [time.time() if now is None else now, frame_id])
+        db.execute("UPDATE frames SET analyzed_at = ?, duplicate_of = ? WHERE id = ?",
+                   [time.time() if now is None else now, duplicate_of, frame_id])
 
 
 def reset_analysis(db: SqlDatabase, upload_id: int) -> None:
@@ -78,7 +94,8 @@ def reset_analysis(db: SqlDatabase, upload_id: int) -> None:
     with transaction(db):
         db.execute("DELETE FROM labels WHERE frame_id IN "
                    "(SELECT id FROM frames WHERE upload_id = ?)", [upload_id])
-        db.execute("UPDATE frames SET analyzed_at = NULL WHERE upload_id = ?", [upload_id])
+        db.execute("UPDATE frames SET analyzed_at = NULL, duplicate_of = NULL WHERE upload_id = ?",
+                   [upload_id])
 
 
 def drop(db: SqlDatabase, upload_id: int) -> None:

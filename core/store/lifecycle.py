@@ -253,15 +253,20 @@ def retry(db: SqlDatabase, upload_id: int, *, now: float | None = None) -> str:
                            "queued again by the operator", sets=_RESET, now=now)
 
 
-def reprocess(db: SqlDatabase, upload_id: int, *,
+def reprocess(db: SqlDatabase, upload_id: int, *, selection: str | None = None,
               now: float | None = None) -> list[str]:
     """Start over from the stored video: drop frames and labels, back to QUEUED.
 
-    A finished upload is reset; a QUEUED one is left as it is. Returns the storage keys
-    of the dropped frames, for the caller to delete from the store.
+    A finished upload is reset; a QUEUED one is left as it is. ``selection`` (``even``,
+    ``sharpest``, ``coverage``) sets this upload's frame selection from now on, over the
+    setting. Returns the storage keys of the dropped frames, for the caller to delete
+    from the store.
     """
     with transaction(db):
         row = _needs_stored_video(db, upload_id)
+        if selection is not None:
+            db.execute("UPDATE uploads SET frame_selection = ? WHERE id = ?",
+                       [selection, upload_id])
         if row["status"] == QUEUED:
             return []
         keys = frames.keys(db, upload_id)

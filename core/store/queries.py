@@ -79,6 +79,8 @@ class UploadDetail:
 def detail(db: SqlDatabase, upload_id: int) -> UploadDetail:
     """An upload with its frames (each with its labels) and its activity log."""
     upload = get_upload(db, upload_id)
+    if upload.get("vfr") is not None:
+        upload["vfr"] = bool(upload["vfr"])
     frames = list(db.query("SELECT * FROM frames WHERE upload_id = ? ORDER BY idx", [upload_id]))
     labels: dict[int, list[dict[str, Any]]] = {}
     for label in db.query(
@@ -88,6 +90,8 @@ def detail(db: SqlDatabase, upload_id: int) -> UploadDetail:
             {"name": label["name"], "confidence": label["confidence"], "source": label["source"]})
     for frame in frames:
         frame["labels"] = labels.get(frame["id"], [])
+        if frame.get("keyframe") is not None:
+            frame["keyframe"] = bool(frame["keyframe"])
     events = list(db.query("SELECT at, kind, message FROM events WHERE upload_id = ? ORDER BY id",
                            [upload_id]))
     return UploadDetail(upload, frames, events)

@@ -243,10 +243,45 @@ _V8 = [
     'ALTER TABLE "workers" ADD COLUMN "memory_enforcement" TEXT',
 ]
 
+# The peak of every job by video kind (decoder, coded size, bit depth) and degrade level:
+# a new job of a kind that went over the hard limit starts at the first level that fit.
+_V9 = [
+    """CREATE TABLE "memory_peaks" (
+   "id" {id},
+   "upload_id" {bigint},
+   "kind" TEXT NOT NULL,
+   "codec" TEXT,
+   "coded_width" INTEGER,
+   "coded_height" INTEGER,
+   "level" INTEGER NOT NULL,
+   "settings" TEXT,
+   "peak_kib" {bigint},
+   "over_limit" INTEGER NOT NULL,
+   "at" {float}
+)""",
+    'CREATE INDEX "idx_memory_peaks_kind" ON "memory_peaks" ("kind", "level")',
+]
+
+# Migration 10, per-frame facts (issue 24): the frame's place in the stream, its time on the
+# file's clock, whether it is a keyframe, its focus score, why it was chosen and which
+# frame (plan index) it is a near-duplicate of; per upload the selection policy asked for
+# by a reprocess (NULL: the setting) and the variable-frame-rate flag the job found.
+_SELECTION = [
+    'ALTER TABLE "frames" ADD COLUMN "stream_frame" {bigint}',
+    'ALTER TABLE "frames" ADD COLUMN "source_time" {float}',
+    'ALTER TABLE "frames" ADD COLUMN "keyframe" INTEGER',
+    'ALTER TABLE "frames" ADD COLUMN "focus" {float}',
+    'ALTER TABLE "frames" ADD COLUMN "reason" TEXT',
+    'ALTER TABLE "frames" ADD COLUMN "duplicate_of" INTEGER',
+    'ALTER TABLE "uploads" ADD COLUMN "frame_selection" TEXT',
+    'ALTER TABLE "uploads" ADD COLUMN "vfr" INTEGER',
+]
+
 Statement = str | tuple[str, str]
 """SQL for both dialects, or ``(dialect, sql)`` for one of them only."""
 
-MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+MIGRATIONS: list[list[Statement]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9,
+                                      _SELECTION]
 """Append-only: migration N (1-based) upgrades a database at version N-1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

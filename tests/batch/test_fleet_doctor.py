@@ -33,7 +33,8 @@ def test_doctor_checks_every_fleet_part(tmp_path, fleet_env, postgres_instance,
     secrets = (postgres_instance.password, redis_instance.password)
     code, checks = doctor(tmp_path, fleet_env, *secrets)
     assert code == 0, checks
-    assert set(checks) == {"ffmpeg", "home", "database", "queue", "storage", "analyzer"}
+    assert set(checks) == {"ffmpeg", "home", "database", "queue", "storage", "analyzer", "memory"}
+    assert checks["memory"]["detail"], checks["memory"]
     assert checks["database"]["detail"].startswith("PostgreSQL 15.")
     assert "peakops:***@127.0.0.1" in checks["database"]["detail"]
     assert f"(schema {SCHEMA_VERSION}, 0 uploads)" in checks["database"]["detail"]

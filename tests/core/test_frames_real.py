@@ -25,13 +25,7 @@ REFUSED = {
     "bitmap.mp4": "picture too small: 1x1",
     "sample_still_photo.heic": "is a still image, not a video",
 }
-PENDING_PROBE = {"water_180_mvhevc_5frames.mov"}
-"""Issue #21 item 4 (the probe engineer's): PyAV's side-data enum stops the probe
-(``ValueError: 29 is not a valid Type``). Compared here as soon as it probes."""
-FILES = [pytest.param(name, marks=pytest.mark.xfail(raises=ValueError, strict=False,
-                                                    reason="MV-HEVC probe: issue #21 item 4"))
-         if name in PENDING_PROBE else name
-         for name in sorted(p.name for p in MEDIA_DEV.iterdir() if p.suffix != ".md")]
+FILES = sorted(p.name for p in MEDIA_DEV.iterdir() if p.suffix != ".md")
 MAX_MEAN_DIFF = 4.0
 """Per channel, 0..255: a JPEG at quality 92 of the same frame differs by about 1."""
 
@@ -50,8 +44,6 @@ def take_all(video: Path, dest: Path, max_frames: int = 20, *, seek_cost: int | 
 
 def reference_frames(video: Path, facts, stamps: set[float], max_width: int) -> dict:
     """Every frame of a straight decode from the start, as pictures, by timestamp."""
-    # Imported here: importing core.media.probe at collection would rebind the name
-    # ``core.media.probe`` (the function) to the module for test files collected later.
     from core.media.picture import Picture
 
     picture = Picture(facts, max_width)

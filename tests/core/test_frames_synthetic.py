@@ -38,7 +38,7 @@ def encode(dest: Path, *, seconds: float = 2, fps: int = 25, vf: str | None = No
 
 
 def probe(video: Path):
-    from core.media.probe import probe as probe_here  # loads libav: imported when used
+    from core.media.probing import probe as probe_here  # loads libav: imported when used
 
     return probe_here(video)
 
@@ -149,21 +149,41 @@ def _claim_frames(avi: Path, claimed: int) -> None:
 
 @pytest.mark.parametrize("seek_cost", [None, 0])
 def test_avi_whose_header_claims_a_large_length(tmp_path: Path, seek_cost) -> None:
-    video = samples.make_clip(tmp_path / "long.avi", seconds=2.32, width=160, height=120,
-                              fps=25, keyint=12)
+    # H.264 with B-frames in AVI (58 frames), its header claiming a million. AVI stores no
+    # presentation times: libav numbers packets in decode order, so the decoder's output
+    # carries times out of order; the n-th frame shown is the n-th frame in time.
+    video = encode(tmp_path / "long.avi", seconds=2.32, keyint=12,
+                   extra=("-preset", "medium", "-bf", "3"))
     _claim_frames(video, 1_000_000)
     with av.open(str(video)) as container:
-        assert container.streams.video[0].frames == 1_000_000
-    times, results, index = take(video, tmp_path, 20, seek_cost=seek_cost)
+        stream = container.streams.video[0]
+        assert stream.frames == 1_000_000
+        shown = [frame.to_image() for frame in container.decode(stream)]
+    assert len(shown) == 58
+    planned, results, index = take(video, tmp_path, 20, seek_cost=seek_cost)
     assert len(index) == 58 and all(r.frame for r in results)
-    assert_distinct_and_right(results, video, probe(video).start)
+    stamps = [r.frame.timestamp for r in results]
+    assert stamps == planned and stamps == sorted(set(stamps))
+    order = [index.seconds(p) for p in index.pts]  # in time: the order frames are shown
+    for result in results:
+        with Image.open(result.frame.path) as image:
+            reference = shown[order.index(result.frame.timestamp)]
+            diff = ImageChops.difference(image.convert("RGB"), reference)
+        assert max(ImageStat.Stat(diff).mean) <= 10, result
 
 
 def test_raw_h264_longer_than_any_from_start_cap_gives_no_duplicates(tmp_path: Path) -> None:
     # #23 item 10: past 20,000 frames the old decode-from-start cap repeated frames.
     video = samples.make_clip(tmp_path / "long.h264", seconds=500, width=128, height=96,
                               fps=50, keyint=250)
-    times, results, index = take(video, tmp_path, 6)
+    beats: list[int] = []
+    with PyAVExtractor().open(video, probe(video), ExtractOptions()) as source:
+        source.heartbeat_s = 0.0  # every decoded frame: the job sees a long read move
+        times = source.plan(6)
+        results = list(source.take(range(6), lambda i: tmp_path / f"{i}.jpg",
+                                   heartbeat=beats.append))
+        index = source.index
+    assert len(beats) > 20_000 and beats == sorted(beats)
     assert len(index) == 25_000 and not index.seekable
     stamps = [r.frame.timestamp for r in results]
     assert stamps == sorted(set(stamps)) and len(stamps) == 6
@@ -213,3 +233,18 @@ def test_an_index_declaring_two_billion_frames_is_checked(tmp_path: Path) -> Non
     _, results, index = take(video, tmp_path, 6)
     assert len(index) == 50
     assert len(assert_distinct_and_right(results, video)) == 6
+
+
+def test_the_seek_cost_is_measured_on_the_video_being_read(tmp_path: Path) -> None:
+    from core.media.plan import SEEK_COST_FRAMES
+
+    video = encode(tmp_path / "ten.mp4", seconds=10, keyint=25)
+    with PyAVExtractor().open(video, probe(video), ExtractOptions()) as source:
+        assert source.seek_cost() == SEEK_COST_FRAMES  # nothing timed yet: the estimate
+        times = source.plan(4)
+        results = list(source.take(range(4), lambda i: tmp_path / f"{i}.jpg"))
+        assert source.restarts >= 1 and source._frame_s and source._seek_s is not None
+        assert source.seek_cost() == max(1, min(1000, round(source._seek_s / source._frame_s)))
+    assert [r.frame.timestamp for r in results] == times
+    with PyAVExtractor(seek_cost=0).open(video, probe(video), ExtractOptions()) as source:
+        assert source.seek_cost() == 0  # given: never measured over

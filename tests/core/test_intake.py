@@ -156,29 +156,39 @@ def test_symlinked_folder_into_a_system_folder_is_refused(app, tmp_path):
     assert queries.list_uploads(app.db) == [] and stored_files(app) == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="another user's private folder needs root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="other users' links and folders need root")
 def test_symlinked_folder_into_another_users_private_folder_is_refused(app, tmp_path,
                                                                        clip_h264):
+    """Another user (22222) links a shared folder into 12345's private (0700) folder."""
     private = tmp_path / "home-of-12345" / "private"
     private.mkdir(parents=True)
     shutil.copyfile(clip_h264, private / "survey.mp4")
+    os.chown(private / "survey.mp4", 12345, 12345)
+    shutil.copyfile(clip_h264, private / "theirs.mp4")
+    os.chown(private / "theirs.mp4", 22222, 22222)  # even a file of the link's owner
     os.chown(private, 12345, 12345)
     private.chmod(0o700)
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "inbox").symlink_to(private)
+    (tmp_path / "shared").mkdir(mode=0o1777)
+    inbox = tmp_path / "shared" / "inbox"
+    inbox.symlink_to(private)
+    os.lchown(inbox, 22222, 22222)
+    with pytest.raises(InputError, match="a file of another owner"):
+        submit_file(app, inbox / "survey.mp4")
     with pytest.raises(InputError, match=r"a folder the link's owner cannot enter \(.*private, "
                                          r"mode 700\)"):
-        submit_file(app, tmp_path / "shared" / "inbox" / "survey.mp4")
-    os.chown(private / "survey.mp4", 12345, 12345)  # the owner's own file, linked by root
-    with pytest.raises(InputError, match="a file of another owner|cannot enter"):
-        submit_file(app, tmp_path / "shared" / "inbox" / "survey.mp4")
-    planted = tmp_path / "planted"  # planted by another user, into root's folder
-    planted.symlink_to(tmp_path / "shared")
-    os.lchown(planted, 12345, 12345)
-    (tmp_path / "shared" / "own.mp4").write_bytes(clip_h264.read_bytes())
-    with pytest.raises(InputError, match="a file of another owner"):
-        submit_file(app, planted / "own.mp4")
+        submit_file(app, inbox / "theirs.mp4")
     assert queries.list_uploads(app.db) == [] and stored_files(app) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file of another owner needs root")
+def test_roots_own_folder_links_are_trusted(app, tmp_path, clip_h264):
+    """``/home -> /data/home``: a root-made folder link to a user's video is followed."""
+    (tmp_path / "data" / "alice").mkdir(parents=True)
+    shutil.copyfile(clip_h264, tmp_path / "data" / "alice" / "survey.mp4")
+    os.chown(tmp_path / "data" / "alice" / "survey.mp4", 12345, 12345)
+    (tmp_path / "users").symlink_to(tmp_path / "data")
+    result = submit_file(app, tmp_path / "users" / "alice" / "survey.mp4")
+    assert result.status == lifecycle.QUEUED
 
 
 def test_symlinked_folder_to_own_videos_is_followed(app, tmp_path, clip_h264):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -18,6 +19,7 @@ from core.jobs.runner import SKIPPED, JobRunner
 from core.media import samples
 from core.store import lifecycle, queries
 from tests.helpers import REPO, HoldPoint, make_settings
+from tests.reliability.support import wait_for
 
 SCRIPT = """
 import json, os, sys
@@ -109,3 +111,35 @@ def test_run_one_skips_what_it_cannot_claim_and_runs_what_it_can(tmp_path):
     finally:
         app.close()
     assert events.count("claimed") == 1 and events[-1] == "done"
+
+
+def test_the_runner_keeps_a_held_job_s_lease_so_the_reaper_leaves_it(tmp_path):
+    """A job stopped at a hold point makes no progress, so only the runner renews its
+    lease: it moves on while the job waits, and the reaper (judging by expiry alone, as
+    for another host's owner) sees a live lease, not an abandoned upload."""
+    hold = HoldPoint(tmp_path)
+    settings = make_settings(tmp_path / "home", max_frames_per_video=2, lease_seconds=5,
+                             hold_file=str(hold.path))
+    app = open_app(settings, check_same_thread=False)  # the runner runs on a thread
+    upload_id = submit_file(app, samples.make_clip(tmp_path / "clip.mp4", seconds=2, width=160,
+                                                   height=120)).upload_id
+    runner = JobRunner(app, owner="lease-test@elsewhere:1")
+    hold.arm(0)
+    statuses: list[str] = []
+    thread = threading.Thread(target=lambda: statuses.append(runner.run_one(upload_id)))
+    thread.start()
+    watcher = open_app(settings)
+    try:
+        hold.wait_reached()
+        lease = lambda: queries.get_upload(watcher.db, upload_id)["lease_expires_at"]  # noqa: E731
+        first = lease()
+        wait_for(lambda: lease() > first + 1, timeout=30, what="the lease to be renewed")
+        renewed = lease()
+        assert lifecycle.reset_stuck(watcher.db, max_attempts=3, now=renewed - 1) == []
+    finally:
+        hold.release()
+        thread.join(timeout=60)
+        runner.close()
+        watcher.close()
+        app.close()
+    assert statuses == [lifecycle.DONE]

@@ -12,17 +12,16 @@ import pytest
 
 from core import media
 from core.app import open_app, temp_dir_for
-from core.errors import InputError
 from core.intake import submit_file
 from core.jobs import pipeline
 from core.media.decode import PyAVExtractor
-from core.media.probe import probe
+from core.media.probing import probe
 from core.media.samples import make_clip
 from core.storage.s3 import S3Store
 from core.store import lifecycle, queries
 from tests.core.test_s3 import s3_client
 from tests.helpers import MEDIA_DEV, make_settings
-from tests.s3server import FaultProxy, aws_env, moto_endpoint  # noqa: F401
+from tests.s3server import S3_SLOW_DOWN, FaultProxy, aws_env, moto_endpoint  # noqa: F401
 
 OWNER = "test-owner"
 
@@ -117,19 +116,15 @@ def test_a_store_that_ignores_ranges_gets_the_whole_download(proxy, tmp_path):
     assert events[0].endswith(f"downloaded the whole video ({size} bytes)")
 
 
-# water_180_mvhevc_5frames.mov: the in-process probe raises on its side data on main
-# today (PyAV's SideData enum lacks type 29), before anything here runs.
+# bitmap.mp4 (1x1 pixels) is refused at probe; the media tests check its refusal.
 @pytest.mark.parametrize("name", sorted(
     p.name for p in MEDIA_DEV.iterdir() if p.suffix in (".mp4", ".mov", ".ts", ".webm", ".flv")
-    and p.name != "water_180_mvhevc_5frames.mov"))
+    and p.name != "bitmap.mp4"))
 def test_frames_read_by_range_are_the_frames_of_the_file(proxy, tmp_path, name):
     """The same frame index (times, keyframes, notes) and the same frames, whatever the
     container; an MP4/MOV index read from its header alone fetches no packet bytes."""
     video = MEDIA_DEV / name
-    try:
-        facts = probe(video)
-    except InputError:
-        pytest.skip(f"{name} is refused at probe (tested in the media tests)")
+    facts = probe(video)
     bucket = f"peakops-{uuid.uuid4().hex[:12]}"
     s3_client(proxy.url).create_bucket(Bucket=bucket)
     store = S3Store(s3_client(proxy.url), bucket, "peakops/")
@@ -155,3 +150,34 @@ def test_frames_read_by_range_are_the_frames_of_the_file(proxy, tmp_path, name):
         for i in slots:
             if (tmp_path / f"l{i}.jpg").exists():
                 assert (tmp_path / f"r{i}.jpg").read_bytes() == (tmp_path / f"l{i}.jpg").read_bytes()
+
+
+def test_ranged_reads_failing_midway_finish_from_the_whole_download(proxy, tmp_path, long_clip):
+    """S3 throttles every try of one ranged GET in the middle of the job: the frames already
+    recorded stay, the rest come from the whole download, and the events say so."""
+    bucket = f"peakops-{uuid.uuid4().hex[:12]}"
+    s3_client(proxy.url).create_bucket(Bucket=bucket)
+    store = S3Store(s3_client(proxy.url, max_attempts=2), bucket, "peakops/")
+    tries = store.client.meta.config.retries["total_max_attempts"]
+    app = open_app(make_settings(tmp_path / "home", max_frames_per_video=20), store=store)
+    upload_id = process(app, long_clip)
+    armed = []
+
+    def on_progress(stage, done, total):
+        if stage == "extracting" and done == 10 and not armed:
+            armed.append(done)  # every try of the next ranged GET gets 503 SlowDown
+            proxy.fail_next(tries, S3_SLOW_DOWN, lambda method, path: method == "GET")
+
+    result = pipeline.run(app, upload_id, OWNER, on_progress=on_progress)
+
+    assert armed and proxy.faults_sent == tries
+    assert result.frames_total == 20
+    events = fetch_events(app, upload_id)
+    assert len(events) == 1, events
+    assert events[0].startswith("range reads failed (ranged read of bytes ")
+    assert "SlowDown" in events[0]
+    assert events[0].endswith(f"downloaded the whole video ({long_clip.stat().st_size} bytes)")
+    local = open_app(make_settings(tmp_path / "local", max_frames_per_video=20))
+    local_id = process(local, long_clip)
+    pipeline.run(local, local_id, OWNER)
+    assert timestamps(app, upload_id) == timestamps(local, local_id)

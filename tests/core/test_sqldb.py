@@ -24,7 +24,8 @@ from core.store.sqldb import (
 )
 from tests.helpers import REPO
 
-TABLES = {"uploads", "frames", "labels", "events", "workers", "restarts", "state"}
+TABLES = {"uploads", "frames", "labels", "events", "workers", "restarts", "state",
+          "memory_peaks"}
 CLAIM = ("UPDATE uploads SET status = 'PROCESSING', lease_owner = ?, attempts = attempts + 1 "
          "WHERE id = ? AND status = 'QUEUED'")
 

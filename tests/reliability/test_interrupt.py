@@ -4,6 +4,7 @@ known frame (the hold point) when the signal comes."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -108,3 +109,35 @@ def test_reset_stuck_resets_an_uploading_row_whose_submitter_is_dead(tmp_path):
     hold.release()
     proc = run_cli(home, "reset-stuck", check=True)
     assert db_dicts(home, "SELECT status FROM uploads") == [{"status": "FAILED"}], proc.stdout
+
+
+def test_sigterm_during_a_long_retry_backoff_acts_at_once(tmp_path):
+    """Issue #23 item 9: the job child is killed at a hold point (a crash: retried after
+    the backoff, 600 s here); SIGTERM during that wait ends ``process`` long before it."""
+    home = tmp_path / "home"
+    clip = samples.make_clip(tmp_path / "clip.mp4", seconds=2, width=160, height=120)
+    hold = HoldPoint(tmp_path)
+    hold.arm(1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "process", str(clip)], cwd=tmp_path,
+        env=cli_env(home, **hold.env, PEAKOPS_MAX_FRAMES_PER_VIDEO="4",
+                    PEAKOPS_RETRY_BACKOFF="600", PEAKOPS_LEASE_SECONDS="3600"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        child = hold.wait_reached()["pid"]
+        hold.release()
+        os.kill(child, signal.SIGKILL)
+        wait_for(lambda: db_dicts(home, "SELECT status, attempts FROM uploads")
+                 == [{"status": "QUEUED", "attempts": 1}],
+                 timeout=60, what="the crash to send the upload back with a backoff")
+        [row] = db_dicts(home, "SELECT not_before FROM uploads")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)  # the backoff alone would take 600 s
+    finally:
+        hold.release()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    [after] = db_dicts(home, "SELECT status, attempts, not_before FROM uploads")
+    assert after == {"status": "QUEUED", "attempts": 1, "not_before": row["not_before"]}

@@ -24,11 +24,13 @@ from pathlib import Path
 import pytest
 
 from core.media import ffmpeg_exe, samples
+from tests.helpers import cli_json
 from tests.reliability.support import (
     burst,
     check_invariants,
     db_dicts,
     submit,
+    with_padding,
 )
 
 FRAMES = 4
@@ -120,3 +122,35 @@ def test_over_the_limit_at_every_level_fails_with_the_figures(tmp_path: Path,
     worker = sqlite3.connect(home / "peakops.db").execute(
         "SELECT state, child_starts FROM workers").fetchone()
     assert worker == ("stopped", 3)
+
+
+def test_a_kind_that_went_over_starts_at_the_level_that_fit(tmp_path: Path,
+                                                            clip_4k_refs: Path) -> None:
+    """Learned start level (issue 22 item 3): after one 4K clip degraded to level 2, the
+    next of its kind starts there at its first attempt, and says why; `peaks --forget` clears it."""
+    limit = 150_000
+    home = tmp_path / "home"
+    env = {**ENV, "PEAKOPS_HARD_MEMORY_LIMIT": str(limit),
+           "PEAKOPS_MAX_MEMORY_PER_CHILD": str(limit)}
+    [first] = submit(home, clip_4k_refs, **env)
+    burst(home, **env)
+    [second] = submit(home, with_padding(clip_4k_refs, tmp_path / "again.mp4", "again"), **env)
+    burst(home, **env)
+    rows = {r["id"]: r for r in db_dicts(home, "SELECT * FROM uploads")}
+    assert (rows[first]["status"], rows[first]["degrade_level"], rows[first]["attempts"]) == (
+        "DONE", 2, 3)
+    assert (rows[second]["status"], rows[second]["degrade_level"],
+            rows[second]["attempts"]) == ("DONE", 2, 1)
+    peaks = db_dicts(home, "SELECT * FROM memory_peaks ORDER BY id")
+    assert [(p["upload_id"], p["level"], p["over_limit"]) for p in peaks] == [
+        (first, 0, 1), (first, 1, 1), (first, 2, 0), (second, 2, 0)]
+    assert {p["kind"] for p in peaks} == {"h264 3840x2160 8-bit"}
+    assert peaks[0]["peak_kib"] > limit and peaks[1]["peak_kib"] > limit
+    shown = cli_json(home, "show", str(second))
+    # The evidence is the level just above the start: why it does not start there.
+    reason = (f"started at level 2: 4K H.264 peaked at {peaks[1]['peak_kib'] / 1024:.0f} MB "
+              f"at level 1 on upload {first}")
+    assert reason in [e["message"] for e in shown["events"] if e["kind"] == "start-level"]
+    assert cli_json(home, "peaks")[0]["over_limit"] is True
+    assert cli_json(home, "peaks", "--forget") == {"removed": 4}
+    assert cli_json(home, "peaks") == []

@@ -10,8 +10,8 @@ or file name can change what is recorded.
 
 from __future__ import annotations
 
+import errno
 import logging
-import math
 import os
 import statistics
 import struct
@@ -22,12 +22,15 @@ from pathlib import Path
 import av
 
 from core.errors import InputError
+from core.media.boxes import describe_entry, index_state, opened, video_sample_entry
 from core.media.facts import (
     PLAYLIST_FORMATS,
+    RAW_FORMATS,
     STILL_BRANDS,
     VIDEO_FORMATS,
     ProbeResult,
 )
+from core.media.orientation import display_matrix, orientation
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +87,8 @@ def video_stream(container: av.container.InputContainer) -> av.video.stream.Vide
 
 def _head(path: Path) -> bytes:
     try:
-        with open(path, "rb") as handle:
+        with opened(path) as handle:
+            handle.seek(0)
             return handle.read(512)
     except OSError:
         return b""
@@ -114,11 +118,30 @@ def _open_error(path: Path, exc: Exception) -> str:
         return "cannot be read (permission denied)"
     if isinstance(exc, av.error.InvalidDataError):
         if _head(path)[4:8] == b"ftyp":  # an MP4 whose index (written last) never came
-            return "file is truncated or incomplete (the MP4 index, 'moov', is missing)"
+            return TRUNCATED_INDEX
         return "not a video file libav can read (unrecognised or corrupt data)"
     if isinstance(exc, av.error.FileNotFoundError | FileNotFoundError):
         return "file not found"
-    return f"libav could not open the file ({type(exc).__name__})"
+    if isinstance(exc, av.error.EOFError | EOFError):
+        return "truncated: the file ends inside its header"
+    if getattr(exc, "errno", None) == errno.EIO:  # Matroska/WebM's answer to the same cut
+        return "truncated or corrupt: its header could not be read (input/output error)"
+    reason = getattr(exc, "strerror", None) or type(exc).__name__
+    return f"libav could not open the file ({reason})"
+
+
+def unsupported_codec(path: Path) -> str:
+    """The refusal for a video stream libav names no decoder for (its codec is "none")."""
+    entry = video_sample_entry(path)
+    what = describe_entry(entry) if entry else "the video stream's codec"
+    return f"codec not supported: {what} cannot be decoded by this PeakOps's libav"
+
+
+def open_reason(path: Path, exc: Exception) -> str:
+    """Why libav could not open ``path``, in words (for the job's own opening too)."""
+    if index_state(path) is not None:
+        return TRUNCATED_INDEX
+    return _open_error(path, exc)
 
 
 def neutral_link(path: Path, folder: Path) -> Path:
@@ -131,14 +154,23 @@ def neutral_link(path: Path, folder: Path) -> Path:
     return link
 
 
-def probe(path: Path, *, upload_id: int | None = None) -> ProbeResult:
-    """Facts about the video at ``path``; ``InputError`` for anything unusable."""
+def probe(path: Path, *, upload_id: int | None = None,
+          memory_mb: int | None = None) -> ProbeResult:
+    """Facts about the video at ``path``; ``InputError`` for anything unusable.
+
+    ``memory_mb`` is the cap this process runs under (the probe child's): a picture too
+    large to decode within it is then an ``InputError`` saying so. Without it the
+    ``MemoryError`` is raised as it is (the job child retries at a degraded level).
+    """
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="peakops-probe-") as folder:
-        return _probe(neutral_link(path, Path(folder)), path.name, upload_id)
+        return _probe(neutral_link(path, Path(folder)), path.name, upload_id, memory_mb)
 
 
-def _probe(path: Path, name: str, upload_id: int | None) -> ProbeResult:
+TRUNCATED_INDEX = "truncated: the file's index is missing or cut"
+
+
+def _probe(path: Path, name: str, upload_id: int | None, memory_mb: int | None) -> ProbeResult:
     def fail(reason: str, **evidence: object) -> InputError:
         return InputError(f"{name}: {reason}", upload_id=upload_id, **evidence)
 
@@ -146,10 +178,13 @@ def _probe(path: Path, name: str, upload_id: int | None) -> ProbeResult:
         raise fail("file not found")
     if path.stat().st_size == 0:
         raise fail("file is empty (0 bytes)")
+    index = index_state(path)
+    if index is not None:  # libav would say EOF, "no stream" or "no frame" instead
+        raise fail(TRUNCATED_INDEX, index=index)
     try:
         container = open_container(path)
     except (av.error.FFmpegError, OSError) as exc:
-        raise fail(_open_error(path, exc), libav_error=str(getattr(exc, "strerror", exc))) from None
+        raise fail(open_reason(path, exc), libav_error=str(getattr(exc, "strerror", exc))) from None
     with container:
         fmt = container.format.name
         if not set(fmt.split(",")) <= set(VIDEO_FORMATS):  # the whitelist already holds
@@ -167,22 +202,35 @@ def _probe(path: Path, name: str, upload_id: int | None) -> ProbeResult:
             raise fail("not a video (no video stream)", container=fmt)
         if stream.disposition & av.stream.Disposition.still_image:
             raise fail("is a still image, not a video", container=fmt)
-        return _facts(path, container, stream, fmt, has_audio, fail)
+        if stream.codec_context is None:  # libav has no decoder for it (codec "none")
+            raise fail(unsupported_codec(path), container=fmt)
+        try:
+            return _facts(path, container, stream, fmt, has_audio, fail, memory_mb)
+        except MemoryError:
+            if memory_mb is None:
+                raise
+            size = _declared_size(path, stream, fmt)
+            raise fail(too_large(size, memory_mb), container=fmt) from None
 
 
-def _facts(path: Path, container, stream, fmt: str, has_audio: bool, fail) -> ProbeResult:
+def _facts(path: Path, container, stream, fmt: str, has_audio: bool, fail,
+           memory_mb: int | None = None) -> ProbeResult:
     tb = stream.time_base or Fraction(1, 1000)
     first = _first_frame(container, stream)
     if first is None:
+        size = _declared_size(path, stream, fmt)
+        if size and _beyond(size, memory_mb):  # libav refused the size before decoding
+            raise fail(too_large(size, memory_mb), container=fmt)
         raise fail("no frame could be decoded (corrupt or truncated?)", container=fmt,
                    codec=stream.codec_context.name)
     width, height = first.width, first.height
     if width < MIN_SIDE or height < MIN_SIDE:
         raise fail(f"picture too small: {width}x{height}", container=fmt)
-    start = float(first.pts * tb) if first.pts is not None else 0.0
-    if stream.start_time is not None:
+    raw = fmt in RAW_FORMATS
+    start = float(first.pts * tb) if first.pts is not None and not raw else 0.0
+    if stream.start_time is not None and not raw:
         start = min(start, float(stream.start_time * tb))
-    matrix = _display_matrix(first)
+    matrix = display_matrix(first)
     rotation, flip = orientation(matrix)
     sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio or Fraction(1, 1)
     if sar <= 0:
@@ -213,7 +261,7 @@ def _facts(path: Path, container, stream, fmt: str, has_audio: bool, fail) -> Pr
                        container=fmt)
     else:
         with open_container(path) as fresh:  # from the start; raw streams cannot seek back
-            frames, end = _scan(fresh, video_stream(fresh), header_fps)
+            frames, end = _scan(fresh, video_stream(fresh), header_fps, raw=raw)
         exact = frames is not None
     duration = max(0.0, end - start) if end is not None else None
     fps = header_fps
@@ -239,6 +287,32 @@ def _facts(path: Path, container, stream, fmt: str, has_audio: bool, fail) -> Pr
     )
 
 
+def too_large(size: tuple[int, int] | None, memory_mb: int | None) -> str:
+    """The refusal for a picture that cannot be decoded within the memory at hand."""
+    within = f" within {memory_mb} MB" if memory_mb else ""
+    shown = f" ({size[0]}x{size[1]})" if size else ""
+    return f"the picture is too large to read{within}{shown}"
+
+
+def _declared_size(path: Path, stream, fmt: str) -> tuple[int, int] | None:
+    """The picture size the header declares (a GIF's canvas, which libav leaves at 0x0
+    when it refuses it)."""
+    if fmt == "gif":
+        head = _head(path)
+        if head[:3] == b"GIF" and len(head) >= 10:
+            return struct.unpack("<HH", head[6:10])
+    width, height = stream.codec_context.width, stream.codec_context.height
+    return (width, height) if width and height else None
+
+
+def _beyond(size: tuple[int, int], memory_mb: int | None) -> bool:
+    """Whether one RGBA picture of ``size`` exceeds the cap, or libav's own size limit."""
+    width, height = size
+    if (width + 128) * (height + 128) >= (2**31 - 1) // 8:  # av_image_check_size's rule
+        return True
+    return bool(memory_mb) and width * height * 4 > memory_mb * 1024 * 1024
+
+
 def _first_frame(container, stream):
     stream.codec_context.thread_count = 1  # one frame is wanted: no thread pool's buffers
     packets = 0
@@ -252,6 +326,8 @@ def _first_frame(container, stream):
                 pass
             if packets > _FIRST_FRAME_PACKETS:
                 return None
+    except MemoryError:
+        raise
     except av.error.FFmpegError:
         return None
     return None
@@ -272,7 +348,8 @@ def _intact_until(container, stream, end: float) -> float | None:
     return reached
 
 
-def _scan(container, stream, fps: float | None) -> tuple[int | None, float | None]:
+def _scan(container, stream, fps: float | None, *,
+          raw: bool = False) -> tuple[int | None, float | None]:
     """Count the video packets and find where the last one ends (demux only, no decoding)."""
     tb = stream.time_base
     count = 0
@@ -283,7 +360,7 @@ def _scan(container, stream, fps: float | None) -> tuple[int | None, float | Non
             continue
         count += 1
         pts = packet.pts if packet.pts is not None else packet.dts
-        if pts is not None:
+        if pts is not None and not raw:
             times.append(pts)
             if packet.duration:
                 durations.append(packet.duration)
@@ -312,42 +389,3 @@ def _end(times: list[int], durations: list[int], tb: Fraction, fps: float | None
     if length is None:
         return float(times[-1] * tb) + (1 / fps if fps else 0.0)
     return float((times[-1] + length) * tb)
-
-
-def _display_matrix(frame) -> tuple[int, ...]:
-    for data in frame.side_data:
-        if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
-            raw = bytes(data)
-            if len(raw) >= 36:
-                return struct.unpack("<9i", raw[:36])
-    return ()
-
-
-def orientation(matrix: tuple[int, ...]) -> tuple[int, str]:
-    """Clockwise rotation (0/90/180/270) and mirror ("", "h" or "v") from a display matrix.
-
-    The same reading as ffmpeg's own autorotate (fftools): the angle from the matrix,
-    then the signs of its entries for the mirrors.
-    """
-    if len(matrix) < 9:
-        return 0, ""
-    a, b, c, d = (v / 65536 for v in (matrix[0], matrix[1], matrix[3], matrix[4]))
-    scale_0, scale_1 = math.hypot(a, c), math.hypot(b, d)
-    if not scale_0 or not scale_1:
-        return 0, ""
-    rotation = int(round(math.degrees(math.atan2(b / scale_1, a / scale_0)) / 90)) * 90 % 360
-    return rotation, transform_ops(matrix, rotation)[1]
-
-
-def transform_ops(matrix: tuple[int, ...], rotation: int) -> tuple[list[str], str]:
-    """libavfilter steps that show the picture upright, and the mirror among them."""
-    if len(matrix) < 9:
-        return [], ""
-    if rotation == 90:
-        return (["transpose=cclock_flip"], "h") if matrix[3] > 0 else (["transpose=clock"], "")
-    if rotation == 270:
-        return (["transpose=clock_flip"], "h") if matrix[3] < 0 else (["transpose=cclock"], "")
-    if rotation == 180:
-        ops = [op for op, neg in (("hflip", matrix[0] < 0), ("vflip", matrix[4] < 0)) if neg]
-        return ops, ("" if len(ops) != 1 else ops[0][0])
-    return (["vflip"], "v") if matrix[4] < 0 else ([], "")
