@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from core.config import Settings, load_settings
 
@@ -43,6 +45,23 @@ def run_cli(home: Path, *args: str, timeout: float = 120, check: bool = False,
 def cli_json(home: Path, *args: str, **env: str):
     proc = run_cli(home, *args, "--json", check=True, **env)
     return json.loads(proc.stdout)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition",
+             interval: float = 0.05, logs: Iterable[Path] = ()) -> Any:
+    """Poll ``predicate`` until it returns something truthy and return that; fail after
+    ``timeout`` seconds naming ``what``, with the tail of each of ``logs`` (the processes
+    the test started) to say why."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tails = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-1500:]}"
+                            for p in map(Path, logs) if p.exists())
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{tails}")
+        time.sleep(interval)
 
 
 class HoldPoint:

@@ -9,8 +9,7 @@ import subprocess
 import sys
 
 from core.media import samples
-from tests.helpers import cli_env, cli_json, run_cli
-from tests.reliability.support import wait_for
+from tests.helpers import cli_env, cli_json, run_cli, wait_for
 
 ENV = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "3", "PEAKOPS_OFFPEAK_WINDOWS": "daily 00:00-24:00",
        "PEAKOPS_LOG_LEVEL": "info"}

@@ -29,8 +29,7 @@ from core.config import Settings, load_settings
 from core.media import samples
 from core.schedule import offpeak
 from core.store import state
-from tests.helpers import HoldPoint, cli_env, cli_json, run_cli
-from tests.reliability.support import wait_for
+from tests.helpers import HoldPoint, cli_env, cli_json, run_cli, wait_for
 
 FAST = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "6", "PEAKOPS_RETRY_BACKOFF": "0", "TZ": "UTC"}
 NIGHTS = {"PEAKOPS_OFFPEAK_WINDOWS": "tue 22:00-06:00"}

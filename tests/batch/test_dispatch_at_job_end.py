@@ -17,8 +17,7 @@ from core.media import samples
 from core.schedule import offpeak
 from tests.batch.test_batch_service import ALWAYS, FAST, Clock, at
 from tests.batch.test_scheduler import NIGHTS, TUE_0550, TUE_2300, TWICE_REALTIME, row
-from tests.helpers import cli_env, cli_json, run_cli
-from tests.reliability.support import wait_for
+from tests.helpers import cli_env, cli_json, run_cli, wait_for
 
 HOUR = {"PEAKOPS_DISPATCH_INTERVAL": "3600"}
 

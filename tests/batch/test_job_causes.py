@@ -10,8 +10,8 @@ import signal
 import pytest
 
 from core.media import samples
-from tests.batch.test_worker import FAST, start_worker, submit, uploads, wait_for
-from tests.helpers import HoldPoint, cli_json
+from tests.batch.test_worker import FAST, start_worker, submit, uploads
+from tests.helpers import HoldPoint, cli_json, wait_for
 
 NOT_A_CAUSE = re.compile(r"child failed|\bexit\b|exit code|returncode", re.IGNORECASE)
 

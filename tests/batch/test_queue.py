@@ -6,7 +6,6 @@ import gc
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import redis as redis_client
@@ -14,7 +13,7 @@ from huey import RedisHuey, SqliteHuey
 
 from batch.queue import QueueUnreachableError, describe_queue, make_huey, make_queue
 from core.media import samples
-from tests.helpers import REPO, cli_env, cli_json, make_settings, run_cli
+from tests.helpers import REPO, cli_env, cli_json, make_settings, run_cli, wait_for
 from tests.servers import HOST, free_port, redis_server
 
 FAST = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "4", "PEAKOPS_RETRY_BACKOFF": "0"}
@@ -99,12 +98,6 @@ def test_worker_burst_consumes_the_redis_queue(tmp_path, redis_url, two_clips):
     assert not (home / "queue.db").exists()
 
 
-def wait_for(predicate, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 def test_worker_rides_out_a_redis_restart(tmp_path, two_clips):
@@ -121,18 +114,18 @@ def test_worker_rides_out_a_redis_restart(tmp_path, two_clips):
             first_id = int(run_cli(home, "submit", str(two_clips[0]), check=True,
                                    **env).stdout.split("\t")[0])
             status = lambda i: {u["id"]: u for u in cli_json(home, "list")}[i]["status"]  # noqa: E731
-            wait_for(lambda: status(first_id) == "DONE", "the first upload")
+            wait_for(lambda: status(first_id) == "DONE", what="the first upload", timeout=120)
         except BaseException:
             worker.kill()
             raise
     try:  # Redis is gone: the worker waits for it instead of exiting
-        wait_for(lambda: "unreachable" in log.read_text(), "the worker to notice")
+        wait_for(lambda: "unreachable" in log.read_text(), what="the worker to notice", timeout=120)
         assert worker.poll() is None
         with redis_server(port=port, password=first.password):
             second_id = int(run_cli(home, "submit", str(two_clips[1]), check=True,
                                     **env).stdout.split("\t")[0])
             assert second_id != first_id
-            wait_for(lambda: status(second_id) == "DONE", "the upload sent after the restart")
+            wait_for(lambda: status(second_id) == "DONE", what="the upload sent after the restart", timeout=120)
             assert "reachable again" in log.read_text()
             assert first.password not in log.read_text()
             worker.send_signal(signal.SIGTERM)
@@ -163,7 +156,7 @@ def test_one_queue_per_process_and_one_redis_connection_for_every_send(tmp_path,
     try:
         close_queues()
         gc.collect()  # queues earlier tests made and dropped close their connections
-        wait_for(lambda: ours() == 0, "earlier queues' connections to close", timeout=10)
+        wait_for(lambda: ours() == 0, what="earlier queues' connections to close", timeout=10)
         send = sender(settings)
         for upload_id in range(1, 21):  # submit, retry, the console: one send each
             send([upload_id], "process")
@@ -171,7 +164,7 @@ def test_one_queue_per_process_and_one_redis_connection_for_every_send(tmp_path,
         assert shared_queue(settings).pending_upload_ids() == set(range(1, 21))
         assert ours() == 1  # one pool, one connection, for twenty sends
         close_queues()
-        wait_for(lambda: ours() == 0, "the queue's connection to close", timeout=10)
+        wait_for(lambda: ours() == 0, what="the queue's connection to close", timeout=10)
     finally:
         close_queues()
         observer.close()

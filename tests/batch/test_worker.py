@@ -7,13 +7,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
 from core.media import samples
-from tests.helpers import HoldPoint, cli_env, cli_json, run_cli
+from tests.helpers import HoldPoint, cli_env, cli_json, run_cli, wait_for
 
 FAST = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "6", "PEAKOPS_RETRY_BACKOFF": "0"}
 
@@ -52,14 +51,6 @@ def start_worker(home, **env):
                             stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def extracting(home, upload_id, at_least):

@@ -18,8 +18,7 @@ from core.intake import submit_file
 from core.jobs.runner import SKIPPED, JobRunner
 from core.media import samples
 from core.store import lifecycle, queries
-from tests.helpers import REPO, HoldPoint, make_settings
-from tests.reliability.support import wait_for
+from tests.helpers import REPO, HoldPoint, make_settings, wait_for
 
 SCRIPT = """
 import json, os, sys

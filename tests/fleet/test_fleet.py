@@ -11,14 +11,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from core.media import samples
-from tests.helpers import HoldPoint, cli_env, run_cli
+from tests.helpers import HoldPoint, cli_env, run_cli, wait_for
 from tests.s3server import aws_env, moto_endpoint, new_bucket, s3_client  # noqa: F401
 
 CLIPS = 20
@@ -64,17 +63,6 @@ def rows(url: str, sql: str, params=()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
-def wait_for(what: str, check, logs: list[Path], timeout: float = DEADLINE_S):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}"
-                              for p in logs if p.exists())
-            raise AssertionError(f"timed out waiting for {what}\n{tails}")
-        time.sleep(0.2)
 
 
 def test_three_workers_twenty_clips_one_killed(tmp_path, fleet_env, postgres_url):
@@ -94,8 +82,10 @@ def test_three_workers_twenty_clips_one_killed(tmp_path, fleet_env, postgres_url
         victim_upload = held["upload_id"]
         for n in (1, 2):
             procs.append(start_worker(tmp_path / f"w{n}" / "home", fleet_env, logs[n]))
-        wait_for("the other workers to finish uploads while the victim holds", lambda: rows(
-            postgres_url, "SELECT COUNT(*) FROM uploads WHERE status = 'DONE'")[0][0] >= 2, logs)
+        wait_for(lambda: rows(
+            postgres_url, "SELECT COUNT(*) FROM uploads WHERE status = 'DONE'")[0][0] >= 2,
+                 what="the other workers to finish uploads while the victim holds",
+                 logs=logs, timeout=DEADLINE_S, interval=0.2)
         (owner,) = rows(postgres_url, "SELECT lease_owner FROM uploads WHERE id = %s",
                         [victim_upload])[0]
         assert owner.endswith(f":{procs[0].pid}"), owner  # it is running there, now
@@ -106,7 +96,7 @@ def test_three_workers_twenty_clips_one_killed(tmp_path, fleet_env, postgres_url
         def all_done():
             left = rows(postgres_url, "SELECT COUNT(*) FROM uploads WHERE status != 'DONE'")
             return left[0][0] == 0 and rows(postgres_url, "SELECT COUNT(*) FROM uploads")[0][0]
-        assert wait_for("every upload DONE", all_done, logs) == CLIPS
+        assert wait_for(all_done, what="every upload DONE", logs=logs, timeout=DEADLINE_S, interval=0.2) == CLIPS
     finally:
         hold.release()
         for proc in procs:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import signal
 
 from core.media import samples
-from tests.fleet.test_fleet import rows, start_worker, wait_for
-from tests.helpers import HoldPoint, run_cli
+from tests.fleet.test_fleet import DEADLINE_S, rows, start_worker
+from tests.helpers import HoldPoint, run_cli, wait_for
 from tests.s3server import aws_env, moto_endpoint, new_bucket  # noqa: F401
 from tests.servers import free_port, postgres_server, redis_server
 
@@ -38,9 +38,10 @@ def test_the_worker_rides_out_a_database_and_a_queue_outage(tmp_path, moto_endpo
             done = run_cli(submitter, "submit", str(clip), timeout=120, **env)
             assert done.returncode == 0, done.stderr
             upload_id = int(done.stdout.split("\t")[0])
-            wait_for(f"upload {upload_id} DONE", lambda: rows(
+            wait_for(lambda: rows(
                 url, "SELECT status FROM uploads WHERE id = %s", [upload_id]) == [("DONE",)],
-                [log])
+                     what=f"upload {upload_id} DONE",
+                     logs=[log], timeout=DEADLINE_S, interval=0.2)
 
         try:
             with redis_server(port=redis_port) as first_redis:
@@ -50,24 +51,28 @@ def test_the_worker_rides_out_a_database_and_a_queue_outage(tmp_path, moto_endpo
                        "PEAKOPS_S3_ENDPOINT_URL": moto_endpoint, "AWS_REGION": "us-east-1",
                        "PEAKOPS_MAX_FRAMES_PER_VIDEO": "3", "PEAKOPS_RETRY_BACKOFF": "0"}
                 worker = start_worker(tmp_path / "worker" / "home", env, log)
-                wait_for("the worker to start", lambda: READY in log.read_text(), [log])
+                wait_for(lambda: READY in log.read_text(), what="the worker to start", logs=[log], timeout=DEADLINE_S, interval=0.2)
                 submit_and_finish(clips[0], env)
 
                 pg.stop()  # the state database goes away while the worker idles
-                wait_for("the worker to say the database is gone",
-                         lambda: log.read_text().count(GONE) == 1, [log])
+                wait_for(lambda: log.read_text().count(GONE) == 1,
+                         what="the worker to say the database is gone",
+                         logs=[log], timeout=DEADLINE_S, interval=0.2)
                 assert worker.poll() is None
                 pg.start()
-                wait_for("the worker to say the database is back",
-                         lambda: log.read_text().count(BACK) == 1, [log])
+                wait_for(lambda: log.read_text().count(BACK) == 1,
+                         what="the worker to say the database is back",
+                         logs=[log], timeout=DEADLINE_S, interval=0.2)
                 submit_and_finish(clips[1], env)
             # redis-server stopped: the queue goes away
-            wait_for("the worker to say the queue is gone",
-                     lambda: log.read_text().count(GONE) == 2, [log])
+            wait_for(lambda: log.read_text().count(GONE) == 2,
+                     what="the worker to say the queue is gone",
+                     logs=[log], timeout=DEADLINE_S, interval=0.2)
             assert worker.poll() is None
             with redis_server(port=redis_port, password=first_redis.password):
-                wait_for("the worker to say the queue is back",
-                         lambda: log.read_text().count(BACK) == 2, [log])
+                wait_for(lambda: log.read_text().count(BACK) == 2,
+                         what="the worker to say the queue is back",
+                         logs=[log], timeout=DEADLINE_S, interval=0.2)
                 submit_and_finish(clips[2], env)
                 worker.send_signal(signal.SIGTERM)
                 assert worker.wait(timeout=60) == 0
@@ -102,7 +107,7 @@ def test_a_database_outage_during_a_job_costs_no_attempt(tmp_path, moto_endpoint
                "PEAKOPS_MAX_ATTEMPTS": "1"}  # one counted attempt would be the last
         try:
             worker = start_worker(tmp_path / "worker" / "home", {**env, **hold.env}, log)
-            wait_for("the worker to start", lambda: READY in log.read_text(), [log])
+            wait_for(lambda: READY in log.read_text(), what="the worker to start", logs=[log], timeout=DEADLINE_S, interval=0.2)
             (tmp_path / "submitter").mkdir()
             done = run_cli(tmp_path / "submitter" / "home", "submit", str(clip), **env)
             assert done.returncode == 0, done.stderr
@@ -110,13 +115,15 @@ def test_a_database_outage_during_a_job_costs_no_attempt(tmp_path, moto_endpoint
             assert hold.wait_reached()["upload_id"] == upload_id
             pg.stop()
             hold.release()  # the job goes on into the outage
-            wait_for("the outcome to wait for the database",
-                     lambda: "its outcome waits for the database" in log.read_text(), [log])
+            wait_for(lambda: "its outcome waits for the database" in log.read_text(),
+                     what="the outcome to wait for the database",
+                     logs=[log], timeout=DEADLINE_S, interval=0.2)
             assert worker.poll() is None
             pg.start()
-            wait_for(f"upload {upload_id} DONE", lambda: rows(
+            wait_for(lambda: rows(
                 url, "SELECT status FROM uploads WHERE id = %s", [upload_id]) == [("DONE",)],
-                [log])
+                     what=f"upload {upload_id} DONE",
+                     logs=[log], timeout=DEADLINE_S, interval=0.2)
             [(attempts, frames)] = rows(
                 url, "SELECT attempts, (SELECT COUNT(*) FROM frames WHERE upload_id = %s) "
                 "FROM uploads WHERE id = %s", [upload_id, upload_id])
@@ -159,23 +166,27 @@ def test_redis_going_away_during_a_job_leaves_the_worker_running(tmp_path, moto_
         with redis_server(port=port) as first:
             env = {**base, "PEAKOPS_QUEUE_URL": first.url()}
             worker = start_worker(tmp_path / "worker" / "home", {**env, **hold.env}, log)
-            wait_for("the worker to start", lambda: READY in log.read_text(), [log])
+            wait_for(lambda: READY in log.read_text(), what="the worker to start", logs=[log], timeout=DEADLINE_S, interval=0.2)
             done = run_cli(tmp_path / "submitter" / "home", "submit", str(clips[0]), **env)
             assert done.returncode == 0, done.stderr
             first_id = int(done.stdout.split("\t")[0])
             assert hold.wait_reached()["upload_id"] == first_id
         hold.release()  # Redis is gone; the job goes on and ends
-        wait_for("the held upload DONE", lambda: status(first_id) == [("DONE",)], [log])
-        wait_for("the worker to say the queue is gone",
-                 lambda: log.read_text().count(GONE) == 1, [log])
+        wait_for(lambda: status(first_id) == [("DONE",)], what="the held upload DONE", logs=[log], timeout=DEADLINE_S, interval=0.2)
+        wait_for(lambda: log.read_text().count(GONE) == 1,
+                 what="the worker to say the queue is gone",
+                 logs=[log], timeout=DEADLINE_S, interval=0.2)
         assert worker.poll() is None
         with redis_server(port=port, password=first.password):
-            wait_for("the worker to say the queue is back",
-                     lambda: log.read_text().count(BACK) == 1, [log])
+            wait_for(lambda: log.read_text().count(BACK) == 1,
+                     what="the worker to say the queue is back",
+                     logs=[log], timeout=DEADLINE_S, interval=0.2)
             done = run_cli(tmp_path / "submitter" / "home", "submit", str(clips[1]), **env)
             assert done.returncode == 0, done.stderr
             second_id = int(done.stdout.split("\t")[0])
-            wait_for("the next upload DONE", lambda: status(second_id) == [("DONE",)], [log])
+            wait_for(lambda: status(second_id) == [("DONE",)],
+                     what="the next upload DONE",
+                     logs=[log], timeout=DEADLINE_S, interval=0.2)
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(timeout=60) == 0
     finally:

@@ -8,30 +8,17 @@ import sqlite3
 import struct
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from core import media
-from tests.helpers import cli_env, run_cli
+from tests.helpers import cli_env, run_cli, wait_for
 
 FAST = {"PEAKOPS_RETRY_BACKOFF": "0", "PEAKOPS_MAX_FRAMES_PER_VIDEO": "3"}
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition",
-             interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def db_rows(home: Path, sql: str, params: Any = ()) -> list[tuple]:

@@ -13,8 +13,8 @@ import pytest
 
 from core.holdpoint import SUBMIT, marker_for
 from core.media import samples
-from tests.helpers import HoldPoint, cli_env, run_cli
-from tests.reliability.support import db_dicts, wait_for
+from tests.helpers import HoldPoint, cli_env, run_cli, wait_for
+from tests.reliability.support import db_dicts
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -18,8 +18,8 @@ from core.jobs import pipeline
 from core.media import default_extractor
 from core.store import lifecycle, queries
 from core.store.db import connect
-from tests.helpers import cli_env, make_settings, run_cli
-from tests.reliability.support import WorkerProcess, wait_for
+from tests.helpers import cli_env, make_settings, run_cli, wait_for
+from tests.reliability.support import WorkerProcess
 
 
 @contextlib.contextmanager

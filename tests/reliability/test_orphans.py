@@ -14,7 +14,8 @@ import psutil
 
 from core.holdpoint import marker_for
 from core.media import samples
-from tests.reliability.support import WorkerProcess, db_dicts, submit, wait_for
+from tests.helpers import wait_for
+from tests.reliability.support import WorkerProcess, db_dicts, submit
 
 ENV = {"PEAKOPS_MAX_FRAMES_PER_VIDEO": "3", "PEAKOPS_MAX_ATTEMPTS": "100",
        "PEAKOPS_LEASE_SECONDS": "5", "PEAKOPS_RETRY_BACKOFF": "0"}

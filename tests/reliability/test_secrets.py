@@ -16,8 +16,7 @@ import pytest
 
 from core.config import load_settings
 from core.media import samples
-from tests.helpers import cli_env, cli_json, run_cli
-from tests.reliability.support import wait_for
+from tests.helpers import cli_env, cli_json, run_cli, wait_for
 from tests.s3server import moto_endpoint  # noqa: F401
 
 KEY_ID = "AKIA" + uuid.uuid4().hex[:16].upper()
