@@ -64,6 +64,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "c
         time.sleep(interval)
 
 
+def console_settled(qtbot, window):
+    """Wait until the console has no read or write in flight, then for one poll of the
+    database made after that: what the table shows then is what every action left."""
+    qtbot.waitUntil(lambda: window.runner.pending == 0, timeout=10000)
+    with qtbot.waitSignal(window.uploads_loaded, timeout=10000):
+        window.poll()
+
+
 class HoldPoint:
     """The test's side of :mod:`core.holdpoint`: stop a job at a known frame, act on it
     while it surely runs (kill it, move the clock, pause the batch), then release it."""

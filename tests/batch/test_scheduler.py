@@ -19,7 +19,7 @@ from core.schedule.estimate import History, estimate_seconds, history_from, load
 from core.schedule.offpeak import Control, hold_reason, open_interval, plan
 from core.schedule.windows import parse_windows
 from core.store import lifecycle, queries, state
-from tests.helpers import cli_env, cli_json, make_settings, run_cli
+from tests.helpers import cli_env, cli_json, make_settings, run_cli, wait_for
 
 NIGHTS = parse_windows("mon-fri 22:00-06:00")  # UTC
 TUE_0550 = datetime(2026, 12, 2, 5, 50, tzinfo=UTC)  # Wednesday 05:50: 10 min left
@@ -246,10 +246,10 @@ def test_second_scheduler_process_exits_1_with_a_clear_message(tmp_path) -> None
                              text=True)
     try:
         lock = home / "scheduler.lock"
-        deadline = time.monotonic() + 30
-        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
-            assert time.monotonic() < deadline and first.poll() is None, "no lock taken"
-            time.sleep(0.05)
+        wait_for(lambda: first.poll() is not None or (
+            lock.exists() and lock.read_text().strip() == str(first.pid)),
+            timeout=30, what="the first scheduler's lock")
+        assert first.poll() is None, "the first scheduler exited without taking the lock"
         for command in ("scheduler", "batch"):
             second = run_cli(home, command, timeout=30)
             assert second.returncode == 1, second.stderr

@@ -22,7 +22,7 @@ from core.store.sqldb import (
     lock_key,
     to_pyformat,
 )
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_for
 
 TABLES = {"uploads", "frames", "labels", "events", "workers", "restarts", "state",
           "memory_peaks"}
@@ -237,10 +237,9 @@ class SqlDatabaseContract:
         finally:
             holder.kill()
             holder.wait()
-        deadline = time.monotonic() + 30  # the server notices the closed socket
-        while not db.try_lock("peakops.leader"):
-            assert time.monotonic() < deadline, "lock still held after its process died"
-            time.sleep(0.05)
+        # The server notices the closed socket.
+        wait_for(lambda: db.try_lock("peakops.leader"), timeout=30,
+                 what="the lock to go with its process")
 
 
 LOCK_HOLDER = """

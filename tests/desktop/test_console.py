@@ -15,7 +15,7 @@ from core.errors import InputError
 from core.intake import submit_file
 from core.store import lifecycle
 from desktop.models import F
-from tests.helpers import REPO, cli_env
+from tests.helpers import REPO, cli_env, console_settled
 
 
 def drop(window, paths):
@@ -131,7 +131,7 @@ def test_delete_asks_first_and_removes_rows_and_objects(qtbot, window, settings,
     dialogs.answer = False
     window.acts["delete"].trigger()
     assert len(dialogs.asked) == 1 and "cannot be undone" in dialogs.asked[0][1]
-    qtbot.wait(300)
+    console_settled(qtbot, window)
     assert status_of(window, upload_id) == "FAILED"
 
     dialogs.answer = True

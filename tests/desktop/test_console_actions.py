@@ -13,6 +13,7 @@ from core.intake import submit_file
 from core.jobs import pipeline
 from core.store import lifecycle
 from desktop.models import COLUMN_KEYS, F
+from tests.helpers import console_settled
 
 
 def status_of(window, upload_id):
@@ -96,7 +97,7 @@ def test_cancelling_an_add_before_it_starts(qtbot, window, clip_h264, clip_noaud
     qtbot.waitUntil(lambda: len(batch.files) == 2 and len(batch.results) == 2, timeout=10000)
     assert all(r.text == "cancelled before it started" for r in batch.results)
     assert window.last_add_dialog.overall_label.text().startswith("Done: 0 added, 2 not")
-    qtbot.wait(300)
+    console_settled(qtbot, window)
     assert window.model.rows == []
 
 

@@ -4,7 +4,6 @@ whatever the environment says: the job child gets them from its worker."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -14,6 +13,7 @@ from core.intake import submit_file
 from core.media import samples
 from core.store import lifecycle, queries
 from desktop.service import service_command, start_service
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -43,12 +43,9 @@ def test_service_processes_an_upload_in_the_console_home(tmp_path, bare_env):
     upload_id = submit_file(app, clip).upload_id
     proc = start_service(settings)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            row = queries.get_upload(app.db, upload_id)
-            if row["status"] in (lifecycle.DONE, lifecycle.FAILED):
-                break
-            time.sleep(0.2)
+        wait_for(lambda: queries.get_upload(app.db, upload_id)["status"] in (
+            lifecycle.DONE, lifecycle.FAILED), timeout=120, what="the upload to finish")
+        row = queries.get_upload(app.db, upload_id)
         assert (row["status"], row["error_message"]) == (lifecycle.DONE, None)
         assert len(queries.detail(app.db, upload_id).as_dict()["frames"]) == 3
     finally:
