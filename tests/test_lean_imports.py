@@ -4,6 +4,7 @@ interpreter after a real job on a real clip, by the packages left in ``sys.modul
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -82,3 +83,29 @@ def test_a_worker_on_the_sqlite_queue_loads_no_redis_and_no_pillow(tmp_path, cli
     assert "huey" in loaded  # the queue was opened
     assert not loaded & {"redis", "ssl", "asyncio", "PIL", "av", "boto3", "botocore",
                          "psycopg", "sqlite_utils", "PySide6"}
+
+
+# A Redis queue in a process where huey was imported with redis hidden: huey's Redis
+# storage gets redis when the queue is made, and a down server reads as unreachable.
+_REDIS_QUEUE = _SETTINGS.replace('overrides={', 'overrides={"queue_url": sys.argv[2], ') + """
+from batch.queue import QueueUnreachableError, make_queue
+import huey.storage
+hidden_at_import = huey.storage.RedisStorage.redis_client is None
+try:
+    make_queue(settings).enqueue([1])
+    outcome = "sent"
+except QueueUnreachableError as exc:
+    outcome = str(exc)
+print(json.dumps({"hidden": hidden_at_import, "outcome": outcome,
+                  "loaded": sorted({n.split(".")[0] for n in sys.modules})}))
+"""
+
+
+def test_a_redis_queue_still_loads_redis_when_it_is_made(tmp_path):
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = run_script(_REDIS_QUEUE, str(tmp_path / "home"), f"redis://127.0.0.1:{port}/0")
+    assert out["hidden"] is True  # huey's Redis storage had no redis until the queue was made
+    assert "redis" in out["loaded"]
+    assert out["outcome"].startswith(f"queue redis://127.0.0.1:{port}/0 unreachable")
