@@ -19,18 +19,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from redis import ConnectionPool
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from batch.hueyload import Huey, RedisHuey, SqliteHuey
+from batch.hueyload import Huey, RedisHuey, SqliteHuey, enable_redis
 from core.config import Settings
 from core.errors import PeakOpsError
 from core.urls import redacted_url, url_scheme
 
 logger = logging.getLogger(__name__)
-
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
 
 class QueueUnreachableError(PeakOpsError):
@@ -79,7 +73,7 @@ class Queue:
         """Turn the queue server's connection errors into QueueUnreachableError."""
         try:
             yield
-        except _UNREACHABLE as exc:  # redis-py's messages carry no password
+        except _unreachable(self.huey) as exc:  # redis-py's messages carry no password
             raise QueueUnreachableError(f"queue {self.where} unreachable: {exc}") from None
 
     def pending_upload_ids(self) -> set[int]:
@@ -89,6 +83,16 @@ class Queue:
         """Drop the Redis connection pool (SQLite opens a connection per call)."""
         if isinstance(self.huey, RedisHuey):
             self.huey.storage.pool.disconnect()
+
+
+def _unreachable(huey: Huey) -> tuple[type[Exception], ...]:
+    """The errors that mean the queue's server is down: redis-py's connection errors for a
+    Redis queue (redis is imported only there), none for SQLite's local file."""
+    if not isinstance(huey, RedisHuey):
+        return ()
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    return (RedisConnectionError, RedisTimeoutError)
 
 
 def upload_id_of(message: Any) -> int | None:
@@ -110,6 +114,8 @@ def make_huey(settings: Settings, name: str = "peakops") -> Huey:
         # Blocking dequeue: an idle worker waits in Redis (BRPOP, 1 s at a time) instead
         # of polling, and wakes as soon as a message arrives.
         # Named connections: Redis's CLIENT LIST shows which process holds each one.
+        enable_redis()  # redis is loaded only here: a worker on SQLite never holds it
+        from redis import ConnectionPool
         pool = ConnectionPool.from_url(settings.queue_url, client_name=client_name())
         return RedisHuey(name, connection_pool=pool, results=False, blocking=True,
                          read_timeout=1)

@@ -6,16 +6,17 @@ import functools
 import socket
 from pathlib import Path
 
-import psutil
-
 
 def pid_running(pid: int) -> bool:
     """Whether ``pid`` is a live process here.
 
     A zombie is dead: it has exited and waits to be reaped, which under a PID 1 that never
     reaps (some containers) is for ever, so ``psutil.pid_exists`` alone would keep a dead
-    job's lease and scratch folder alive.
+    job's lease and scratch folder alive. psutil is imported here, not at the top: the
+    job child loads this module (through core.app) but never judges a pid.
     """
+    import psutil
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:

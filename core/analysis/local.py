@@ -3,6 +3,10 @@
 :class:`LocalAnalyzer` runs offline with Pillow. Every analyzer also returns the local
 metrics, including the 64-bit difference hash used to spot near-duplicate frames, so
 that remote analyzers can skip frames that add nothing.
+
+Pillow is imported where an image is opened, not with the module: the supervisor loads
+this module (through core.app) and never looks at a frame; the job child loads Pillow at
+its first frame, since the offline metrics (:func:`measure`) need it there.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-from PIL import Image, ImageFilter, ImageStat
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from core.errors import AnalysisError
 from core.store import state
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SOURCE_LOCAL = "local"
 NEAR_DUPLICATE_BITS = 4
@@ -149,6 +154,8 @@ def calls_key(analyzer_name: str, period: str) -> str:
 
 def dhash(image: Image.Image) -> int:
     """64-bit difference hash: 9x8 greyscale, one bit per left<right neighbour pair."""
+    from PIL import Image
+
     small = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
     pixels = small.tobytes()
     bits = 0
@@ -181,6 +188,8 @@ def nearest_duplicate(hash_: int, previous: Sequence[int]) -> int | None:
 
 def measure(image_path: Path) -> Metrics:
     """Quality metrics of one image, computed on a small greyscale copy."""
+    from PIL import Image, ImageFilter, ImageStat
+
     try:
         with Image.open(image_path) as image:
             width, height = image.size
@@ -245,6 +254,8 @@ class LocalAnalyzer:
 
     def check(self) -> None:
         """Encode and decode a small JPEG with Pillow."""
+        from PIL import Image
+
         buffer = io.BytesIO()
         try:
             Image.new("RGB", (32, 32), (128, 128, 128)).save(buffer, "JPEG")
