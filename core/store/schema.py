@@ -13,7 +13,11 @@ openers on both databases, so several workers starting at once migrate exactly o
 
 from __future__ import annotations
 
+import logging
+
 from core.store.sqldb import SqlDatabase
+
+logger = logging.getLogger(__name__)
 
 TYPES = {
     "sqlite": {"id": "INTEGER PRIMARY KEY", "bigint": "INTEGER", "float": "REAL"},
@@ -307,3 +311,4 @@ def migrate(db: SqlDatabase) -> int:
             for sql in statements(version + 1, db.dialect):
                 db.execute(sql)
             db.set_schema_version(version + 1)
+        logger.info("state database: migration %d applied", version + 1)

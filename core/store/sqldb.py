@@ -454,8 +454,16 @@ class PostgresDatabase(SqlDatabase):
                 self._reconnect_if_dropped()
 
     def schema_version(self) -> int:
-        exists = self.conn.execute("SELECT to_regclass('schema_version')").fetchone()[0]
-        if exists is None:
+        # pg_class read by a query (this statement's snapshot), not to_regclass: a name
+        # lookup goes through the backend's catalog cache, which waiting on an advisory
+        # lock does not refresh, so a second opener would still see no table after the
+        # first one committed the schema and migrate it again ("relation ... already
+        # exists").
+        exists = self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE c.relname = 'schema_version'"
+            " AND n.nspname = current_schema())").fetchone()[0]
+        if not exists:
             return 0
         row = self.conn.execute("SELECT version FROM schema_version").fetchone()
         return row[0] if row else 0
