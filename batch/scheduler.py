@@ -32,10 +32,9 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -43,13 +42,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from batch.hold import Clock, wall_clock
 from batch.queue import Queue, shared_queue
 from core import maintenance
 from core.app import App, open_app
 from core.config import Settings
 from core.errors import DatabaseUnreachableError, StateError
 from core.filelock import try_lock
-from core.jobs.runner import Hold
 from core.results import report
 from core.schedule import offpeak
 from core.schedule.offpeak import Plan, fmt_duration
@@ -58,15 +57,6 @@ from core.store import heartbeat, lifecycle
 from core.store.db import open_database
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-"""What time it is, as an aware datetime. Entry points pass the wall clock; tests pass
-their own, so window decisions never depend on when a test happens to run."""
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
-
 
 REAP_EVERY_S = 60.0
 CLEANUP_AT = {"hour": 3, "minute": 30}
@@ -353,21 +343,3 @@ def run_scheduler(settings: Settings, stop: threading.Event, clock: Clock = wall
         scheduler.shutdown()
         lock.close()
     return 0
-
-
-def hold_for(settings: Settings, *, clock: Clock = wall_clock,
-             schedule: Schedule | None = None) -> Hold:
-    """The worker's hold for the batch service: off-peak uploads run only while open.
-    ``schedule``: the windows already parsed (else parsed from the settings here)."""
-    if schedule is None:
-        schedule = parse_windows(settings.offpeak_windows, settings.timezone)
-
-    def hold(db: Any, row: dict[str, Any], starting: bool) -> str | None:
-        if row.get("mode") != lifecycle.MODE_OFFPEAK:
-            return None
-        now = clock()
-        control = offpeak.read_control(db)
-        return offpeak.hold_reason(row, control, offpeak.open_interval(schedule, control, now),
-                                   policy=settings.window_end_policy, now=now,
-                                   starting=starting)
-    return hold

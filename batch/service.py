@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 
+from batch.hold import Clock, hold_for, wall_clock
 from batch.queue import shared_queue
-from batch.scheduler import Clock, OffPeakScheduler, acquire_lock, hold_for, wall_clock
+from batch.scheduler import OffPeakScheduler, acquire_lock
 from batch.worker import Worker
 from core.app import open_app
 from core.config import Settings

@@ -46,10 +46,23 @@ class Parser(argparse.ArgumentParser):
         super()._check_value(action, value)
 
 
+class VersionAction(argparse.Action):
+    """``--version``, reading the version only when asked: importlib.metadata (about 5 MB)
+    stays out of every other command, the worker and its job child among them."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 help: str = "show program's version number and exit") -> None:  # noqa: A002
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"peakops {core.__version__}")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="peakops", description="Frames and labels from inspection videos, memory-bounded.")
-    parser.add_argument("--version", action="version", version=f"peakops {core.__version__}")
+    parser.add_argument("--version", action=VersionAction)
     parser.add_argument("--self-test", action="store_true",
                         help="check Qt, fonts, ffmpeg, SQLite, Huey, APScheduler, boto3 and "
                              "Pillow in this installation (no display needed), then exit")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def wanted(json_output: bool) -> bool:
@@ -23,6 +25,8 @@ def byte_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[[
     if not enabled:
         yield None
         return
+    from tqdm import tqdm  # here: tqdm loads importlib.metadata; only a terminal needs it
+
     bar = tqdm(total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024,
                file=sys.stderr, leave=False, dynamic_ncols=True)
     try:
@@ -44,6 +48,8 @@ class StageBars:
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage != self.stage:
+            from tqdm import tqdm
+
             self.close()
             self.stage = stage
             self.bar = tqdm(total=total, desc=f"{self.description} {stage}", unit="frame" if stage in FRAME_STAGES else "step",

@@ -11,8 +11,7 @@ from cli.args import STATUSES, parse_moment, parse_status
 from cli.common import print_json
 from core.app import open_app
 from core.config import Settings
-from core.results import export, report
-from core.results.sheet import default_sheet_path, make_sheet
+from core.results import export
 from core.schedule.windows import parse_windows
 from core.store import queries
 
@@ -78,6 +77,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sheet(settings: Settings, args: argparse.Namespace) -> int:
+    from core.results.sheet import default_sheet_path, make_sheet  # Pillow: this command only
     app = open_app(settings)
     if args.compare:
         from core.results.compare import compare_sheet, default_compare_path
@@ -106,6 +106,7 @@ def _aware(moment: datetime | None, tz) -> datetime | None:
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from core.results import report  # Pillow (the report's contact sheets): this command only
     now = datetime.now(UTC)
     schedule = parse_windows(settings.offpeak_windows, settings.timezone)
     period = args.since is not None or args.until is not None

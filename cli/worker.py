@@ -12,7 +12,7 @@ from core.store import heartbeat, queries, state
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from batch.scheduler import hold_for
+    from batch.hold import hold_for  # not batch.scheduler: no APScheduler in a worker
     from batch.worker import Worker
     # The same hold as `peakops batch`: off-peak uploads run only inside a window.
     return Worker(settings, burst=args.burst, hold=hold_for(settings)).run()

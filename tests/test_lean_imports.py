@@ -11,7 +11,7 @@ import sys
 from core.app import open_app
 from core.intake import submit_file
 from core.store import queries
-from tests.helpers import REPO, make_settings
+from tests.helpers import REPO, cli_env, make_settings
 
 _SETTINGS = """
 import json, sys
@@ -36,6 +36,15 @@ from batch.worker import Worker
 worker = Worker(settings, burst=True)
 code = worker.run()
 print(json.dumps({"code": code, "loaded": sorted({n.split(".")[0] for n in sys.modules})}))
+"""
+
+
+# `peakops worker --burst` as the product starts it (cli's __main__), packages read at exit.
+_CLI_WORKER = """
+import atexit, json, runpy, sys
+atexit.register(lambda: print(json.dumps(sorted({n.split(".")[0] for n in sys.modules}))))
+sys.argv = ["peakops", "worker", "--burst"]
+runpy.run_module("cli", run_name="__main__")
 """
 
 
@@ -110,3 +119,17 @@ def test_a_redis_queue_still_loads_redis_when_it_is_made(tmp_path):
     assert out["hidden"] is True  # huey's Redis storage had no redis until the queue was made
     assert "redis" in out["loaded"]
     assert out["outcome"].startswith(f"queue redis://127.0.0.1:{port}/0 unreachable")
+
+
+def test_the_peakops_worker_command_loads_no_scheduler_sheets_or_export_packages(tmp_path,
+                                                                                 clip_h264):
+    home, upload_id = submitted(tmp_path, clip_h264)
+    done = subprocess.run([sys.executable, "-c", _CLI_WORKER], cwd=tmp_path,
+                          env=cli_env(home, PEAKOPS_MAX_FRAMES_PER_VIDEO="3"),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert status_of(home, upload_id) == "DONE"
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert {"cli", "batch", "huey"} <= loaded
+    assert not loaded & {"apscheduler", "tzlocal", "asyncio", "ssl", "redis", "PIL", "av",
+                         "sqlite_utils", "tqdm", "email", "boto3", "botocore", "PySide6"}

@@ -33,8 +33,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import sqlite_utils
-
 from core.app import App
 from core.errors import InputError
 from core.naming import fmt_clock, unique_names
@@ -251,6 +249,8 @@ def _write_jsonl(rows: Iterator[dict[str, Any]], out: IO[str], result: ExportRes
 
 def _write_sqlite(path: Path, uploads: list[dict[str, Any]], rows: Iterator[dict[str, Any]],
                   result: ExportResult) -> None:
+    import sqlite_utils  # here: ~12 MB, for this one format (cli loads this module always)
+
     db = sqlite_utils.Database(path)  # a standalone file for Datasette, not the state db
     try:
         db["uploads"].create({

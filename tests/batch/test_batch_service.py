@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from batch.scheduler import Runtime, hold_for
+from batch.hold import hold_for
+from batch.scheduler import Runtime
 from batch.worker import Worker
 from core.config import Settings, load_settings
 from core.media import samples

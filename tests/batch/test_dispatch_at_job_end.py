@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from batch.scheduler import OffPeakScheduler, Runtime, hold_for
+from batch.hold import hold_for
+from batch.scheduler import OffPeakScheduler, Runtime
 from batch.worker import Worker
 from core.config import load_settings
 from core.media import samples
