@@ -71,7 +71,7 @@ def test_a_local_store_job_child_loads_no_s3_queue_or_bulk_sql_packages(tmp_path
     loaded = set(out["loaded"])
     assert "av" in loaded  # the job really decoded with libav
     assert not loaded & {"boto3", "botocore", "s3transfer", "redis", "huey", "psycopg",
-                         "sqlite_utils", "apscheduler", "PySide6", "psutil"}
+                         "sqlite_utils", "apscheduler", "PySide6", "psutil", "email"}
 
 
 def test_a_worker_on_the_sqlite_queue_loads_no_redis_and_no_pillow(tmp_path, clip_h264):
@@ -82,7 +82,7 @@ def test_a_worker_on_the_sqlite_queue_loads_no_redis_and_no_pillow(tmp_path, cli
     loaded = set(out["loaded"])
     assert "huey" in loaded  # the queue was opened
     assert not loaded & {"redis", "ssl", "asyncio", "PIL", "av", "boto3", "botocore",
-                         "psycopg", "sqlite_utils", "PySide6"}
+                         "psycopg", "sqlite_utils", "PySide6", "email"}
 
 
 # A Redis queue in a process where huey was imported with redis hidden: huey's Redis
