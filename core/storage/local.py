@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import shutil
@@ -239,6 +238,8 @@ class LocalStore:
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib  # here, not at the top: a job child and a worker never hash a file
+
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):

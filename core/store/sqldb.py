@@ -31,7 +31,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
-import hashlib
 import logging
 import re
 import sqlite3
@@ -59,7 +58,12 @@ _WRITE_LOCK = "peakops.write"
 
 
 def lock_key(name: str) -> int:
-    """A stable signed 64-bit key for ``name`` (PostgreSQL advisory locks take a bigint)."""
+    """A stable signed 64-bit key for ``name`` (PostgreSQL advisory locks take a bigint).
+
+    hashlib (OpenSSL's libcrypto, about 3.5 MB) is imported here: on SQLite no process
+    needs it, and a job child never hashes a file."""
+    import hashlib
+
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
