@@ -1,4 +1,4 @@
-"""Subcommands for the worker: worker, status, and the hidden job-child entry."""
+"""Subcommands for the worker: worker, status, peaks, and the hidden child entries."""
 
 from __future__ import annotations
 
@@ -101,6 +101,11 @@ def cmd_probe_child(settings: Settings, args: argparse.Namespace) -> int:
     return main([args.memory_mb, args.path])
 
 
+def cmd_plans_child(settings: Settings, args: argparse.Namespace) -> int:
+    from core.media.plans_child import main
+    return main(args.args)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("worker", help="run the worker (one video at a time)",
                               description="Run the queue consumer and its job supervisor.")
@@ -131,4 +136,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("memory_mb")
     p.add_argument("path")
     p.set_defaults(handler=cmd_probe_child, own_settings=True)
+    # The frozen app's plans child (core.media.plans_child, for sheet --compare): its
+    # arguments are passed through as they are.
+    p = subparsers.add_parser("_plans-child")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=cmd_plans_child, own_settings=True)
 

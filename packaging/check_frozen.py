@@ -78,16 +78,36 @@ def check_self_test(app: Frozen) -> None:
                                         if proc.stderr.strip() else ""))
 
 
-def check_process(app: Frozen, clip: Path) -> None:
+def check_process(app: Frozen, clip: Path) -> int | None:
+    """Process ``clip``; its upload id when it is DONE."""
     proc = app.run("process", str(clip), "--json", timeout=300)
     try:
         detail = json.loads(proc.stdout)
     except json.JSONDecodeError:
         report(False, "process", f"exit {proc.returncode}, no JSON:\n{tail(proc)}")
-        return
+        return None
     frames = len(detail.get("frames", []))
-    report(proc.returncode == 0 and detail.get("status") == "DONE" and frames > 0, "process",
-           f"upload {detail.get('id')} {detail.get('status')} with {frames} frames")
+    ok = proc.returncode == 0 and detail.get("status") == "DONE" and frames > 0
+    report(ok, "process", f"upload {detail.get('id')} {detail.get('status')} with {frames} frames")
+    return detail.get("id") if ok else None
+
+
+def check_compare(app: Frozen, tmp: Path, upload_id: int | None) -> None:
+    """``sheet --compare`` takes frames in the frozen app's hidden _plans-child command."""
+    if upload_id is None:
+        report(False, "compare", "no processed upload to compare")
+        return
+    out = tmp / "compare.jpg"
+    proc = app.run("sheet", str(upload_id), "--compare", "even", "sharpest", "-o", str(out),
+                   timeout=300)
+    if proc.returncode != 0 or not out.is_file():
+        report(False, "compare", f"exit {proc.returncode}:\n{tail(proc)}")
+        return
+    from PIL import Image
+    with Image.open(out) as image:
+        size = image.size
+    report(size[0] > size[1] and out.stat().st_size > 10_000, "compare",
+           f"{out.name} {size[0]}x{size[1]}, {out.stat().st_size // 1024} KiB")
 
 
 def check_screenshot(app: Frozen, tmp: Path, *, x11: bool = False) -> None:
@@ -266,7 +286,7 @@ def main() -> int:
                            pattern="testsrc")
         check_version(app, args.version)
         check_self_test(app)
-        check_process(app, clip_a)
+        check_compare(app, tmp, check_process(app, clip_a))
         check_worker(app, clip_b)
         check_screenshot(app, tmp)
         if shutil.which("xvfb-run"):

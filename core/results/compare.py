@@ -1,10 +1,11 @@
 """Two frame-selection plans of one upload side by side, in one JPEG.
 
 The frames are taken afresh from the stored video under each plan, in a child process
-(:mod:`core.media.plans_child`); nothing recorded for the upload changes. Each half is a
-grid like the contact sheet's, its cells captioned with the frame's time, its place in the
-stream, its focus score and why the plan chose it, so a person can see which plan picked
-the sharper or the more varied frames.
+capped at the worker's hard memory limit (:mod:`core.media.plans_child`); nothing
+recorded for the upload changes. Each half is a grid like the contact sheet's, its cells
+captioned with the frame's time, its place in the stream, its focus score and why the
+plan chose it, so a person can see which plan picked the sharper or the more varied
+frames.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def compare_sheet(app: App, upload_id: int, plans: tuple[str, str], dest: Path, 
         for plan in plans:
             out = folder / plan
             out.mkdir()
-            halves.append(frames_in_child(video, facts, plan, count, 640, out, name=name))
+            halves.append(frames_in_child(video, facts, plan, count, 640, out, name=name,
+                                         hard_kib=app.settings.hard_memory_limit_kib))
         return _draw(name, upload_id, plans, halves, dest, quality)
 
 

@@ -3,6 +3,10 @@ from the stored video in a child process (real ffmpeg clip, real sheet JPEG)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 from PIL import Image
 
@@ -10,11 +14,13 @@ from core.app import open_app
 from core.errors import InputError
 from core.intake import submit_file
 from core.jobs import pipeline
+from core.media.facts import ProbeResult
+from core.media.plans_child import child_argv, frames_in_child
 from core.media.samples import make_scene
 from core.media.selection import focus_score
 from core.results.compare import compare_sheet
 from core.store import lifecycle, queries
-from tests.helpers import make_settings, run_cli
+from tests.helpers import REPO, cli_env, make_settings, run_cli
 
 
 @pytest.fixture
@@ -67,3 +73,52 @@ def test_an_unknown_plan_is_refused(processed, tmp_path):
     app, upload_id = processed
     with pytest.raises(InputError, match="even, sharpest, coverage"):
         compare_sheet(app, upload_id, ("even", "best"), tmp_path / "x.jpg")
+
+
+@pytest.fixture
+def stored(processed, tmp_path):
+    """The processed upload's stored video and probe facts, as compare_sheet gets them."""
+    app, upload_id = processed
+    row = queries.get_upload(app.db, upload_id)
+    video = tmp_path / "video"
+    app.store.get_file(row["storage_key"], video)
+    return video, ProbeResult.from_json(row["probe"])
+
+
+def test_the_frozen_app_starts_the_plans_child_as_a_hidden_command(stored, tmp_path,
+                                                                  monkeypatch):
+    video, facts = stored
+    out = tmp_path / "frames"
+    out.mkdir()
+    python = sys.executable
+    assert child_argv(video, facts, "even", 3, 320, out, 500_000)[:3] == [
+        python, "-m", "core.media.plans_child"]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", "/opt/peakops/peakops")
+    argv = child_argv(video, facts, "even", 3, 320, out, 500_000)
+    assert argv[:2] == ["/opt/peakops/peakops", "_plans-child"]
+    monkeypatch.undo()
+    # The frozen executable is the CLI: the same arguments through `peakops` give frames.
+    done = subprocess.run([python, "-m", "cli", *argv[1:]], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env=cli_env(tmp_path / "home"))
+    assert done.returncode == 0, done.stderr
+    frames = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [f["slot"] for f in frames] == [0, 1, 2]
+    assert sorted(p.name for p in out.iterdir()) == ["0000.jpg", "0001.jpg", "0002.jpg"]
+    with Image.open(out / "0000.jpg") as image:
+        assert image.width == 320
+
+
+def test_the_plans_child_runs_under_the_hard_memory_limit(stored, tmp_path):
+    video, facts = stored
+    (tmp_path / "big").mkdir()
+    (tmp_path / "small").mkdir()
+    taken = frames_in_child(video, facts, "sharpest", 4, 640, tmp_path / "big", name="clip",
+                            hard_kib=500_000)
+    assert len(taken) == 4
+    # 1 MiB past what libav takes to load: decoding one picture is refused, not run.
+    with pytest.raises(InputError, match=r"^clip: taking the sharpest frames needed more "
+                                         r"memory than the hard limit allows \(1 MB\)$"):
+        frames_in_child(video, facts, "sharpest", 4, 640, tmp_path / "small", name="clip",
+                        hard_kib=1024)
+    assert list((tmp_path / "small").iterdir()) == []
