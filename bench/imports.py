@@ -14,7 +14,8 @@ import sys
 
 CHILD = ("core", "core.app", "core.jobs.pipeline", "core.jobs.child", "av",
          "PIL.Image", "core.media.decode", "core.media.picture")
-SUPERVISOR = ("psutil", "core.jobs.supervisor", "core.jobs.runner", "batch.worker")
+SUPERVISOR = ("psutil", "core.jobs.supervisor", "core.jobs.runner", "batch.worker", "batch.hold",
+              "cli.main")  # `peakops worker` is cli.main with the worker command
 
 _PROBE = """
 import json, sys, importlib, time
