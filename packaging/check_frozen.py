@@ -179,11 +179,11 @@ def check_worker(app: Frozen, clip: Path) -> None:
     while worker.poll() is None and time.monotonic() < deadline:
         try:
             for child in psutil.Process(worker.pid).children(recursive=True):
-                if child.pid in seen:
-                    continue
                 try:
-                    # exe before environ: a forked child that has not exec'd yet still
-                    # shows its parent's environment.
+                    # Read again at every poll, the last reading wins: a child caught between
+                    # fork and exec shows its parent's exe, argv and environment (the frozen
+                    # worker's own: the same exe), and only a later reading shows what it ran.
+                    # exe before environ, and both read twice, for the same reason.
                     exe_now, argv = child.exe(), child.cmdline()
                     env_ld = child.environ().get("LD_LIBRARY_PATH")
                     if child.exe() != exe_now or child.environ().get(
