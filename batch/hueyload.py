@@ -4,7 +4,7 @@ huey.storage imports psycopg and redis whenever they are installed (fleet mode i
 both): psycopg for a huey storage PeakOps never uses (about 12 MB), redis with ssl and
 asyncio (about 11 MB) for a Redis queue, even in a worker on the SQLite queue. Both are
 hidden for that one import; :func:`enable_redis` gives huey's Redis storage the redis
-module when a ``redis://`` queue is made. core.store.sqldb imports psycopg when a fleet
+module when a ``redis://`` queue is made. core.store.postgres imports psycopg when a fleet
 database is configured.
 """
 

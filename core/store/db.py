@@ -21,7 +21,8 @@ from typing import TypeVar
 from core.config import Settings
 from core.errors import DatabaseBusyError, SchemaTooNewError
 from core.store import schema
-from core.store.sqldb import PostgresDatabase, SqlDatabase, SqliteDatabase
+from core.store.postgres import PostgresDatabase
+from core.store.sqldb import SqlDatabase, SqliteDatabase
 from core.store.status import STATUSES
 
 logger = logging.getLogger(__name__)

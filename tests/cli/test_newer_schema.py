@@ -42,7 +42,8 @@ def upgraded_by_a_newer_peakops(settings) -> None:
 
 
 def schema_version(settings) -> int:
-    from core.store.sqldb import PostgresDatabase, SqliteDatabase
+    from core.store.postgres import PostgresDatabase
+    from core.store.sqldb import SqliteDatabase
     db = (PostgresDatabase.connect(settings.database_url)
           if settings.database_dialect == "postgresql" else SqliteDatabase.open(settings.db_path))
     try:

@@ -144,8 +144,8 @@ def test_process_again_with_new_settings_says_duplicate_and_reprocess_applies_th
 
 def test_the_exceptions_the_readme_lists_are_the_ones_raised(tmp_path, home, settings_env):
     from core import errors
+    from core.errors import DatabaseUnreachableError
     from core.home import HomeError
-    from core.store.sqldb import DatabaseUnreachableError
     readme = (REPO / "README.md").read_text()
     table = readme[readme.index("| exception | when |"):]
     table = table[:table.index("\n\n")]

@@ -13,11 +13,11 @@ import time
 
 import pytest
 
+from core.errors import DatabaseUnreachableError
 from core.store import db as dbmod
 from core.store import schema, state
+from core.store.postgres import PostgresDatabase
 from core.store.sqldb import (
-    DatabaseUnreachableError,
-    PostgresDatabase,
     SqlDatabase,
     lock_key,
     to_pyformat,
@@ -244,7 +244,8 @@ class SqlDatabaseContract:
 
 LOCK_HOLDER = """
 import sys
-from core.store.sqldb import PostgresDatabase, SqliteDatabase
+from core.store.postgres import PostgresDatabase
+from core.store.sqldb import SqliteDatabase
 from core.store.db import open_sqlite
 from pathlib import Path
 kind, where = sys.argv[1:3]
