@@ -22,16 +22,6 @@ def home(tmp_path):
     return tmp_path / "home"
 
 
-@pytest.fixture
-def settings_env(tmp_path, monkeypatch):
-    """No PEAKOPS_* variable and no user config file: the call's arguments decide."""
-    for name in list(os.environ):
-        if name.startswith(("PEAKOPS_", "MAX_", "CELERY_", "ENABLE_AWS")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-
-
 def readme_snippets() -> list[str]:
     text = (REPO / "README.md").read_text()
     section = text.split("## Use it from Python", 1)[1].split("\n## ", 1)[0]

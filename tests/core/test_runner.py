@@ -10,8 +10,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 import core
 from core.app import open_app
 from core.intake import submit_file
@@ -28,16 +26,6 @@ print(json.dumps({"status": result.status, "frames": len(result.frames), "pid": 
                   "loaded": sorted({m.split(".")[0] for m in sys.modules}
                                    & {"av", "batch", "huey", "apscheduler", "PySide6"})}))
 """
-
-
-@pytest.fixture
-def settings_env(tmp_path, monkeypatch):
-    """No PEAKOPS_* variable and no user config file: the call's arguments decide."""
-    for name in list(os.environ):
-        if name.startswith(("PEAKOPS_", "MAX_", "CELERY_", "ENABLE_AWS")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 def test_core_process_runs_the_job_in_a_child_not_in_the_caller(tmp_path, settings_env):
