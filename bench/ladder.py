@@ -1,8 +1,10 @@
 """The degrade ladder, measured: codec x level -> peak memory of a process extracting a
 level's frames (``python -m bench.ladder [--seconds S] [--frames N] [codec ...]``).
 
-Each cell is a fresh process that probes the clip, opens it with the level's options and
-takes the level's frames of an ``--frames`` plan, as the job child does; its peak is the
+Each cell is a fresh process that opens the clip with the level's options and takes the
+level's frames of an ``--frames`` plan, as the job child does: with the facts probed
+beforehand (the job child reads them from the upload's row; probing here would add the
+probe's own peak to every level); its peak is the
 kernel's own high-water mark of its resident memory (``ru_maxrss`` from ``wait4``), so
 nothing is missed between samples. Target (issue 22): every level at least 25 % below
 the one before, for every codec.
@@ -25,10 +27,10 @@ DEFAULT_FRAMES = 8
 
 
 def child(clip: Path, level: int, frames: int) -> None:
-    from core.media import degrade_plan, probe
+    from core.media import ProbeResult, degrade_plan
     from core.media.decode import PyAVExtractor
 
-    facts = probe(clip)
+    facts = ProbeResult.from_json(os.environ["PEAKOPS_BENCH_FACTS"])
     indices, options = degrade_plan(level, frames)
     with tempfile.TemporaryDirectory() as out, \
             PyAVExtractor().open(clip, facts, options) as source:
@@ -39,8 +41,14 @@ def child(clip: Path, level: int, frames: int) -> None:
 
 def measure(clip: Path, level: int, frames: int) -> dict:
     """Peak KiB and frames taken for one cell, in a fresh process."""
+    facts = subprocess.run(  # beforehand, as the job child gets them; in a process of
+        # its own: a child's maxrss counts its parent's peak at the fork (vfork) and exec
+        [sys.executable, "-c", "import sys; from core.media import probe; "
+         "print(probe(sys.argv[1]).to_json())", str(clip)],
+        capture_output=True, text=True, check=True).stdout
     proc = subprocess.Popen([sys.executable, "-m", "bench.ladder", "--child", str(clip),
-                             str(level), str(frames)], stdout=subprocess.PIPE, text=True)
+                             str(level), str(frames)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PEAKOPS_BENCH_FACTS": facts})
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)

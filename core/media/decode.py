@@ -23,10 +23,11 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from core.errors import InputError, JobTimeoutError, StorageError
 from core.media.facts import ProbeResult
-from core.media.ladder import configure_decoder
+from core.media.ladder import LARGE_PICTURE_PIXELS, configure_decoder
 from core.media.plan import (
     SEEK_COST_FRAMES,
     ExtractedFrame,
@@ -65,6 +66,7 @@ class DecodedFrame:
     key: bool
     focus: float | None = None   # scored only when a selection policy compares frames
     candidates: int = 0          # frames it was chosen among (``sharpest``)
+    image: Any = None            # its finished picture, made early (:meth:`PyAVSource._keep`)
 
 
 class PyAVExtractor:
@@ -211,8 +213,12 @@ class PyAVSource:
                                  "not decode and no frame near it was left")
                 continue
             taken_pts.add(decoded.pts)
-            yield SlotResult(slot, self._write(decoded, dest_for(slot),
-                                               self._reason(decoded, target)))
+            result = SlotResult(slot, self._write(decoded, dest_for(slot),
+                                                  self._reason(decoded, target)))
+            # The written frame is let go before the next walk: held, it would keep one
+            # more picture (12 MB at 4K) out of the decoder's pool all the way to the next.
+            del decoded
+            yield result
 
     def extract(self, timestamp: float, dest: Path) -> ExtractedFrame:
         index = self.index
@@ -233,7 +239,9 @@ class PyAVSource:
         With ``earliest`` (``sharpest``), the last ``MAX_CANDIDATES`` frames decoded on the
         way from ``earliest`` to ``target`` are scored and the sharpest is taken: no frame
         is decoded for it that the walk would not decode anyway, and only the best so far
-        is held.
+        is held: as the decoder's own picture while it is the latest frame (the decoder
+        keeps that one as a reference anyway), as its finished image once a later frame
+        came (:meth:`_keep`), so it never costs the decoder a picture more.
         """
         if seek_pays(self.index, self._position, target, keys_only=self.options.keyframes_only,
                      seek_cost=self.seek_cost()):
@@ -247,6 +255,9 @@ class PyAVSource:
         seen, sharpest = 0, 0.0
         while True:
             began = time.monotonic()
+            if best is not None and best is not decoded:
+                self._keep(best)
+            decoded = None  # let the last frame go before the decoder makes the next one
             decoded = self._pending or self._timed_next(began)
             self._pending = None
             if decoded is None:
@@ -263,7 +274,9 @@ class PyAVSource:
                     best = decoded
                 best.candidates = seen
             if decoded.pts < target:
-                before = decoded
+                # The fallback, should ``target`` never come; not needed (nor held) once a
+                # sharper candidate is, since that one is taken then.
+                before = decoded if best is None else None
             elif decoded.pts == target:
                 return best or decoded
             else:
@@ -288,6 +301,7 @@ class PyAVSource:
         index = self.index
         keys = index.sorted_keys
         at = bisect.bisect_right(keys, target) - 1
+        self._run = self._pending = None  # the old walk's frames go back to the decoder
         for attempt in range(_SEEK_RETRIES + 1):
             key = keys[at - attempt] if at - attempt > 0 else None
             if key is None or not index.seekable:
@@ -360,7 +374,10 @@ class PyAVSource:
                     if bad > _MAX_BAD_PACKETS:
                         raise self._input_error("too many undecodable packets (corrupt?)") from None
                     continue
-                for frame in frames:
+                while frames:
+                    # Popped, and let go once the caller asks for the next: a frame held
+                    # here while the decoder makes the next would cost it one picture more.
+                    frame = frames.pop(0)
                     # After a seek, nothing before the keyframe: a frame decoded from
                     # there on (an edit list may hide the keyframe itself) or a keyframe.
                     started = started or frame.key_frame or (
@@ -378,6 +395,7 @@ class PyAVSource:
                         continue
                     self.decoded_count += 1
                     yield DecodedFrame(frame, pts, index.seconds(pts), bool(frame.key_frame))
+                    frame = None
         except av.error.FFmpegError as exc:
             if not started:
                 raise self._input_error(f"libav could not decode the video ({_reason(exc)})") from None
@@ -413,6 +431,14 @@ class PyAVSource:
         at = bisect.bisect_left(index.times(), index.start + seconds - 1e-9)
         return index.pts[min(at, len(index.pts) - 1)] if above else index.pts[max(at - 1, 0)]
 
+    def _keep(self, decoded: DecodedFrame) -> None:
+        """Hold a frame that waits to be written as its image rather than the decoder's
+        picture, where that picture is large (4K: 12 MB against 2.7 MB at 1280 wide)."""
+        if decoded.image is None and decoded.frame.width * decoded.frame.height \
+                > LARGE_PICTURE_PIXELS:
+            decoded.image = self.picture.image(decoded.frame)
+            decoded.frame = None
+
     @staticmethod
     def _focus(decoded: DecodedFrame) -> float:
         from core.media.scan import frame_focus
@@ -431,7 +457,7 @@ class PyAVSource:
         return "middle of the slice"
 
     def _write(self, decoded: DecodedFrame, dest: Path, reason: str = "") -> ExtractedFrame:
-        image = self.picture.image(decoded.frame)
+        image = decoded.image or self.picture.image(decoded.frame)
         focus = decoded.focus if decoded.focus is not None else self._focus(decoded)
         part = dest.with_name(dest.name + ".part")
         try:

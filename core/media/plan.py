@@ -186,16 +186,17 @@ def seek_pays(index: FrameIndex, position: int | None, target: int, *, keys_only
     """Whether to (re)start decoding at ``target``'s keyframe rather than read on.
 
     ``position`` is the pts of the last frame the running decode gave (``None``: no
-    decode is running). A decoder showing keyframes only decodes one frame per keyframe.
+    decode is running). A decoder showing keyframes only (the ladder's last level, there
+    to bound memory) always restarts where it can: the seek flushes the decoder, so the
+    keyframe it showed last is not held as a reference while it decodes the next one.
     """
     if position is None or position >= target:
         return True  # nothing running, or the running decode has passed it
     if not index.seekable:
         return False
-    key = index.keyframe_before(target)
     if keys_only:
-        read_on = sum(1 for k in index.sorted_keys if position < k <= target)
-        return read_on > 1 + seek_cost
+        return True
+    key = index.keyframe_before(target)
     read_on = index.frames_between(position, target)
     after_seek = index.frames_between(key - 1, target) if key > position else read_on
     return after_seek + seek_cost < read_on
