@@ -251,7 +251,7 @@ class PyAVSource:
         start = self._position if self._position is not None else -2**62
         on_the_way = self.index.frames_between(start, target)
         deadline = time.monotonic() + self.timeout * (1 + on_the_way / _FRAMES_PER_TIMEOUT)
-        before = best = None
+        before = best = decoded = None
         seen, sharpest = 0, 0.0
         while True:
             began = time.monotonic()
