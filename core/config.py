@@ -17,8 +17,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import platformdirs
-
 from core.config_file import read_toml
 from core.errors import ConfigError
 from core.urls import redacted_url, url_scheme
@@ -346,10 +344,14 @@ def _sqlite_path(url: str | None) -> Path | None:
 
 
 def default_config_path() -> Path:
+    import platformdirs  # where a default is asked for: not in a job child (its settings are given)
+
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
 def default_home() -> Path:
+    import platformdirs
+
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,8 @@ def read_toml(path: Path, *, required: bool, table: str,
     Every key must be one of ``known`` (the settings' fields), with a value of the field's
     TOML type. A missing file means defaults (``{}``), unless ``required``.
     """
+    import tomllib  # a file is read: not in a job child, whose settings are given
+
     try:
         data = tomllib.loads(_read_bounded(path).decode("utf-8"))
     except FileNotFoundError:

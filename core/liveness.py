@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import socket
+import os
 from pathlib import Path
 
 
@@ -51,7 +51,8 @@ def host_id() -> str:
     own; any other owner is judged by lease expiry alone.
     """
     mid = machine_id()
-    return f"{socket.gethostname()}.{mid}" if mid else socket.gethostname()
+    name = os.uname().nodename  # gethostname() itself, without loading socket in a job child
+    return f"{name}.{mid}" if mid else name
 
 
 def owner_alive(owner: str) -> bool:

@@ -72,7 +72,11 @@ class Picture:
             self._graph, self._shape = self._build(frame), shape
         self._graph.push(frame)
         out = self._graph.pull()
-        return out.to_image()
+        # Read from the filter's buffer once (``to_image`` copies it to bytes, then into
+        # Pillow: at the moment of the write, one picture more).
+        plane = out.planes[0]
+        return Image.frombuffer("RGB", (out.width, out.height), plane, "raw", "RGB",
+                                plane.line_size, 1)
 
     def _build(self, frame: av.VideoFrame) -> av.filter.Graph:
         graph = av.filter.Graph()
