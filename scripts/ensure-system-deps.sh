@@ -12,13 +12,15 @@
 #   dpkg (dpkg-deb) zstd binutils       the package build (objdump, strip)
 #   postgresql redis-server            fleet-mode tests start a throwaway PostgreSQL (initdb,
 #                                      pg_ctl) and redis-server of their own on loopback
+#   xfsprogs                           the staging tests make an XFS with reflink=1 on a loop
+#                                      device (mkfs.xfs): the submit's clone, for real
 # With --docs also what looking at the output takes (not the tests):
 #   chromium                           renders the morning report (HTML) to a PNG headless
 set -eu
 
 PACKAGES="libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
 libxcb-randr0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0
-xvfb xauth dpkg zstd binutils postgresql redis-server"
+xvfb xauth dpkg zstd binutils postgresql redis-server xfsprogs"
 if [ "${1:-}" = "--docs" ]; then
     PACKAGES="$PACKAGES chromium"
 fi
