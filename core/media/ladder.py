@@ -49,6 +49,7 @@ def decode_threads(width: int, height: int, requested: int) -> int:
 
 
 DAV1D = "libdav1d"
+HEVC = "hevc"
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,19 @@ class DecoderSetup:
     keyframes_only: bool = False
 
 
-def decoder_setup(decoder: str, width: int, height: int,
-                  options: ExtractOptions) -> DecoderSetup:
-    """The setup for ``decoder`` (libavcodec's name: h264, hevc, vp9, libdav1d, ...)."""
+def decoder_setup(decoder: str, width: int, height: int, options: ExtractOptions, *,
+                  slice_parallel: bool = False) -> DecoderSetup:
+    """The setup for ``decoder`` (libavcodec's name: h264, hevc, vp9, libdav1d, ...).
+
+    ``slice_parallel``: an HEVC stream coded with wavefronts or tiles
+    (:func:`core.media.hevc.slice_parallel`). Its threads work within one picture and hold
+    none of their own, so it gets the level's threads at any size, as slice threads:
+    at level 0 leaner than frame threads and faster (measured on 10-bit HLG: 1080p 104 MB
+    and 1.0 s against 107 MB and 1.1 s; 4K 3.0 s against 5.0 s on one thread, the same
+    258 MB).
+    """
+    if decoder == HEVC and slice_parallel:
+        return DecoderSetup(max(1, options.threads), "SLICE", (), options.keyframes_only)
     threads = decode_threads(width, height, options.threads)
     own: tuple[tuple[str, str], ...] = ()
     if decoder == DAV1D:
@@ -78,7 +89,12 @@ def decoder_setup(decoder: str, width: int, height: int,
 def configure_decoder(context: Any, width: int, height: int,
                       options: ExtractOptions) -> DecoderSetup:
     """Apply the ladder to a PyAV codec context before its first decode."""
-    setup = decoder_setup(context.codec.name, width, height, options)
+    parallel = False
+    if context.codec.name == HEVC:
+        from core.media.hevc import slice_parallel
+
+        parallel = slice_parallel(context.extradata)
+    setup = decoder_setup(context.codec.name, width, height, options, slice_parallel=parallel)
     context.thread_count = setup.thread_count
     context.thread_type = setup.thread_type
     if setup.options:
