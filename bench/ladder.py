@@ -39,13 +39,17 @@ def child(clip: Path, level: int, frames: int) -> None:
     print(json.dumps({"frames": len(taken)}))
 
 
-def measure(clip: Path, level: int, frames: int) -> dict:
-    """Peak KiB and frames taken for one cell, in a fresh process."""
-    facts = subprocess.run(  # beforehand, as the job child gets them; in a process of
-        # its own: a child's maxrss counts its parent's peak at the fork (vfork) and exec
+def probed(clip: Path) -> str:
+    """The clip's facts as JSON, probed beforehand as the job child gets them, in a process
+    of its own: a child's maxrss counts its parent's peak at the fork (vfork) and exec."""
+    return subprocess.run(
         [sys.executable, "-c", "import sys; from core.media import probe; "
          "print(probe(sys.argv[1]).to_json())", str(clip)],
         capture_output=True, text=True, check=True).stdout
+
+
+def measure(clip: Path, level: int, frames: int, facts: str) -> dict:
+    """Peak KiB and frames taken for one cell, in a fresh process."""
     proc = subprocess.Popen([sys.executable, "-m", "bench.ladder", "--child", str(clip),
                              str(level), str(frames)], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PEAKOPS_BENCH_FACTS": facts})
@@ -63,7 +67,8 @@ def table(codecs: list[str], seconds: float, frames: int, log=print) -> dict:
     results: dict[str, list[dict]] = {}
     for name in codecs:
         clip = ensure_clip(name, seconds)
-        results[name] = [measure(clip, level, frames) for level in range(DEGRADE_LEVELS)]
+        facts = probed(clip)
+        results[name] = [measure(clip, level, frames, facts) for level in range(DEGRADE_LEVELS)]
         log(row(name, results[name]))
     return results
 
