@@ -76,3 +76,7 @@ def test_seek_or_read_on_by_cost() -> None:
     assert seek_pays(frames, 5000, 4000)                 # behind us: only a seek goes back
     raw = index(pts, keys=[0], seekable=False)
     assert not seek_pays(raw, 200, 9960)                 # a raw stream only reads on
+    # Keyframes only (the ladder's last level) restarts even at the very next keyframe:
+    # the seek's flush frees the keyframe shown last (issue 22), at any seek cost.
+    assert seek_pays(frames, 2000, 4000, keys_only=True, seek_cost=1000)
+    assert not seek_pays(raw, 0, 4000, keys_only=True)   # unless it cannot seek
